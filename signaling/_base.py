@@ -1,0 +1,148 @@
+"""The base of every Socket.IO namespace: authentication at connect, and for
+every event validation, authorisation on arrival and a typed reply.
+
+A handler is an ``on_<event>`` method decorated with :func:`event`; it receives
+the caller's claims and the validated payload and returns a dict, which is
+acknowledged as ``{"ok": true, ...}``. Any failure is acknowledged as
+``{"ok": false, "error": {"code", "message"}}`` and also emitted to the caller
+as an ``error`` event (so a client that did not ask for an ack still hears it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, TypeVar
+
+import socketio
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from signaling.hub import Hub
+from telemed.exceptions import BadRequest, Forbidden, TelemedError, Unauthorized, Unavailable
+from telemed.tokens import Claims, Role, verify
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[Any, str, Claims, Any], Awaitable[dict[str, Any]]]
+
+ALL_ROLES = frozenset(Role)
+STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
+
+
+def event(model: type[BaseModel], roles: frozenset[Role]) -> Callable[[Handler], Handler]:
+    """Declare an event handler: its payload model and the roles that may send it."""
+
+    def wrap(fn: Handler) -> Handler:
+        fn.__telemed_event__ = (model, roles)  # type: ignore[attr-defined]
+        return fn
+
+    return wrap
+
+
+def _bad_request(exc: ValidationError) -> BadRequest:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+    return BadRequest(f"{where}: {first.get('msg', 'invalid')}", fields=sorted({
+        ".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()
+    }))
+
+
+class AuthedNamespace(socketio.AsyncNamespace):
+    """Connect with ``auth={"token": "<jwt>"}``; every event is checked again."""
+
+    #: Roles that may connect to this namespace at all.
+    roles: frozenset[Role] = ALL_ROLES
+
+    def __init__(self, namespace: str, hub: Hub) -> None:
+        super().__init__(namespace)
+        self.hub = hub
+        #: Claims of the sockets connected to this node, by sid.
+        self.local: dict[str, Claims] = {}
+        self._handlers: dict[str, tuple[type[BaseModel], frozenset[Role], Handler]] = {}
+        for name in dir(type(self)):
+            fn = getattr(type(self), name)
+            spec = getattr(fn, "__telemed_event__", None)
+            if spec and name.startswith("on_"):
+                self._handlers[name[3:]] = (spec[0], spec[1], fn)
+
+    # -- connection ----------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            claims = verify(self.hub.settings.secret, token)  # type: ignore[arg-type]
+            if claims.role not in self.roles:
+                raise Forbidden(f"a {claims.role.value} cannot use {self.namespace}")
+            await self.hub.check_live(claims)
+        except TelemedError as exc:
+            logger.info("%s refused a connection: %s", self.namespace, exc.code)
+            raise ConnectionRefusedError(exc.to_dict()) from None
+        except (RedisConnectionError, RedisTimeoutError):
+            raise ConnectionRefusedError(Unavailable("try again shortly").to_dict()) from None
+        self.local[sid] = claims
+        self.hub.metrics.sockets.labels(self.namespace, claims.role.value).inc()
+        await self.joined(sid, claims)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        claims = self.local.pop(sid, None)
+        if claims is not None:
+            self.hub.metrics.sockets.labels(self.namespace, claims.role.value).dec()
+            await self.left(sid, claims)
+
+    async def joined(self, sid: str, claims: Claims) -> None:
+        """Called once a socket is authenticated: enter rooms, send the initial state."""
+
+    async def left(self, sid: str, claims: Claims) -> None:
+        """Called when an authenticated socket disconnects."""
+
+    # -- events ----------------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, data = args[0], (args[1] if len(args) > 1 else None)
+        spec = self._handlers.get(event)
+        label = event if spec else "unknown"
+        try:
+            if spec is None:
+                raise BadRequest(f"unknown event {event!r}"[:120])
+            if len(args) > 2:
+                raise BadRequest("send one payload object")
+            model, roles, fn = spec
+            claims = self.local.get(sid)
+            if claims is None:
+                raise Unauthorized("not connected")
+            await self.hub.check_live(claims)
+            if claims.role not in roles:
+                raise Forbidden(f"a {claims.role.value} cannot {event}")
+            try:
+                payload = model.model_validate({} if data is None and not model.model_fields else data)
+            except ValidationError as exc:
+                raise _bad_request(exc) from None
+            result = await fn(self, sid, claims, payload)
+        except TelemedError as exc:
+            return await self._fail(sid, event, label, exc)
+        except (RedisConnectionError, RedisTimeoutError):
+            return await self._fail(sid, event, label, Unavailable("the server's store is unreachable; retry"))
+        except Exception:
+            logger.exception("%s: event %s failed", self.namespace, label)
+            return await self._fail(sid, event, label, TelemedError("internal error"))
+        self.hub.metrics.events.labels(self.namespace, label, "ok").inc()
+        return {"ok": True, **result}
+
+    async def _fail(self, sid: str, event: str, label: str, exc: TelemedError) -> dict[str, Any]:
+        self.hub.metrics.events.labels(self.namespace, label, exc.code).inc()
+        error = exc.to_dict()
+        await self.emit("error", {"event": event[:64], **error}, to=sid)
+        if isinstance(exc, Unauthorized):
+            # The token is no longer good (expired, revoked, visit ended): close.
+            self.hub.spawn(self.disconnect(sid), name=f"disconnect:{sid}")
+        return {"ok": False, "error": error}
+
+
+def handler_names(ns: AuthedNamespace) -> list[str]:
+    return sorted(ns._handlers)
+
+

@@ -1,0 +1,74 @@
+"""Build a signaling node: aiohttp application + Socket.IO server on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+from signaling import presence
+from signaling.call_ns import CallNamespace
+from signaling.chat_ns import ChatNamespace
+from signaling.http import HUB, MAX_BODY, add_routes, errors
+from signaling.hub import Hub
+from signaling.notifier import QueueNotifier
+from signaling.queue_ns import QueueNamespace
+from telemed import keys
+from telemed.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Largest Socket.IO message. Larger ones close the connection (engine.io's
+#: rule); below it, each event's own limits answer with a ``bad_request``.
+MAX_SOCKET_MESSAGE = 256 * 1024
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=10,
+    )
+
+
+def make_app(settings: Settings) -> web.Application:
+    """A node's application. Redis is contacted lazily; nothing blocks here."""
+    settings.check()
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=keys.SOCKETIO_CHANNEL),
+        cors_allowed_origins=settings.origins(),
+        transports=["websocket"],
+        max_http_buffer_size=MAX_SOCKET_MESSAGE,
+        ping_interval=10,
+        ping_timeout=10,
+    )
+    hub = Hub(settings=settings, redis=redis_client(settings.redis_url), sio=sio)
+    notifier = QueueNotifier(hub)
+    queue_ns = QueueNamespace(hub, notifier)
+    for ns in (queue_ns, ChatNamespace(hub), CallNamespace(hub)):
+        sio.register_namespace(ns)
+
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    app[HUB] = hub
+    sio.attach(app, socketio_path="socket.io")
+    add_routes(app, hub)
+
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        hub.spawn(presence.heartbeat(hub, queue_ns), name="presence-heartbeat")
+        hub.spawn(presence.sweep(hub, notifier), name="grace-sweep")
+        yield
+        for task in list(hub.tasks):
+            task.cancel()
+        await asyncio.gather(*hub.tasks, return_exceptions=True)
+        await sio.shutdown()
+        await hub.redis.aclose()
+
+    app.cleanup_ctx.append(background)
+    return app

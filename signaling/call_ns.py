@@ -1,0 +1,80 @@
+"""``/call``: WebRTC signaling between the two parties of a visit in progress.
+
+Offers, answers, ICE candidates and hang-ups are relayed only between the
+visit's patient and the doctor who admitted them, and only while the visit is
+in progress. The server never looks inside an SDP beyond its size.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+
+from signaling import rooms
+from signaling._base import AuthedNamespace, event
+from signaling.hub import Hub
+from signaling.ice import ice_servers
+from signaling.schemas import Candidate, Empty, Sdp, VisitRef
+from telemed import keys
+from telemed.exceptions import Conflict, Forbidden, NotFound
+from telemed.tokens import Claims, Role
+from telemed.visits import State
+
+logger = logging.getLogger(__name__)
+
+PARTIES = frozenset({Role.PATIENT, Role.DOCTOR})
+
+
+class CallNamespace(AuthedNamespace):
+    roles = PARTIES
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__("/call", hub)
+
+    async def joined(self, sid: str, claims: Claims) -> None:
+        if claims.role is Role.PATIENT:
+            assert claims.visit is not None
+            await self.enter_room(sid, rooms.patient(claims.visit))
+        else:
+            await self.enter_room(sid, rooms.user(claims.sub))
+        await self.emit("ice_servers", {"ice_servers": ice_servers(self.hub.settings, claims.sub)}, to=sid)
+
+    @event(Empty, PARTIES)
+    async def on_get_ice_servers(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
+        return {"ice_servers": ice_servers(self.hub.settings, claims.sub)}
+
+    @event(Sdp, PARTIES)
+    async def on_offer(self, sid: str, claims: Claims, p: Sdp) -> dict[str, Any]:
+        await self._relay(claims, "offer", p, {"sdp": p.sdp, "restart": p.restart})
+        return {}
+
+    @event(Sdp, PARTIES)
+    async def on_answer(self, sid: str, claims: Claims, p: Sdp) -> dict[str, Any]:
+        await self._relay(claims, "answer", p, {"sdp": p.sdp})
+        return {}
+
+    @event(Candidate, PARTIES)
+    async def on_candidate(self, sid: str, claims: Claims, p: Candidate) -> dict[str, Any]:
+        candidate = p.candidate.model_dump(exclude_none=True) if p.candidate else None
+        await self._relay(claims, "candidate", p, {"candidate": candidate})
+        return {}
+
+    @event(VisitRef, PARTIES)
+    async def on_hangup(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        await self._relay(claims, "hangup", p, {})
+        return {}
+
+    async def _relay(self, claims: Claims, name: str, p: BaseModel, body: dict[str, Any]) -> None:
+        visit_id: str = p.visit_id  # type: ignore[attr-defined]
+        await self.hub.authorize_visit(claims, visit_id, PARTIES)
+        state, doctor = await self.hub.redis.hmget(keys.visit(visit_id), ["state", "doctor"])
+        if state is None:
+            raise NotFound("no such visit")
+        if state != State.IN_VISIT.value:
+            raise Conflict(f"no call while the visit is {state}", state=state)
+        if claims.role is Role.DOCTOR and claims.sub != doctor:
+            raise Forbidden("another doctor is in this visit")
+        to = rooms.user(doctor) if claims.role is Role.PATIENT else rooms.patient(visit_id)
+        await self.emit(name, {"visit_id": visit_id, "from": claims.role.value, **body}, room=to)

@@ -1,0 +1,230 @@
+"""HTTP routes: the pages, the JSON API, health and metrics.
+
+Every JSON body is validated with pydantic; every error is
+``{"error": {"code", "message"}}`` with the matching status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+
+from signaling import schemas
+from signaling.hub import Hub
+from telemed import keys
+from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
+from telemed.tokens import ID_PATTERN, Claims, Role, mint, verify
+
+logger = logging.getLogger(__name__)
+
+HUB = web.AppKey("hub", Hub)
+
+#: Largest HTTP body accepted (the API's bodies are small JSON objects).
+MAX_BODY = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a typed JSON error; never a traceback page."""
+    try:
+        return await handler(request)
+    except TelemedError as exc:
+        return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+    except RedisError:
+        exc2 = Unavailable("the server's store is unreachable; retry")
+        return web.json_response({"error": exc2.to_dict()}, status=503)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+            return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        raise
+    except Exception:
+        logger.exception("HTTP %s %s failed", request.method, request.path)
+        return web.json_response({"error": {"code": "error", "message": "internal error"}}, status=500)
+
+
+async def body(request: web.Request, model: type[BaseModel]) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    raw = await request.read()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("the body is not JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise BadRequest(f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+async def bearer(request: web.Request, roles: frozenset[Role]) -> Claims:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    hub = request.app[HUB]
+    claims = verify(hub.settings.secret, token.strip())
+    await hub.check_live(claims)
+    if claims.role not in roles:
+        raise Forbidden(f"a {claims.role.value} cannot do this")
+    return claims
+
+
+def client_address(request: web.Request, trust_forwarded: bool) -> str:
+    if trust_forwarded:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.remote or "unknown"
+
+
+STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
+
+
+def patient_link(hub: Hub, token: str) -> str:
+    # The token travels in the fragment: never sent to servers, logs or Referer.
+    return f"{hub.settings.public_url}/visit#t={token}"
+
+
+async def create_visit(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    claims = await bearer(request, STAFF)
+    p: schemas.CreateVisit = await body(request, schemas.CreateVisit)
+    clinic = p.clinic or claims.clinic
+    if clinic != claims.clinic:
+        raise Forbidden("you can create visits for your own clinic only")
+    ttl = p.ttl_minutes * 60 if p.ttl_minutes else hub.settings.patient_link_ttl
+    visit = await hub.room.create(clinic, reason=p.reason, ttl=ttl)
+    token, _ = mint(
+        hub.settings.secret, role=Role.PATIENT, name=p.patient_name or "Patient", clinic=clinic, visit=visit.id, ttl=ttl
+    )
+    return web.json_response(
+        {"visit_id": visit.id, "patient_link": patient_link(hub, token), "expires_at": visit.expires_at},
+        status=201,
+    )
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    claims = await bearer(request, STAFF)
+    clinic = request.match_info["clinic"]
+    if clinic != claims.clinic:
+        raise Forbidden("this queue belongs to another clinic")
+    queue = await hub.room.queue(clinic)
+    return web.json_response(
+        {
+            "clinic": clinic,
+            "version": await hub.room.queue_version(clinic),
+            "queue": [{**v.for_staff(), "position": i} for i, v in enumerate(queue, 1)],
+        }
+    )
+
+
+async def get_visit(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    claims = await bearer(request, frozenset(Role))
+    visit_id = request.match_info["visit"]
+    await hub.authorize_visit(claims, visit_id, frozenset(Role))
+    visit = await hub.room.get(visit_id)
+    return web.json_response({"visit": visit.for_patient() if claims.role is Role.PATIENT else visit.for_staff()})
+
+
+async def walk_in(request: web.Request) -> web.Response:
+    """The clinic's standing check-in link: creates a visit for whoever comes."""
+    hub = request.app[HUB]
+    clinic = request.match_info["clinic"]
+    if not ID_PATTERN.match(clinic) or not await hub.room.walk_in_enabled(clinic):
+        raise NotFound("this clinic has no walk-in link")
+    address = client_address(request, hub.settings.trust_forwarded)
+    rate_key = keys.walk_in_rate(address)
+    pipe = hub.redis.pipeline(transaction=True)
+    pipe.incr(rate_key)
+    pipe.expire(rate_key, keys.WALK_IN_WINDOW, nx=True)
+    count, _ = await pipe.execute()
+    if count > hub.settings.walk_in_per_minute:
+        raise RateLimited("too many check-ins from your network; wait a minute and try again")
+    p: schemas.WalkIn = await body(request, schemas.WalkIn)
+    ttl = hub.settings.patient_link_ttl
+    visit = await hub.room.create(clinic, reason=p.reason, ttl=ttl)
+    token, _ = mint(hub.settings.secret, role=Role.PATIENT, name=p.name, clinic=clinic, visit=visit.id, ttl=ttl)
+    return web.json_response(
+        {"visit_id": visit.id, "patient_link": patient_link(hub, token), "token": token, "expires_at": visit.expires_at},
+        status=201,
+    )
+
+
+async def revoke(request: web.Request) -> web.Response:
+    """An admin revokes a token of their clinic (a lost phone, a staff member leaving)."""
+    hub = request.app[HUB]
+    claims = await bearer(request, frozenset({Role.ADMIN}))
+    p: schemas.Revoke = await body(request, schemas.Revoke)
+    target = verify(hub.settings.secret, p.token)
+    if target.clinic != claims.clinic:
+        raise Forbidden("that token belongs to another clinic")
+    await hub.revoke(target)
+    logger.info("token %s revoked by %s", target.jti, claims.sub)
+    return web.json_response({"revoked": target.jti})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    try:
+        await hub.redis.ping()
+    except RedisError:
+        return web.json_response({"status": "unavailable", "redis": False}, status=503)
+    return web.json_response({"status": "ready", "redis": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[HUB].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def page(name: str) -> Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = request.app[HUB].settings.web_dir / name
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers=PAGE_HEADERS)
+
+    return serve
+
+
+#: Pages carry health data: no caching by shared caches, no Referer, no framing.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+}
+
+
+def add_routes(app: web.Application, hub: Hub) -> None:
+    app.router.add_get("/", page("index.html"))
+    app.router.add_get("/visit", page("patient.html"))
+    app.router.add_get("/staff", page("staff.html"))
+    app.router.add_get("/clinic/{clinic}", page("walk_in.html"))
+    app.router.add_post("/api/visits", create_visit)
+    app.router.add_get("/api/visits/{visit}", get_visit)
+    app.router.add_get("/api/clinics/{clinic}/queue", get_queue)
+    app.router.add_post("/api/clinics/{clinic}/walk-in", walk_in)
+    app.router.add_post("/api/tokens/revoke", revoke)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if hub.settings.web_dir.is_dir():
+        app.router.add_static("/static/", hub.settings.web_dir, follow_symlinks=False)
+

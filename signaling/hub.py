@@ -1,0 +1,88 @@
+"""What a node's handlers share: settings, Redis, the waiting room, the chat,
+the Socket.IO server and the metrics. One :class:`Hub` per application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Coroutine
+
+import redis.asyncio as aioredis
+import socketio
+
+from signaling.metrics import Metrics
+from telemed import keys
+from telemed.chat import ChatLog
+from telemed.exceptions import Forbidden, Unauthorized
+from telemed.settings import Settings
+from telemed.tokens import Claims, Role
+from telemed.visits import State
+from telemed.waiting_room import WaitingRoom
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    redis: aioredis.Redis
+    sio: socketio.AsyncServer
+    metrics: Metrics = field(default_factory=Metrics)
+    room: WaitingRoom = field(init=False)
+    chat: ChatLog = field(init=False)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.room = WaitingRoom(self.redis, self.settings)
+        self.chat = ChatLog(self.redis)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start a background task and keep a reference to it until it ends."""
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def check_live(self, claims: Claims) -> None:
+        """Refuse a token that expired, was revoked, or whose visit ended.
+
+        Called at connect and again on every event."""
+        if claims.expired():
+            raise Unauthorized("token expired")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.revoked(claims.jti))
+        if claims.visit is not None:
+            pipe.hmget(keys.visit(claims.visit), ["state", "clinic"])
+        results = await pipe.execute()
+        if results[0]:
+            raise Unauthorized("token revoked")
+        if claims.visit is not None:
+            state, clinic = results[1]
+            if state is None or clinic != claims.clinic:
+                raise Unauthorized("this link is not valid")
+            if state == State.ENDED.value:
+                raise Unauthorized("this visit has ended")
+
+    async def authorize_visit(self, claims: Claims, visit_id: str, roles: frozenset[Role]) -> str:
+        """Check that ``claims`` may act on ``visit_id``; returns the visit's clinic."""
+        if claims.role not in roles:
+            raise Forbidden(f"a {claims.role.value} cannot do this")
+        if claims.role is Role.PATIENT:
+            if visit_id != claims.visit:
+                raise Forbidden("not your visit")
+            return claims.clinic
+        clinic = await self.room.clinic_of(visit_id)
+        if clinic != claims.clinic:
+            raise Forbidden("this visit belongs to another clinic")
+        return clinic
+
+    async def revoke(self, claims: Claims) -> None:
+        ttl = max(1, int(claims.exp - time.time()) + 1)
+        await self.redis.set(keys.revoked(claims.jti), "1", ex=ttl)

@@ -1,0 +1,73 @@
+"""Presence: who is connected, and the grace period of a patient who is not.
+
+Each node refreshes, every few seconds, the "last seen" time of the patients
+and doctors whose sockets it holds. A patient not seen for the grace period
+loses their place (the sweep ends the visit as ``absent``); one who comes back
+sooner keeps it. A node that dies stops refreshing, so its patients fall under
+the same rule without anyone having to notice the death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import RedisError
+
+from signaling.hub import Hub
+from signaling.notifier import QueueNotifier
+from signaling.queue_ns import QueueNamespace
+from telemed import keys
+from telemed.exceptions import Conflict, NotFound
+from telemed.tokens import Role
+from telemed.visits import EndReason
+
+logger = logging.getLogger(__name__)
+
+
+async def heartbeat(hub: Hub, ns: QueueNamespace, interval: float = keys.PRESENCE_INTERVAL) -> None:
+    """Refresh presence of this node's patients and doctors, forever."""
+    while True:
+        patients: list[str] = []
+        doctors: dict[str, set[str]] = {}
+        for claims in list(ns.local.values()):
+            if claims.role is Role.PATIENT and claims.visit:
+                patients.append(claims.visit)
+            elif claims.role is Role.DOCTOR:
+                doctors.setdefault(claims.clinic, set()).add(claims.sub)
+        try:
+            await hub.room.mark_seen(patients, doctors)
+        except RedisError as exc:
+            logger.warning("presence refresh failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval)
+
+
+async def sweep(hub: Hub, notifier: QueueNotifier, interval: float = keys.PRESENCE_INTERVAL) -> None:
+    """End the visits of patients gone longer than the grace period, forever.
+
+    Every node sweeps; the end script re-checks presence atomically, so two
+    nodes sweeping the same patient end the visit once."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sweep_once(hub, notifier)
+        except RedisError as exc:
+            logger.warning("grace sweep failed: %s", type(exc).__name__)
+
+
+async def sweep_once(hub: Hub, notifier: QueueNotifier) -> int:
+    gone, cutoff = await hub.room.absent_patients(hub.settings.grace_period)
+    ended = 0
+    for visit_id in gone:
+        try:
+            change = await hub.room.end(visit_id, by="system", reason=EndReason.ABSENT, absent_before_ms=cutoff)
+        except (Conflict, NotFound):
+            # Not queued any more (admitted or ended meanwhile): stop tracking it.
+            await hub.redis.zrem(keys.PATIENTS_SEEN, visit_id)
+            continue
+        if change is not None:
+            ended += 1
+            hub.metrics.visits_ended.labels(EndReason.ABSENT.value).inc()
+            logger.info("Visit(%s) ended: patient absent beyond the grace period", visit_id)
+            await notifier.visit_changed(await hub.room.get(visit_id))
+    return ended

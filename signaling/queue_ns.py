@@ -1,0 +1,132 @@
+"""``/queue``: check-in, the waiting room, triage, routing, admit and end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from signaling import rooms
+from signaling._base import STAFF, AuthedNamespace, event
+from signaling.hub import Hub
+from signaling.ice import ice_servers
+from signaling.notifier import QueueNotifier
+from signaling.schemas import Admit, CheckIn, Empty, Route, Triage, VisitRef
+from telemed.exceptions import Forbidden
+from telemed.tokens import Claims, Role
+from telemed.visits import QUEUED, EndReason, State
+
+logger = logging.getLogger(__name__)
+
+PATIENT = frozenset({Role.PATIENT})
+CLINICAL = frozenset({Role.NURSE, Role.DOCTOR})
+DOCTOR = frozenset({Role.DOCTOR})
+
+
+class QueueNamespace(AuthedNamespace):
+    def __init__(self, hub: Hub, notifier: QueueNotifier) -> None:
+        super().__init__("/queue", hub)
+        self.notifier = notifier
+
+    async def joined(self, sid: str, claims: Claims) -> None:
+        room = self.hub.room
+        if claims.role is Role.PATIENT:
+            assert claims.visit is not None
+            await self.enter_room(sid, rooms.patient(claims.visit))
+            visit = await room.get(claims.visit)
+            await self.emit("visit", visit.for_patient(), to=sid)
+            if visit.state in QUEUED:
+                # Back within the grace period: keep the place, resend the position.
+                await room.mark_seen([visit.id], {})
+                await room.forget_sent(visit.clinic, visit.id)
+                self.notifier.touch(visit.clinic)
+            return
+        await self.enter_room(sid, rooms.staff(claims.clinic))
+        await self.enter_room(sid, rooms.user(claims.sub))
+        await self.emit("queue", await self.notifier.snapshot(claims.clinic), to=sid)
+        if claims.role is Role.DOCTOR:
+            await room.mark_seen([], {claims.clinic: {claims.sub}})
+            for visit_id in await room.doctor_visits(claims.sub):
+                await self.emit("visit", (await room.get(visit_id)).for_staff(), to=sid)
+            self.notifier.touch(claims.clinic)  # one more doctor on duty: shorter waits
+
+    # -- patient -------------------------------------------------------------------
+
+    @event(CheckIn, PATIENT)
+    async def on_check_in(self, sid: str, claims: Claims, p: CheckIn) -> dict[str, Any]:
+        assert claims.visit is not None
+        await self.hub.room.check_in(
+            claims.visit,
+            patient_sub=claims.sub,
+            patient_name=claims.name,
+            reason=p.reason,
+            consent_recording=p.consent_recording,
+        )
+        visit = await self.hub.room.get(claims.visit)
+        await self.notifier.visit_changed(visit)
+        return {"visit": visit.for_patient()}
+
+    @event(Empty, PATIENT)
+    async def on_leave(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
+        assert claims.visit is not None
+        await self.hub.room.end(claims.visit, by=claims.sub, reason=EndReason.LEFT)
+        self.hub.metrics.visits_ended.labels(EndReason.LEFT.value).inc()
+        visit = await self.hub.room.get(claims.visit)
+        await self.notifier.visit_changed(visit)
+        return {"visit": visit.for_patient()}
+
+    # -- staff -----------------------------------------------------------------------
+
+    @event(Empty, STAFF)
+    async def on_get_queue(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
+        return await self.notifier.snapshot(claims.clinic)
+
+    @event(VisitRef, frozenset(Role))
+    async def on_get_visit(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        await self.hub.authorize_visit(claims, p.visit_id, frozenset(Role))
+        visit = await self.hub.room.get(p.visit_id)
+        if claims.role is Role.PATIENT:
+            return {"visit": visit.for_patient()}
+        return {"visit": visit.for_staff(), "history": await self.hub.room.history(p.visit_id)}
+
+    @event(Triage, CLINICAL)
+    async def on_triage(self, sid: str, claims: Claims, p: Triage) -> dict[str, Any]:
+        await self.hub.authorize_visit(claims, p.visit_id, CLINICAL)
+        await self.hub.room.triage(p.visit_id, by=claims.sub, acuity=p.acuity, note=p.note)
+        return await self._changed(p.visit_id)
+
+    @event(Route, CLINICAL)
+    async def on_route(self, sid: str, claims: Claims, p: Route) -> dict[str, Any]:
+        await self.hub.authorize_visit(claims, p.visit_id, CLINICAL)
+        await self.hub.room.route(p.visit_id, by=claims.sub, doctor=p.doctor)
+        return await self._changed(p.visit_id)
+
+    @event(Admit, DOCTOR)
+    async def on_admit(self, sid: str, claims: Claims, p: Admit) -> dict[str, Any]:
+        if p.visit_id is not None:
+            await self.hub.authorize_visit(claims, p.visit_id, DOCTOR)
+        change = await self.hub.room.admit(
+            claims.clinic, doctor=claims.sub, doctor_name=claims.name, visit_id=p.visit_id
+        )
+        self.hub.metrics.admits.inc()
+        logger.info("Visit(%s) admitted by %s", change.visit_id, claims.sub)
+        result = await self._changed(change.visit_id)
+        return {**result, "ice_servers": ice_servers(self.hub.settings, claims.sub)}
+
+    @event(VisitRef, STAFF)
+    async def on_end(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        await self.hub.authorize_visit(claims, p.visit_id, STAFF)
+        visit = await self.hub.room.get(p.visit_id)
+        if visit.state is State.IN_VISIT:
+            if claims.role is Role.NURSE or (claims.role is Role.DOCTOR and claims.sub != visit.doctor):
+                raise Forbidden("only the visit's doctor (or an admin) can end a visit in progress")
+            reason = EndReason.COMPLETED
+        else:
+            reason = EndReason.CANCELLED
+        await self.hub.room.end(p.visit_id, by=claims.sub, reason=reason)
+        self.hub.metrics.visits_ended.labels(reason.value).inc()
+        return await self._changed(p.visit_id)
+
+    async def _changed(self, visit_id: str) -> dict[str, Any]:
+        visit = await self.hub.room.get(visit_id)
+        await self.notifier.visit_changed(visit)
+        return {"visit": visit.for_staff()}

@@ -1,0 +1,18 @@
+"""Socket.IO room names. Rooms are per namespace; the same names are used in each."""
+
+from __future__ import annotations
+
+
+def patient(visit_id: str) -> str:
+    """The patient's sockets of one visit."""
+    return f"patient:{visit_id}"
+
+
+def staff(clinic: str) -> str:
+    """Every staff socket of a clinic (queue updates, chat of all its visits)."""
+    return f"staff:{clinic}"
+
+
+def user(sub: str) -> str:
+    """Every socket of one staff member (call signaling reaches the doctor here)."""
+    return f"user:{sub}"

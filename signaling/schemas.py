@@ -1,0 +1,134 @@
+"""Pydantic models of every inbound socket event and HTTP body.
+
+Models forbid unknown fields and are strict about types, so a malformed
+payload is refused with a ``bad_request`` error naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+#: Visit, clinic and user ids.
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+#: A Redis stream id, e.g. ``1732240000000-0``.
+StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+
+#: Largest chat message, in UTF-8 bytes.
+CHAT_MAX_BYTES = 4096
+
+#: Largest SDP accepted for relay (a browser's offer with simulcast is ~10 KB).
+SDP_MAX_CHARS = 64 * 1024
+
+
+def _utf8_at_most(limit: int):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if len(value.encode("utf-8")) > limit:
+            raise ValueError(f"at most {limit} bytes of UTF-8")
+        return value
+
+    return check
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+ChatText = Annotated[str, AfterValidator(_not_blank), AfterValidator(_utf8_at_most(CHAT_MAX_BYTES))]
+Reason = Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
+Note = Annotated[str, StringConstraints(max_length=4000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Empty(Event):
+    pass
+
+
+class VisitRef(Event):
+    visit_id: Id
+
+
+# -- /queue ---------------------------------------------------------------------
+
+
+class CheckIn(Event):
+    reason: Reason
+    consent_visit: Literal[True] = Field(description="the patient agreed to the video visit")
+    consent_recording: bool = Field(description="recording and transcription into the chart")
+
+
+class Triage(Event):
+    visit_id: Id
+    acuity: Annotated[int, Field(ge=1, le=5)] | None = None
+    note: Note | None = None
+
+
+class Route(Event):
+    visit_id: Id
+    doctor: Id | None = None
+
+
+class Admit(Event):
+    visit_id: Id | None = None
+
+
+# -- /chat ------------------------------------------------------------------------
+
+
+class ChatSend(Event):
+    visit_id: Id
+    client_id: Id
+    text: ChatText
+
+
+class ChatHistory(Event):
+    visit_id: Id
+    after: StreamId | None = None
+
+
+# -- /call ------------------------------------------------------------------------
+
+
+class Sdp(Event):
+    visit_id: Id
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_CHARS)]
+    restart: bool = False
+
+
+class IceCandidate(Event):
+    candidate: Annotated[str, StringConstraints(max_length=1024)]
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None  # noqa: N815 (WebRTC's name)
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=64)] | None = None  # noqa: N815
+    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None  # noqa: N815
+
+
+class Candidate(Event):
+    visit_id: Id
+    candidate: IceCandidate | None = Field(description="null marks the end of candidates")
+
+
+# -- HTTP ------------------------------------------------------------------------
+
+
+class CreateVisit(Event):
+    clinic: Id | None = None
+    reason: Reason = ""
+    patient_name: Name | None = None
+    ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 14)] | None = None
+
+
+class WalkIn(Event):
+    name: Name
+    reason: Reason = ""
+
+
+class Revoke(Event):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]

@@ -1,0 +1,240 @@
+"""The ``telemed`` command: dev, serve, token, visit, clinic.
+
+This is the only place that reads the environment (``Settings.from_env``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from telemed.exceptions import ConfigError, TelemedError
+from telemed.settings import Secret, Settings, parse_duration
+from telemed.tokens import Role, mint
+
+logger = logging.getLogger("telemed")
+
+#: Where ``telemed dev`` keeps its Redis data and generated secret.
+VAR = Path(os.environ.get("TELEMED_VAR_DIR", Path.cwd() / "var"))
+
+DEMO_CLINIC = "demo"
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Their info lines carry socket ids and event names, which we log ourselves where useful.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _dev_secret() -> Secret:
+    path = VAR / "secret"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return Secret(path.read_text().strip())
+
+
+async def _serve(settings: Settings, *, banner: bool = False) -> None:
+    from aiohttp import web
+
+    from signaling.app import make_app
+
+    app = make_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    logger.info("node listening on http://%s:%s", settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if banner:
+        await _print_links(settings)
+    await stop.wait()
+    logger.info("shutting down")
+    await runner.cleanup()
+
+
+async def _print_links(settings: Settings) -> None:
+    from signaling.app import redis_client
+    from telemed.waiting_room import WaitingRoom
+
+    redis = redis_client(settings.redis_url)
+    try:
+        room = WaitingRoom(redis, settings)
+        await room.set_walk_in(DEMO_CLINIC, True)
+        visit = await room.create(DEMO_CLINIC, reason="")
+    finally:
+        await redis.aclose()
+    doctor, _ = mint(settings.secret, role=Role.DOCTOR, name="Dr. Demo", clinic=DEMO_CLINIC, ttl=settings.token_ttl)
+    nurse, _ = mint(settings.secret, role=Role.NURSE, name="Nurse Demo", clinic=DEMO_CLINIC, ttl=settings.token_ttl)
+    patient, _ = mint(
+        settings.secret, role=Role.PATIENT, name="Demo Patient", clinic=DEMO_CLINIC, visit=visit.id, ttl=settings.patient_link_ttl
+    )
+    base = settings.public_url
+    print(
+        "\ntelemed is running. Open these links (each in its own browser window):\n"
+        f"  doctor   {base}/staff#t={doctor}\n"
+        f"  nurse    {base}/staff#t={nurse}\n"
+        f"  patient  {base}/visit#t={patient}\n"
+        f"  walk-in  {base}/clinic/{DEMO_CLINIC}\n"
+        "Stop with Ctrl-C.\n",
+        flush=True,
+    )
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from telemed.redis_server import RedisServer
+
+    public = os.environ.get("TELEMED_PUBLIC_URL") or f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    settings = settings.with_(
+        dev=True,
+        host=args.host,
+        port=args.port,
+        public_url=public.rstrip("/"),
+        secret=settings.secret or _dev_secret(),
+        allowed_origins=settings.allowed_origins
+        or (public.rstrip("/"), f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
+    )
+    if settings.redis_url:
+        asyncio.run(_serve(settings, banner=True))
+        return 0
+    with RedisServer(VAR / "redis") as redis:
+        logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
+        asyncio.run(_serve(settings.with_(redis_url=redis.url), banner=True))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.host:
+        settings = settings.with_(host=args.host)
+    if args.port:
+        settings = settings.with_(port=args.port)
+    settings.check()
+    asyncio.run(_serve(settings))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.secret:
+        raise ConfigError("TELEMED_SECRET is not set")
+    token, claims = mint(
+        settings.secret,
+        role=Role(args.role),
+        name=args.name,
+        clinic=args.clinic,
+        visit=args.visit,
+        sub=args.sub,
+        ttl=parse_duration(args.ttl) if args.ttl else settings.token_ttl,
+    )
+    print(token)
+    return 0
+
+
+def cmd_visit_create(args: argparse.Namespace, settings: Settings) -> int:
+    settings.check()
+
+    async def create() -> str:
+        from signaling.app import redis_client
+        from telemed.waiting_room import WaitingRoom
+
+        redis = redis_client(settings.redis_url)
+        try:
+            visit = await WaitingRoom(redis, settings).create(args.clinic, reason=args.reason)
+        finally:
+            await redis.aclose()
+        token, _ = mint(
+            settings.secret,
+            role=Role.PATIENT,
+            name=args.name,
+            clinic=args.clinic,
+            visit=visit.id,
+            ttl=settings.patient_link_ttl,
+        )
+        return f"{settings.public_url}/visit#t={token}"
+
+    print(asyncio.run(create()))
+    return 0
+
+
+def cmd_clinic_set(args: argparse.Namespace, settings: Settings) -> int:
+    settings.check()
+
+    async def apply() -> None:
+        from signaling.app import redis_client
+        from telemed.waiting_room import WaitingRoom
+
+        redis = redis_client(settings.redis_url)
+        try:
+            await WaitingRoom(redis, settings).set_walk_in(args.clinic, args.walk_in == "on")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(apply())
+    print(f"clinic {args.clinic}: walk-in {args.walk_in}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="telemed", description="Self-hosted telemedicine server.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="everything in one process, with a private Redis when REDIS_URL is unset")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="one signaling node against REDIS_URL")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="print a signed token")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--name", required=True)
+    token.add_argument("--clinic", required=True)
+    token.add_argument("--visit", help="patients only: the visit the token opens")
+    token.add_argument("--sub", help="subject (the user's id in the clinic's system); random if omitted")
+    token.add_argument("--ttl", help="lifetime, e.g. 8h (default TELEMED_TOKEN_TTL)")
+    token.set_defaults(func=cmd_token)
+
+    visit = sub.add_parser("visit", help="visits")
+    vsub = visit.add_subparsers(dest="visit_command", required=True)
+    create = vsub.add_parser("create", help="create a visit and print the patient link")
+    create.add_argument("--clinic", required=True)
+    create.add_argument("--reason", default="")
+    create.add_argument("--name", default="Patient", help="the patient's name as staff will see it")
+    create.set_defaults(func=cmd_visit_create)
+
+    clinic = sub.add_parser("clinic", help="clinic settings")
+    csub = clinic.add_subparsers(dest="clinic_command", required=True)
+    cset = csub.add_parser("set", help="change a clinic's settings")
+    cset.add_argument("clinic")
+    cset.add_argument("--walk-in", choices=["on", "off"], required=True, help="the standing /clinic/<clinic> link")
+    cset.set_defaults(func=cmd_clinic_set)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        _logging(settings.log_level)
+        return int(args.func(args, settings))
+    except (ConfigError, TelemedError) as exc:
+        print(f"telemed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

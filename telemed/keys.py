@@ -1,0 +1,114 @@
+"""Every Redis key and TTL the project uses, in one place.
+
+All keys start with ``tm:`` so a shared Redis can be inspected (and flushed in
+tests) by prefix. Keys of one visit carry the visit id in braces so a Redis
+Cluster would keep them in one slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "tm:"
+
+# -- lifetimes -----------------------------------------------------------------
+
+#: How long a visit (its hash and chat stream) is kept after it ended. The chart
+#: on disk is the record; Redis keeps the live copy long enough for a late
+#: export, a nurse scrolling back, or a restarted worker to finish the chart.
+ENDED_VISIT_TTL = 7 * 24 * 3600
+
+#: A visit that never started (link never used) expires with its link plus a day.
+UNUSED_VISIT_SLACK = 24 * 3600
+
+#: Visit lengths kept for the rolling mean of the wait estimate.
+DURATION_SAMPLES = 50
+
+#: How often a node refreshes the presence of the sockets it holds. A patient
+#: seen less recently than grace + this is treated as gone.
+PRESENCE_INTERVAL = 5.0
+
+#: A doctor counts as on duty while a socket of theirs was seen this recently.
+DOCTOR_ON_DUTY_TTL = 30.0
+
+#: Window of the per-address walk-in rate limit.
+WALK_IN_WINDOW = 60
+
+
+# -- keys ----------------------------------------------------------------------
+
+
+def visit(visit_id: str) -> str:
+    """Hash: clinic, state, reason, consent, acuity, triage note, times, doctor."""
+    return f"{PREFIX}visit:{{{visit_id}}}"
+
+
+def visit_history(visit_id: str) -> str:
+    """List of JSON entries {at, from, to, action, by}: the visit's state history."""
+    return f"{PREFIX}visithist:{{{visit_id}}}"
+
+
+def chat(visit_id: str) -> str:
+    """Stream: the visit's chat messages."""
+    return f"{PREFIX}chat:{{{visit_id}}}"
+
+
+def chat_ids(visit_id: str) -> str:
+    """Hash: client message id -> stream id, so a retried send is stored once."""
+    return f"{PREFIX}chatids:{{{visit_id}}}"
+
+
+def queue(clinic: str) -> str:
+    """Sorted set of the clinic's queued visits; score = acuity * 1e12 + arrival seq."""
+    return f"{PREFIX}queue:{clinic}"
+
+
+def queue_seq(clinic: str) -> str:
+    """Counter handing out arrival numbers (FIFO within an acuity level)."""
+    return f"{PREFIX}queueseq:{clinic}"
+
+
+def queue_version(clinic: str) -> str:
+    """Counter bumped by every change of the queue; clients drop older updates."""
+    return f"{PREFIX}queuever:{clinic}"
+
+
+def queue_sent(clinic: str) -> str:
+    """Hash visit -> "position:eta" last pushed to that patient (push only changes)."""
+    return f"{PREFIX}queuesent:{clinic}"
+
+
+def durations(clinic: str) -> str:
+    """List of the last visit lengths in seconds (rolling mean for the wait estimate)."""
+    return f"{PREFIX}durations:{clinic}"
+
+
+def doctors_on_duty(clinic: str) -> str:
+    """Sorted set doctor sub -> last seen (ms)."""
+    return f"{PREFIX}doctors:{clinic}"
+
+
+def doctor_visits(sub: str) -> str:
+    """Set of the visits a doctor is in (restored to a reconnecting doctor)."""
+    return f"{PREFIX}doctorvisits:{sub}"
+
+
+def clinic_settings(clinic: str) -> str:
+    """Hash of run-time clinic settings (walk_in = 1/0)."""
+    return f"{PREFIX}clinic:{clinic}"
+
+
+#: Sorted set visit -> last time (ms) a socket of its patient was seen.
+PATIENTS_SEEN = f"{PREFIX}patients:seen"
+
+
+def revoked(jti: str) -> str:
+    """Marker of a revoked token id; expires with the token."""
+    return f"{PREFIX}revoked:{jti}"
+
+
+def walk_in_rate(address: str) -> str:
+    """Counter of walk-in check-ins from one address in the current window."""
+    return f"{PREFIX}walkin:{address}"
+
+
+#: Channel prefix python-socketio's AsyncRedisManager publishes on.
+SOCKETIO_CHANNEL = f"{PREFIX}socketio"

@@ -1,0 +1,204 @@
+"""Settings: one dataclass, read once from the environment by the entry point.
+
+Everything else receives a :class:`Settings`; nothing below the CLI reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from telemed.exceptions import ConfigError
+
+#: The repository root when running from a checkout (``pip install -e .``).
+_REPO = Path(__file__).resolve().parent.parent
+
+#: A secret shorter than this is refused outside ``telemed dev``.
+MIN_SECRET_LENGTH = 32
+
+
+class Secret:
+    """A string that never prints itself (logs, reprs, tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return "**********"
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def reveal(self) -> str:
+        return self._value
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _duration(value: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``8h`` or ``30d`` into seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = value.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"not a duration: {value!r} (use e.g. 90s, 15m, 8h, 30d)") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of a node, a worker and the command-line tools."""
+
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    """HS256 key that signs and checks every token (``TELEMED_SECRET``)."""
+
+    redis_url: str = ""
+    """Shared state (``REDIS_URL``). Empty in ``telemed dev`` starts a private Redis."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    """Base of the links handed to people (``TELEMED_PUBLIC_URL``)."""
+
+    allowed_origins: tuple[str, ...] = ()
+    """Origins whose browsers may open a socket (``TELEMED_ALLOWED_ORIGINS``,
+    comma separated). Empty means the origin of ``public_url`` only."""
+
+    recordings_dir: Path = _REPO / "recordings"
+    """Root of the charts, ``<root>/<clinic>/<visit>/`` (``TELEMED_RECORDINGS_DIR``)."""
+
+    web_dir: Path = _REPO / "web"
+    """Static pages (``TELEMED_WEB_DIR``)."""
+
+    host: str = "127.0.0.1"
+    """Address the node listens on (``TELEMED_HOST``)."""
+
+    port: int = 8080
+    """Port the node listens on (``TELEMED_PORT``)."""
+
+    stun_urls: tuple[str, ...] = ()
+    """STUN servers handed to browsers (``TELEMED_STUN_URLS``). None by default:
+    no third-party server sees a patient's address unless configured."""
+
+    turn_urls: tuple[str, ...] = ()
+    """TURN servers (``TELEMED_TURN_URLS``), e.g. ``turn:turn.example.org:3478``."""
+
+    turn_secret: Secret = field(default_factory=lambda: Secret(""))
+    """Shared secret of the TURN REST API (coturn ``static-auth-secret``)."""
+
+    turn_ttl: float = 6 * 3600
+    """Lifetime of a TURN credential in seconds (``TELEMED_TURN_TTL``)."""
+
+    token_ttl: float = 8 * 3600
+    """Default lifetime of staff tokens (``TELEMED_TOKEN_TTL``)."""
+
+    patient_link_ttl: float = 24 * 3600
+    """Lifetime of a patient link (``TELEMED_PATIENT_LINK_TTL``)."""
+
+    grace_period: float = 120.0
+    """A patient whose connection drops keeps their place this long (``TELEMED_GRACE``)."""
+
+    default_acuity: int = 3
+    """ESI level an untriaged patient is queued at (``TELEMED_DEFAULT_ACUITY``)."""
+
+    default_visit_minutes: float = 15.0
+    """Visit length assumed for the wait estimate until real visits have ended."""
+
+    walk_in_clinics: tuple[str, ...] = ()
+    """Clinics whose standing walk-in link is on from start-up (``TELEMED_WALK_IN_CLINICS``);
+    ``telemed clinic set`` turns it on or off at run time."""
+
+    walk_in_per_minute: int = 5
+    """Walk-in check-ins allowed per client address and minute."""
+
+    trust_forwarded: bool = False
+    """Take the client address from ``X-Forwarded-For`` (behind a trusted proxy only)."""
+
+    dev: bool = False
+    """Set by ``telemed dev``: a generated secret is acceptable."""
+
+    log_level: str = "INFO"
+
+    def origins(self) -> list[str]:
+        """The socket origin allow-list, defaulting to the public URL's origin."""
+        if self.allowed_origins:
+            return list(self.allowed_origins)
+        base = self.public_url.rstrip("/")
+        scheme, _, rest = base.partition("://")
+        return [f"{scheme}://{rest.split('/', 1)[0]}"]
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for a configuration that must not start."""
+        if not self.secret:
+            raise ConfigError("TELEMED_SECRET is not set; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        if len(self.secret.reveal()) < MIN_SECRET_LENGTH and not self.dev:
+            raise ConfigError(f"TELEMED_SECRET is too weak: use at least {MIN_SECRET_LENGTH} random characters")
+        if not self.redis_url and not self.dev:
+            raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+        if not 1 <= self.default_acuity <= 5:
+            raise ConfigError("TELEMED_DEFAULT_ACUITY must be an ESI level 1-5")
+        if self.turn_urls and not self.turn_secret:
+            raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``TELEMED_*`` variable (and ``REDIS_URL``) once."""
+        env = os.environ if env is None else env
+        d = cls()
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        try:
+            port = int(get("TELEMED_PORT", str(d.port)))
+            acuity = int(get("TELEMED_DEFAULT_ACUITY", str(d.default_acuity)))
+            walk_in_rate = int(get("TELEMED_WALK_IN_PER_MINUTE", str(d.walk_in_per_minute)))
+        except ValueError as exc:
+            raise ConfigError(f"not a number: {exc}") from None
+        return cls(
+            secret=Secret(get("TELEMED_SECRET")),
+            redis_url=get("REDIS_URL"),
+            public_url=get("TELEMED_PUBLIC_URL", d.public_url).rstrip("/"),
+            allowed_origins=_csv(get("TELEMED_ALLOWED_ORIGINS")),
+            recordings_dir=Path(get("TELEMED_RECORDINGS_DIR") or d.recordings_dir),
+            web_dir=Path(get("TELEMED_WEB_DIR") or d.web_dir),
+            host=get("TELEMED_HOST", d.host),
+            port=port,
+            stun_urls=_csv(get("TELEMED_STUN_URLS")),
+            turn_urls=_csv(get("TELEMED_TURN_URLS")),
+            turn_secret=Secret(get("TELEMED_TURN_SECRET")),
+            turn_ttl=_duration(get("TELEMED_TURN_TTL", "6h")),
+            token_ttl=_duration(get("TELEMED_TOKEN_TTL", "8h")),
+            patient_link_ttl=_duration(get("TELEMED_PATIENT_LINK_TTL", "24h")),
+            grace_period=_duration(get("TELEMED_GRACE", "120s")),
+            default_acuity=acuity,
+            default_visit_minutes=_duration(get("TELEMED_DEFAULT_VISIT", "15m")) / 60,
+            walk_in_clinics=_csv(get("TELEMED_WALK_IN_CLINICS")),
+            walk_in_per_minute=walk_in_rate,
+            trust_forwarded=get("TELEMED_TRUST_FORWARDED").lower() in {"1", "true", "yes"},
+            log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def parse_duration(value: str) -> float:
+    """Public form of the duration parser, for the CLI (``--ttl 8h``)."""
+    return _duration(value)

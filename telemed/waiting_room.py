@@ -1,0 +1,345 @@
+"""The virtual waiting room: visits and each clinic's queue, kept in Redis.
+
+A clinic's queue is a sorted set ordered by acuity (ESI 1 = most urgent; an
+untriaged patient counts as the default level) and then by arrival number.
+Every change goes through one Lua script (see :mod:`telemed._scripts`), so two
+doctors admitting at the same moment never get the same patient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from telemed import _scripts, keys
+from telemed.exceptions import BadRequest, Conflict, NotFound
+from telemed.settings import Settings
+from telemed.tokens import check_id, new_id
+from telemed.visits import QUEUED, Action, EndReason, State, Visit, transition_argv
+
+logger = logging.getLogger(__name__)
+
+#: Version of the consent wording the pages show; stored with each consent.
+CONSENT_VERSION = "2026-11"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a transition did: the states before and after, the queue version."""
+
+    visit_id: str
+    clinic: str
+    before: State
+    after: State
+    version: int
+
+
+@dataclass(frozen=True)
+class Position:
+    visit_id: str
+    position: int
+    eta_s: int
+
+
+@dataclass(frozen=True)
+class Positions:
+    version: int
+    length: int
+    doctors: int
+    changed: list[Position]
+
+
+class WaitingRoom:
+    """Visits and queues of every clinic in one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._check_in = redis.register_script(_scripts.CHECK_IN)
+        self._triage = redis.register_script(_scripts.TRIAGE)
+        self._route = redis.register_script(_scripts.ROUTE)
+        self._admit = redis.register_script(_scripts.ADMIT)
+        self._end = redis.register_script(_scripts.END)
+        self._positions = redis.register_script(_scripts.POSITIONS)
+        self._clinic_of: dict[str, str] = {}
+
+    # -- reading ---------------------------------------------------------------
+
+    async def get(self, visit_id: str) -> Visit:
+        h = await self.redis.hgetall(keys.visit(visit_id))
+        if not h:
+            raise NotFound("no such visit")
+        return Visit.from_hash(visit_id, h)
+
+    async def clinic_of(self, visit_id: str) -> str:
+        """The clinic a visit belongs to (it never changes, so it is cached)."""
+        clinic = self._clinic_of.get(visit_id)
+        if clinic is None:
+            clinic = await self.redis.hget(keys.visit(visit_id), "clinic")
+            if clinic is None:
+                raise NotFound("no such visit")
+            if len(self._clinic_of) > 100_000:
+                self._clinic_of.clear()
+            self._clinic_of[visit_id] = clinic
+        return clinic
+
+    async def queue(self, clinic: str) -> list[Visit]:
+        """The clinic's queue in order (acuity, then arrival)."""
+        ids = await self.redis.zrange(keys.queue(clinic), 0, -1)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for vid in ids:
+            pipe.hgetall(keys.visit(vid))
+        hashes = await pipe.execute()
+        return [Visit.from_hash(vid, h) for vid, h in zip(ids, hashes) if h]
+
+    async def queue_version(self, clinic: str) -> int:
+        return int(await self.redis.get(keys.queue_version(clinic)) or 0)
+
+    async def history(self, visit_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in await self.redis.lrange(keys.visit_history(visit_id), 0, -1)]
+
+    async def doctor_visits(self, doctor_sub: str) -> list[str]:
+        return sorted(await self.redis.smembers(keys.doctor_visits(doctor_sub)))
+
+    # -- changing --------------------------------------------------------------
+
+    async def create(self, clinic: str, *, reason: str = "", ttl: float | None = None) -> Visit:
+        """Create a visit in state ``created``; the patient checks in later."""
+        check_id(clinic, "clinic")
+        now = time.time()
+        ttl = self.settings.patient_link_ttl if ttl is None else ttl
+        visit_id = new_id()
+        key = keys.visit(visit_id)
+        await self.redis.hset(
+            key,
+            mapping={
+                "id": visit_id,
+                "clinic": clinic,
+                "state": State.CREATED.value,
+                "created_at": repr(now),
+                "expires_at": repr(now + ttl),
+                "reason": reason,
+            },
+        )
+        # An unused visit disappears on its own; check-in removes the expiry.
+        await self.redis.expire(key, int(ttl + keys.UNUSED_VISIT_SLACK))
+        self._clinic_of[visit_id] = clinic
+        logger.info("Visit(%s) created in clinic %s", visit_id, clinic)
+        return await self.get(visit_id)
+
+    async def check_in(
+        self,
+        visit_id: str,
+        *,
+        patient_sub: str,
+        patient_name: str,
+        reason: str,
+        consent_recording: bool,
+    ) -> Change:
+        clinic = await self.clinic_of(visit_id)
+        r = await self._check_in(
+            keys=[
+                keys.visit(visit_id),
+                keys.visit_history(visit_id),
+                keys.queue(clinic),
+                keys.queue_seq(clinic),
+                keys.queue_version(clinic),
+                keys.PATIENTS_SEEN,
+            ],
+            args=[
+                *self._rules(Action.CHECK_IN),
+                self.settings.default_acuity,
+                reason,
+                "1",
+                "1" if consent_recording else "0",
+                CONSENT_VERSION,
+                patient_sub,
+                patient_name,
+            ],
+        )
+        change = self._change(visit_id, clinic, r)
+        await self.redis.persist(keys.visit(visit_id))
+        return change
+
+    async def triage(
+        self, visit_id: str, *, by: str, acuity: int | None = None, note: str | None = None
+    ) -> Change:
+        if acuity is None and note is None:
+            raise BadRequest("give an acuity, a note, or both")
+        if acuity is not None and not 1 <= acuity <= 5:
+            raise BadRequest("acuity is an ESI level 1-5")
+        clinic = await self.clinic_of(visit_id)
+        r = await self._triage(
+            keys=[
+                keys.visit(visit_id),
+                keys.visit_history(visit_id),
+                keys.queue(clinic),
+                keys.queue_version(clinic),
+            ],
+            args=[
+                *self._rules(Action.TRIAGE),
+                self.settings.default_acuity,
+                "" if acuity is None else str(acuity),
+                note or "",
+                by,
+                "0" if note is None else "1",
+            ],
+        )
+        return self._change(visit_id, clinic, r)
+
+    async def route(self, visit_id: str, *, by: str, doctor: str | None) -> Change:
+        clinic = await self.clinic_of(visit_id)
+        r = await self._route(
+            keys=[keys.visit(visit_id), keys.visit_history(visit_id), keys.queue_version(clinic)],
+            args=[*self._rules(Action.ROUTE), doctor or "", by],
+        )
+        return self._change(visit_id, clinic, r)
+
+    async def admit(
+        self, clinic: str, *, doctor: str, doctor_name: str, visit_id: str | None = None
+    ) -> Change:
+        """Admit the chosen patient, or the next one this doctor may take."""
+        if visit_id is not None and await self.clinic_of(visit_id) != clinic:
+            raise NotFound("no such visit")
+        prefix, suffix = keys.visit("\0").split("\0")
+        hprefix = keys.visit_history("\0").split("\0")[0]
+        r = await self._admit(
+            keys=[
+                keys.queue(clinic),
+                keys.queue_version(clinic),
+                keys.queue_sent(clinic),
+                keys.doctor_visits(doctor),
+                keys.PATIENTS_SEEN,
+            ],
+            args=[*self._rules(Action.ADMIT), doctor, doctor_name, visit_id or "", prefix, hprefix, suffix],
+        )
+        if r[0] == "empty":
+            raise NotFound("nobody is waiting for you")
+        return self._change(r[4] if r[0] == "ok" else (visit_id or ""), clinic, r)
+
+    async def end(
+        self,
+        visit_id: str,
+        *,
+        by: str,
+        reason: EndReason,
+        absent_before_ms: int | None = None,
+    ) -> Change | None:
+        """End a visit. With ``absent_before_ms``, only if its patient was not
+        seen since then (the grace-period sweep); returns None if they were."""
+        action = Action.LEAVE if reason in (EndReason.LEFT, EndReason.ABSENT) else Action.END
+        clinic = await self.clinic_of(visit_id)
+        r = await self._end(
+            keys=[
+                keys.visit(visit_id),
+                keys.visit_history(visit_id),
+                keys.queue(clinic),
+                keys.queue_version(clinic),
+                keys.queue_sent(clinic),
+                keys.durations(clinic),
+                keys.PATIENTS_SEEN,
+                keys.chat(visit_id),
+                keys.chat_ids(visit_id),
+            ],
+            args=[
+                *self._rules(action),
+                reason.value,
+                by,
+                keys.ENDED_VISIT_TTL,
+                keys.DURATION_SAMPLES,
+                keys.doctor_visits(""),
+                "" if absent_before_ms is None else str(absent_before_ms),
+            ],
+        )
+        if r[0] == "present":
+            return None
+        change = self._change(visit_id, clinic, r)
+        logger.info("Visit(%s) ended: %s (was %s)", visit_id, reason.value, change.before.value)
+        return change
+
+    async def positions(self, clinic: str) -> Positions:
+        """Positions and wait estimates that changed since they were last pushed."""
+        version, length, doctors, flat = await self._positions(
+            keys=[
+                keys.queue(clinic),
+                keys.queue_sent(clinic),
+                keys.durations(clinic),
+                keys.doctors_on_duty(clinic),
+                keys.queue_version(clinic),
+            ],
+            args=[
+                int(time.time() * 1000),
+                int(keys.DOCTOR_ON_DUTY_TTL * 1000),
+                self.settings.default_visit_minutes * 60,
+            ],
+        )
+        changed = []
+        for vid, value in zip(flat[::2], flat[1::2]):
+            pos, eta = value.split(":")
+            changed.append(Position(vid, int(pos), int(eta)))
+        return Positions(int(version), int(length), int(doctors), changed)
+
+    async def forget_sent(self, clinic: str, visit_id: str) -> None:
+        """Make the next push include this patient (they reconnected)."""
+        await self.redis.hdel(keys.queue_sent(clinic), visit_id)
+
+    # -- presence --------------------------------------------------------------
+
+    async def mark_seen(self, patients: list[str], doctors: dict[str, set[str]]) -> None:
+        """Record that these patients' and doctors' sockets are connected now."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        if patients:
+            # XX: a visit that ended is not brought back into the presence set.
+            pipe.zadd(keys.PATIENTS_SEEN, {vid: now_ms for vid in patients}, xx=True)
+        for clinic, subs in doctors.items():
+            if subs:
+                pipe.zadd(keys.doctors_on_duty(clinic), {sub: now_ms for sub in subs})
+        await pipe.execute()
+
+    async def absent_patients(self, grace: float) -> tuple[list[str], int]:
+        """Visits whose patient has not been seen for ``grace`` seconds."""
+        cutoff = int((time.time() - grace) * 1000)
+        return await self.redis.zrangebyscore(keys.PATIENTS_SEEN, "-inf", f"({cutoff}"), cutoff
+
+    async def durations(self, clinic: str) -> list[float]:
+        return [float(x) for x in await self.redis.lrange(keys.durations(clinic), 0, -1)]
+
+    # -- clinic settings ---------------------------------------------------------
+
+    async def walk_in_enabled(self, clinic: str) -> bool:
+        value = await self.redis.hget(keys.clinic_settings(clinic), "walk_in")
+        if value is None:
+            return clinic in self.settings.walk_in_clinics
+        return value == "1"
+
+    async def set_walk_in(self, clinic: str, enabled: bool) -> None:
+        check_id(clinic, "clinic")
+        await self.redis.hset(keys.clinic_settings(clinic), "walk_in", "1" if enabled else "0")
+
+    # -- helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def _rules(action: Action) -> list[str]:
+        rows = transition_argv(action)
+        return [json.dumps(dict(zip(rows[::2], rows[1::2]))), repr(time.time())]
+
+    @staticmethod
+    def _change(visit_id: str, clinic: str, r: list[Any]) -> Change:
+        status = r[0]
+        if status == "not_found":
+            raise NotFound("no such visit")
+        if status == "conflict":
+            raise Conflict(f"not allowed while the visit is {r[1]}", state=r[1])
+        return Change(visit_id, clinic, State(r[1]), State(r[2]), int(r[3]))
+
+
+def is_queued(state: State) -> bool:
+    return state in QUEUED

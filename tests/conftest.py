@@ -1,0 +1,128 @@
+"""Fixtures: a real Redis server started by the tests, real nodes on free ports."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from signaling.app import make_app
+from telemed.redis_server import RedisServer
+from telemed.settings import Secret, Settings
+from telemed.tokens import Role, mint
+from tests.peer import Peer
+
+SECRET = Secret("test-secret-" + "x" * 40)
+ORIGIN = "http://clinic.test"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="always")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of the tests' Redis, flushed before each test."""
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+    return Settings(
+        secret=SECRET,
+        redis_url=redis_server.url,
+        public_url="http://clinic.test",
+        allowed_origins=(ORIGIN,),
+        recordings_dir=tmp_path / "recordings",
+        grace_period=120.0,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+NodeFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def start_node(redis: aioredis.Redis, settings: Settings) -> AsyncIterator[NodeFactory]:
+    """Start real nodes (aiohttp on a free port); returns their base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(s: Settings | None = None) -> str:
+        app = make_app(s or settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def node(start_node: NodeFactory) -> str:
+    return await start_node()
+
+
+def token(role: Role, clinic: str = "c1", *, name: str | None = None, visit: str | None = None, sub: str | None = None, ttl: float = 3600) -> str:
+    return mint(SECRET, role=role, name=name or role.value.title(), clinic=clinic, visit=visit, sub=sub, ttl=ttl)[0]
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[list[Peer]]:
+    """Peers registered here are disconnected after the test."""
+    made: list[Peer] = []
+    yield made
+    for p in made:
+        if p.sio.connected:
+            await p.close()
+
+
+@pytest.fixture
+def connect(peers: list[Peer]) -> Callable[..., Awaitable[Peer]]:
+    async def make(url: str, tok: str, **kw: object) -> Peer:
+        if "namespaces" not in kw:
+            kw["namespaces"] = namespaces_for(tok)
+        peer = Peer(url, tok, origin=ORIGIN, **kw)  # type: ignore[arg-type]
+        peers.append(peer)
+        return await peer.connect()
+
+    return make
+
+
+async def create_visit(url: str, staff_token: str, **body: object) -> tuple[str, str]:
+    """POST /api/visits; returns (visit_id, patient token)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/api/visits", json=body, headers={"Authorization": f"Bearer {staff_token}"}) as r:
+            assert r.status == 201, await r.text()
+            data = await r.json()
+    return data["visit_id"], data["patient_link"].split("#t=", 1)[1]
+
+
+def namespaces_for(tok: str) -> list[str]:
+    """The namespaces a role may open: staff other than doctors have no call."""
+    import jwt
+
+    role = jwt.decode(tok, options={"verify_signature": False})["role"]
+    return {"patient": ["/queue", "/chat", "/call"], "doctor": ["/queue", "/chat", "/call"],
+            "nurse": ["/queue", "/chat"], "admin": ["/queue"]}[role]

@@ -11,7 +11,8 @@ as an ``error`` event (so a client that did not ask for an ack still hears it).
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import socketio
 from pydantic import BaseModel, ValidationError
@@ -42,14 +43,14 @@ def event(model: type[BaseModel], roles: frozenset[Role]) -> Callable[[Handler],
 
 
 def _bad_request(exc: ValidationError) -> BadRequest:
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
-    return BadRequest(f"{where}: {first.get('msg', 'invalid')}", fields=sorted({
-        ".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()
-    }))
+    errors = exc.errors()
+    fields = sorted({".".join(str(p) for p in e["loc"]) or "payload" for e in errors})
+    first = errors[0] if errors else None
+    message = f"{'.'.join(str(p) for p in first['loc']) or 'payload'}: {first['msg']}" if first else "invalid payload"
+    return BadRequest(message, fields=fields)
 
 
-class AuthedNamespace(socketio.AsyncNamespace):
+class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """Connect with ``auth={"token": "<jwt>"}``; every event is checked again."""
 
     #: Roles that may connect to this namespace at all.

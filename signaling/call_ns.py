@@ -69,7 +69,8 @@ class CallNamespace(AuthedNamespace):
     async def _relay(self, claims: Claims, name: str, p: BaseModel, body: dict[str, Any]) -> None:
         visit_id: str = p.visit_id  # type: ignore[attr-defined]
         await self.hub.authorize_visit(claims, visit_id, PARTIES)
-        state, doctor = await self.hub.redis.hmget(keys.visit(visit_id), ["state", "doctor"])
+        redis: Any = self.hub.redis
+        state, doctor = await redis.hmget(keys.visit(visit_id), ["state", "doctor"])
         if state is None:
             raise NotFound("no such visit")
         if state != State.IN_VISIT.value:

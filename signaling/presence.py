@@ -25,7 +25,7 @@ from telemed.visits import EndReason
 logger = logging.getLogger(__name__)
 
 
-async def heartbeat(hub: Hub, ns: QueueNamespace, interval: float = keys.PRESENCE_INTERVAL) -> None:
+async def heartbeat(hub: Hub, ns: QueueNamespace) -> None:
     """Refresh presence of this node's patients and doctors, forever."""
     while True:
         patients: list[str] = []
@@ -39,16 +39,16 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, interval: float = keys.PRESENC
             await hub.room.mark_seen(patients, doctors)
         except RedisError as exc:
             logger.warning("presence refresh failed: %s", type(exc).__name__)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(hub.settings.presence_interval)
 
 
-async def sweep(hub: Hub, notifier: QueueNotifier, interval: float = keys.PRESENCE_INTERVAL) -> None:
+async def sweep(hub: Hub, notifier: QueueNotifier) -> None:
     """End the visits of patients gone longer than the grace period, forever.
 
     Every node sweeps; the end script re-checks presence atomically, so two
     nodes sweeping the same patient end the visit once."""
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(hub.settings.presence_interval)
         try:
             await sweep_once(hub, notifier)
         except RedisError as exc:

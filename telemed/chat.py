@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -40,7 +41,8 @@ class Message:
 
 class ChatLog:
     def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
+        # Typed Any: redis-py's stubs cannot express decode_responses=True (str replies).
+        self.redis: Any = redis
         self._send = redis.register_script(_scripts.CHAT_SEND)
 
     async def send(self, visit_id: str, sender: Claims, client_id: str, text: str) -> tuple[Message, bool]:

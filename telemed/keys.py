@@ -22,10 +22,6 @@ UNUSED_VISIT_SLACK = 24 * 3600
 #: Visit lengths kept for the rolling mean of the wait estimate.
 DURATION_SAMPLES = 50
 
-#: How often a node refreshes the presence of the sockets it holds. A patient
-#: seen less recently than grace + this is treated as gone.
-PRESENCE_INTERVAL = 5.0
-
 #: A doctor counts as on duty while a socket of theirs was seen this recently.
 DOCTOR_ON_DUTY_TTL = 30.0
 

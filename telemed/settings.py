@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from telemed.exceptions import ConfigError
 
@@ -114,6 +114,10 @@ class Settings:
     grace_period: float = 120.0
     """A patient whose connection drops keeps their place this long (``TELEMED_GRACE``)."""
 
+    presence_interval: float = 5.0
+    """How often a node refreshes the presence of its sockets and sweeps for
+    patients gone beyond the grace period (``TELEMED_PRESENCE_INTERVAL``)."""
+
     default_acuity: int = 3
     """ESI level an untriaged patient is queued at (``TELEMED_DEFAULT_ACUITY``)."""
 
@@ -153,6 +157,8 @@ class Settings:
             raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
         if not 1 <= self.default_acuity <= 5:
             raise ConfigError("TELEMED_DEFAULT_ACUITY must be an ESI level 1-5")
+        if self.grace_period < 2 * self.presence_interval:
+            raise ConfigError("TELEMED_GRACE must be at least twice TELEMED_PRESENCE_INTERVAL")
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
 
@@ -190,6 +196,7 @@ class Settings:
             token_ttl=_duration(get("TELEMED_TOKEN_TTL", "8h")),
             patient_link_ttl=_duration(get("TELEMED_PATIENT_LINK_TTL", "24h")),
             grace_period=_duration(get("TELEMED_GRACE", "120s")),
+            presence_interval=_duration(get("TELEMED_PRESENCE_INTERVAL", "5s")),
             default_acuity=acuity,
             default_visit_minutes=_duration(get("TELEMED_DEFAULT_VISIT", "15m")) / 60,
             walk_in_clinics=_csv(get("TELEMED_WALK_IN_CLINICS")),

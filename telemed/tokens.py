@@ -26,7 +26,7 @@ ALGORITHM = "HS256"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     PATIENT = "patient"
     NURSE = "nurse"
     DOCTOR = "doctor"

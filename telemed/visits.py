@@ -8,11 +8,11 @@ disagree about what is legal.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     CREATED = "created"
     """The visit exists (a link was issued); the patient has not checked in."""
     WAITING = "waiting"
@@ -31,7 +31,7 @@ class State(str, enum.Enum):
 QUEUED = frozenset({State.WAITING, State.IN_TRIAGE, State.READY})
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     CHECK_IN = "check_in"
     TRIAGE = "triage"
     ROUTE = "route"
@@ -67,7 +67,7 @@ def next_state(action: Action, current: State) -> State | None:
     return TRANSITIONS[action].get(current)
 
 
-class EndReason(str, enum.Enum):
+class EndReason(enum.StrEnum):
     COMPLETED = "completed"
     """A doctor (or nurse) ended it."""
     LEFT = "left"

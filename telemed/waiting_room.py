@@ -58,7 +58,8 @@ class WaitingRoom:
     """Visits and queues of every clinic in one Redis."""
 
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
-        self.redis = redis
+        # Typed Any: redis-py's stubs cannot express decode_responses=True (str replies).
+        self.redis: Any = redis
         self.settings = settings
         self._check_in = redis.register_script(_scripts.CHECK_IN)
         self._triage = redis.register_script(_scripts.TRIAGE)
@@ -97,7 +98,7 @@ class WaitingRoom:
         for vid in ids:
             pipe.hgetall(keys.visit(vid))
         hashes = await pipe.execute()
-        return [Visit.from_hash(vid, h) for vid, h in zip(ids, hashes) if h]
+        return [Visit.from_hash(vid, h) for vid, h in zip(ids, hashes, strict=False) if h]
 
     async def queue_version(self, clinic: str) -> int:
         return int(await self.redis.get(keys.queue_version(clinic)) or 0)
@@ -281,7 +282,7 @@ class WaitingRoom:
             ],
         )
         changed = []
-        for vid, value in zip(flat[::2], flat[1::2]):
+        for vid, value in zip(flat[::2], flat[1::2], strict=False):
             pos, eta = value.split(":")
             changed.append(Position(vid, int(pos), int(eta)))
         return Positions(int(version), int(length), int(doctors), changed)
@@ -318,7 +319,7 @@ class WaitingRoom:
         value = await self.redis.hget(keys.clinic_settings(clinic), "walk_in")
         if value is None:
             return clinic in self.settings.walk_in_clinics
-        return value == "1"
+        return bool(value == "1")
 
     async def set_walk_in(self, clinic: str, enabled: bool) -> None:
         check_id(clinic, "clinic")
@@ -329,7 +330,7 @@ class WaitingRoom:
     @staticmethod
     def _rules(action: Action) -> list[str]:
         rows = transition_argv(action)
-        return [json.dumps(dict(zip(rows[::2], rows[1::2]))), repr(time.time())]
+        return [json.dumps(dict(zip(rows[::2], rows[1::2], strict=False))), repr(time.time())]
 
     @staticmethod
     def _change(visit_id: str, clinic: str, r: list[Any]) -> Change:

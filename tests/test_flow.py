@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import socketio
 import pytest
+import socketio
 
 from telemed.tokens import Role
 from tests.conftest import ORIGIN, create_visit, token

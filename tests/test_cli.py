@@ -1,0 +1,96 @@
+"""The ``telemed`` command, run as users run it (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from telemed.redis_server import RedisServer, free_port
+from telemed.settings import Secret
+from telemed.tokens import Role, verify
+from tests.peer import Peer
+
+TELEMED = [sys.executable, "-m", "telemed.cli"]
+GOOD_SECRET = "s" * 48
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_") and k != "REDIS_URL"}
+    return subprocess.run([*TELEMED, *args], env={**clean, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_token_prints_a_signed_token() -> None:
+    out = run(["token", "--role", "nurse", "--name", "N", "--clinic", "c1", "--ttl", "2h"], {"TELEMED_SECRET": GOOD_SECRET})
+    assert out.returncode == 0, out.stderr
+    claims = verify(Secret(GOOD_SECRET), out.stdout.strip())
+    assert (claims.role, claims.clinic, claims.name) == (Role.NURSE, "c1", "N")
+    assert 7000 < claims.exp - time.time() <= 7200
+
+
+def test_a_missing_or_weak_secret_is_a_clear_start_up_error() -> None:
+    out = run(["serve"], {"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert out.returncode == 2 and "TELEMED_SECRET is not set" in out.stderr
+    out = run(["serve"], {"REDIS_URL": "redis://127.0.0.1:1/0", "TELEMED_SECRET": "short"})
+    assert out.returncode == 2 and "too weak" in out.stderr
+    out = run(["serve"], {"TELEMED_SECRET": GOOD_SECRET})
+    assert out.returncode == 2 and "REDIS_URL is not set" in out.stderr
+
+
+def test_visit_create_prints_a_patient_link(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "r") as redis:
+        env = {"TELEMED_SECRET": GOOD_SECRET, "REDIS_URL": redis.url, "TELEMED_PUBLIC_URL": "https://tm.example"}
+        out = run(["visit", "create", "--clinic", "c9", "--reason", "follow-up"], env)
+    assert out.returncode == 0, out.stderr
+    link = out.stdout.strip()
+    assert link.startswith("https://tm.example/visit#t=")
+    claims = verify(Secret(GOOD_SECRET), link.split("#t=")[1])
+    assert claims.role is Role.PATIENT and claims.clinic == "c9" and claims.visit
+
+
+async def test_dev_starts_with_no_configuration_and_prints_working_links(tmp_path: Path) -> None:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_") and k != "REDIS_URL"}
+    proc = subprocess.Popen(
+        [*TELEMED, "dev", "--port", str(port)],
+        env={**clean, "TELEMED_VAR_DIR": str(tmp_path / "var")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: dict[str, str] = {}
+        started = time.monotonic()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            m = re.match(r"\s+(doctor|nurse|patient|walk-in)\s+(\S+)", line)
+            if m:
+                lines[m.group(1)] = m.group(2)
+            if len(lines) == 4:
+                break
+        assert set(lines) == {"doctor", "nurse", "patient", "walk-in"}
+        assert time.monotonic() - started < 15
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for url in (lines["doctor"], lines["patient"], lines["walk-in"]):
+                assert url.startswith(base)
+                r = await http.get(url.split("#")[0])
+                assert r.status == 200 and "text/html" in r.headers["Content-Type"]
+        patient = Peer(base, lines["patient"].split("#t=")[1], origin=base)
+        await patient.connect()
+        assert (await patient.wait_for("/queue", "visit"))["state"] == "created"
+        await patient.close()
+        # The private Redis persists with AOF under var/.
+        assert list((tmp_path / "var" / "redis").glob("appendonly*"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+        if proc.stdout:
+            proc.stdout.close()
+    assert proc.returncode == 0

@@ -1,0 +1,51 @@
+"""The grace period: a patient whose connection drops keeps their place for a while."""
+
+from __future__ import annotations
+
+import asyncio
+
+from telemed.settings import Settings
+from telemed.tokens import Role
+from tests.conftest import create_visit, token
+
+CHECK_IN = {"reason": "r", "consent_visit": True, "consent_recording": False}
+
+
+async def queue_ids(peer) -> list[str]:
+    return [v["visit_id"] for v in (await peer.ok("/queue", "get_queue"))["queue"]]
+
+
+async def test_a_patient_back_within_the_grace_period_keeps_their_place(start_node, settings: Settings, connect) -> None:
+    node = await start_node(settings.with_(grace_period=1.5, presence_interval=0.2))
+    nurse = await connect(node, token(Role.NURSE))
+    first, t1 = await create_visit(node, token(Role.NURSE))
+    second, t2 = await create_visit(node, token(Role.NURSE))
+    p1 = await connect(node, t1)
+    await p1.ok("/queue", "check_in", CHECK_IN)
+    p2 = await connect(node, t2)
+    await p2.ok("/queue", "check_in", CHECK_IN)
+    await p1.close()
+    await asyncio.sleep(0.8)
+    back = await connect(node, t1)
+    pos = await back.wait_for("/queue", "position")
+    assert pos["position"] == 1, "the place is kept and pushed again on reconnect"
+    await asyncio.sleep(2.0)  # beyond the grace period, but connected all along
+    assert await queue_ids(nurse) == [first, second]
+
+
+async def test_a_patient_gone_beyond_the_grace_period_loses_their_place(start_node, settings: Settings, connect) -> None:
+    node = await start_node(settings.with_(grace_period=0.6, presence_interval=0.1))
+    nurse = await connect(node, token(Role.NURSE))
+    gone, t1 = await create_visit(node, token(Role.NURSE))
+    stays, t2 = await create_visit(node, token(Role.NURSE))
+    p1 = await connect(node, t1)
+    await p1.ok("/queue", "check_in", CHECK_IN)
+    p2 = await connect(node, t2)
+    await p2.ok("/queue", "check_in", CHECK_IN)
+    assert (await p2.wait_for("/queue", "position"))["position"] == 2
+    await p1.close()
+    moved = await p2.wait_for("/queue", "position", lambda p: p["position"] == 1, timeout=5)
+    assert moved["visit_id"] == stays
+    assert await queue_ids(nurse) == [stays]
+    ended = await nurse.wait_for("/queue", "visit", lambda v: v["visit_id"] == gone and v["state"] == "ended")
+    assert ended["end_reason"] == "absent"

@@ -1,0 +1,166 @@
+"""The waiting room's rules, on a real Redis: order, atomic admits, the state machine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from telemed import keys
+from telemed.exceptions import BadRequest, Conflict, NotFound
+from telemed.settings import Settings
+from telemed.visits import TRANSITIONS, Action, EndReason, State
+from telemed.waiting_room import WaitingRoom
+
+
+async def checked_in(room: WaitingRoom, clinic: str = "c1", n: int = 1) -> list[str]:
+    ids = []
+    for i in range(n):
+        v = await room.create(clinic)
+        await room.check_in(v.id, patient_sub=f"p{i}", patient_name=f"P{i}", reason="", consent_recording=False)
+        ids.append(v.id)
+    return ids
+
+
+async def order(room: WaitingRoom, clinic: str = "c1") -> list[str]:
+    return [v.id for v in await room.queue(clinic)]
+
+
+async def test_acuity_beats_arrival_and_equal_acuity_keeps_arrival(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    a, b, c, d = await checked_in(room, n=4)
+    assert await order(room) == [a, b, c, d]
+    await room.triage(c, by="n", acuity=1)
+    await room.triage(d, by="n", acuity=5)
+    await room.triage(a, by="n", acuity=3)
+    await room.triage(b, by="n", acuity=1)
+    # ESI 1 first, in arrival order (b came before c), then 3 (a), then 5 (d).
+    assert await order(room) == [b, c, a, d]
+
+
+async def test_reprioritising_keeps_arrival_order_within_a_level(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    a, b, c = await checked_in(room, n=3)
+    await room.triage(c, by="n", acuity=2)
+    await room.triage(a, by="n", acuity=2)
+    await room.triage(c, by="n", acuity=3)
+    await room.triage(c, by="n", acuity=2)
+    assert await order(room) == [a, c, b]
+
+
+async def test_concurrent_admits_never_share_a_patient(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    for _round in range(20):
+        ids = await checked_in(room, n=3)
+        results = await asyncio.gather(
+            *(room.admit("c1", doctor=f"d{i}", doctor_name=f"D{i}") for i in range(5)), return_exceptions=True
+        )
+        admitted = [r.visit_id for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert sorted(admitted) == sorted(ids), "every patient admitted exactly once"
+        assert len(refused) == 2 and all(isinstance(e, NotFound) for e in refused)
+        assert await order(room) == []
+
+
+async def test_two_doctors_choosing_the_same_patient(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    for _round in range(20):
+        (vid,) = await checked_in(room)
+        results = await asyncio.gather(
+            room.admit("c1", doctor="d1", doctor_name="D1", visit_id=vid),
+            room.admit("c1", doctor="d2", doctor_name="D2", visit_id=vid),
+            return_exceptions=True,
+        )
+        wins = [r for r in results if not isinstance(r, BaseException)]
+        assert len(wins) == 1
+        assert isinstance([r for r in results if isinstance(r, BaseException)][0], Conflict)
+        visit = await room.get(vid)
+        assert visit.state is State.IN_VISIT and visit.doctor in {"d1", "d2"}
+        assert len(await room.doctor_visits("d1")) + len(await room.doctor_visits("d2")) == _round + 1
+
+
+async def test_admit_next_honours_routing(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    a, b = await checked_in(room, n=2)
+    await room.route(a, by="n", doctor="d2")
+    first = await room.admit("c1", doctor="d1", doctor_name="D1")
+    assert first.visit_id == b
+    with pytest.raises(NotFound):
+        await room.admit("c1", doctor="d1", doctor_name="D1")
+    second = await room.admit("c1", doctor="d2", doctor_name="D2")
+    assert second.visit_id == a
+
+
+async def test_illegal_transitions_are_refused_and_change_nothing(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    created = await room.create("c1")
+    with pytest.raises(Conflict):
+        await room.triage(created.id, by="n", acuity=2)
+    with pytest.raises(Conflict):
+        await room.admit("c1", doctor="d", doctor_name="D", visit_id=created.id)
+    (vid,) = await checked_in(room)
+    with pytest.raises(Conflict):
+        await room.check_in(vid, patient_sub="p", patient_name="P", reason="", consent_recording=False)
+    await room.admit("c1", doctor="d", doctor_name="D", visit_id=vid)
+    for attempt in (
+        room.triage(vid, by="n", acuity=1),
+        room.route(vid, by="n", doctor=None),
+        room.end(vid, by="p", reason=EndReason.LEFT),
+    ):
+        with pytest.raises(Conflict):
+            await attempt
+    await room.end(vid, by="d", reason=EndReason.COMPLETED)
+    before = await room.get(vid)
+    for attempt in (room.end(vid, by="d", reason=EndReason.COMPLETED), room.triage(vid, by="n", note="x")):
+        with pytest.raises(Conflict):
+            await attempt
+    assert await room.get(vid) == before
+    assert [h["to"] for h in await room.history(vid)] == ["waiting", "in_visit", "ended"]
+
+
+def test_transition_table_never_goes_back() -> None:
+    rank = {s: i for i, s in enumerate(State)}
+    for action, rows in TRANSITIONS.items():
+        for src, dst in rows.items():
+            assert rank[dst] >= rank[src], (action, src, dst)
+    assert all(State.ENDED not in rows for rows in TRANSITIONS.values())
+    assert TRANSITIONS[Action.END].keys() == set(State) - {State.ENDED}
+
+
+async def test_triage_needs_something_and_a_valid_level(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings)
+    (vid,) = await checked_in(room)
+    with pytest.raises(BadRequest):
+        await room.triage(vid, by="n")
+    with pytest.raises(BadRequest):
+        await room.triage(vid, by="n", acuity=6)
+    await room.triage(vid, by="n", note="only a note")
+    v = await room.get(vid)
+    assert v.state is State.IN_TRIAGE and v.acuity is None and v.triage_note == "only a note"
+
+
+async def test_positions_are_pushed_only_when_they_change(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings.with_(default_visit_minutes=10.0))
+    a, b, c = await checked_in(room, n=3)
+    first = await room.positions("c1")
+    assert [(p.visit_id, p.position, p.eta_s) for p in first.changed] == [(a, 1, 600), (b, 2, 1200), (c, 3, 1800)]
+    assert (await room.positions("c1")).changed == []
+    await room.triage(c, by="n", acuity=1)
+    moved = {p.visit_id: p.position for p in (await room.positions("c1")).changed}
+    assert moved == {c: 1, a: 2, b: 3}
+
+
+async def test_wait_estimate_uses_visit_lengths_and_doctors_on_duty(redis: aioredis.Redis, settings: Settings) -> None:
+    room = WaitingRoom(redis, settings.with_(default_visit_minutes=10.0))
+    (done,) = await checked_in(room)
+    await room.admit("c1", doctor="d1", doctor_name="D1")
+    # Pretend the visit lasted 4 minutes.
+    await redis.hset(keys.visit(done), "admitted_at", repr(time.time() - 240))
+    await room.end(done, by="d1", reason=EndReason.COMPLETED)
+    assert [round(d) for d in await room.durations("c1")] == [240]
+    a, b = await checked_in(room, n=2)
+    await room.mark_seen([], {"c1": {"d1", "d2"}})
+    pos = {p.visit_id: p.eta_s for p in (await room.positions("c1")).changed}
+    assert pos == {a: 120, b: 240}  # 240 s × position ÷ 2 doctors

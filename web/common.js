@@ -1,0 +1,275 @@
+// Shared by the patient and staff pages: the token, the sockets, acknowledged
+// requests, small DOM helpers and plain-language formatting.
+
+import { Manager } from "/static/vendor/socket.io.esm.min.js";
+
+// -- the token -----------------------------------------------------------------
+
+/**
+ * The access token of this page. A link carries it in the fragment (#t=...),
+ * which never reaches a server; it is moved into sessionStorage (so a reload
+ * works) and removed from the address bar (so it is not shown or shared).
+ */
+export function readToken(storageKey) {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromLink = params.get("t");
+  if (fromLink) {
+    sessionStorage.setItem(storageKey, fromLink);
+    history.replaceState(null, "", location.pathname + location.search);
+    return fromLink;
+  }
+  return sessionStorage.getItem(storageKey);
+}
+
+export function storeToken(storageKey, token) {
+  sessionStorage.setItem(storageKey, token);
+}
+
+export function forgetToken(storageKey) {
+  sessionStorage.removeItem(storageKey);
+}
+
+/** A token pasted as is, or a whole link whose fragment holds it. */
+export function tokenFromInput(text) {
+  const value = text.trim();
+  const hash = value.indexOf("#");
+  if (hash >= 0) {
+    return new URLSearchParams(value.slice(hash + 1)).get("t") || "";
+  }
+  return value;
+}
+
+/**
+ * The claims of a token, read without checking the signature (the server
+ * checks it). Used only to choose what to show; null when unreadable.
+ */
+export function readClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = decodeURIComponent(
+      Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+    );
+    const claims = JSON.parse(json);
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// -- sockets -------------------------------------------------------------------
+
+/** One Manager (one websocket) carrying every namespace the page opens. */
+export function openSockets(token, namespaces) {
+  const manager = new Manager(location.origin, {
+    transports: ["websocket"],
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 5000,
+  });
+  const sockets = {};
+  for (const ns of namespaces) {
+    sockets[ns] = manager.socket(ns, { auth: { token } });
+  }
+  return { manager, sockets };
+}
+
+export class ServerError extends Error {
+  constructor(code, message, details) {
+    super(message || code);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/**
+ * Emit an event and wait for its acknowledgement. Resolves with the reply
+ * ({ok: true, ...}); rejects with a ServerError carrying the server's
+ * {code, message}, or code "timeout" when no answer came in time.
+ */
+export function request(socket, event, payload = {}, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    socket.timeout(timeoutMs).emit(event, payload, (err, reply) => {
+      if (err) {
+        reject(new ServerError("timeout", "The server did not answer in time. Check your connection."));
+      } else if (!reply || reply.ok !== true) {
+        const e = (reply && reply.error) || {};
+        reject(new ServerError(e.code || "error", e.message || "The request failed.", e.details));
+      } else {
+        resolve(reply);
+      }
+    });
+  });
+}
+
+/**
+ * Why the server refused a connection, as {code, message}; null when the
+ * error was the network's (the client then keeps retrying on its own).
+ */
+export function refusalOf(socket, err) {
+  if (socket.active) return null;
+  const data = err && err.data;
+  if (data && typeof data === "object" && data.code) {
+    return { code: String(data.code), message: String(data.message || data.code) };
+  }
+  const text = String((err && err.message) || "");
+  // python-socketio sends a refusal's single argument as a string: the repr of
+  // the server's {"code", "message"} dict. Read it back.
+  const code = /['"]code['"]:\s*(['"])(.*?)\1/.exec(text);
+  const message = /['"]message['"]:\s*(['"])(.*?)\1/.exec(text);
+  if (code) return { code: code[2], message: message ? message[2] : code[2] };
+  return { code: "refused", message: text || "The server refused the connection." };
+}
+
+/** Plain-language wording of a connection state. */
+export function describeConnection(state) {
+  return (
+    {
+      connecting: "Connecting…",
+      online: "Connected",
+      reconnecting: "Connection lost, reconnecting…",
+      refused: "Not connected",
+      closed: "Disconnected",
+    }[state] || state
+  );
+}
+
+/** Show the page's connection state in a status element. */
+export function showConnection(el, state, text) {
+  el.dataset.state = state;
+  el.textContent = text || describeConnection(state);
+}
+
+// -- DOM -----------------------------------------------------------------------
+
+/**
+ * Create an element. props: attributes, plus `text`, `class`, `dataset`,
+ * `on` ({event: handler}) and boolean properties (hidden, disabled...).
+ * Text always goes in as text, never as HTML.
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") el.textContent = value;
+    else if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "on") for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function $(selector, root = document) {
+  return root.querySelector(selector);
+}
+
+/** Show one of the page's screens (sections with data-screen) and move focus to its heading. */
+export function showScreen(name, { focus = true } = {}) {
+  let shown = null;
+  for (const section of document.querySelectorAll("[data-screen]")) {
+    const match = section.dataset.screen === name;
+    section.hidden = !match;
+    if (match) shown = section;
+  }
+  if (shown && focus) {
+    const heading = shown.querySelector("h1, h2");
+    if (heading) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus({ preventScroll: false });
+    }
+  }
+  return shown;
+}
+
+/**
+ * A message area for errors and notices (never alert()). Messages can be
+ * dismissed; one with a key replaces the previous message with that key.
+ */
+export class Notices {
+  constructor(el) {
+    this.el = el;
+  }
+
+  show(text, { kind = "error", key = null } = {}) {
+    if (key) this.clear(key);
+    const item = h(
+      "div",
+      { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status", dataset: { key: key || "" } },
+      h("p", { text }),
+      h("button", {
+        type: "button",
+        class: "notice-close",
+        "aria-label": "Dismiss this message",
+        text: "×",
+        on: { click: () => item.remove() },
+      }),
+    );
+    this.el.append(item);
+    return item;
+  }
+
+  error(err, key = null) {
+    const text = err instanceof Error ? err.message : String(err);
+    return this.show(text, { kind: "error", key });
+  }
+
+  clear(key = null) {
+    for (const item of [...this.el.children]) {
+      if (key === null || item.dataset.key === key) item.remove();
+    }
+  }
+}
+
+// -- formatting ------------------------------------------------------------------
+
+/** "about 12 minutes", for an estimated wait in seconds. */
+export function formatWait(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 60) return "less than a minute";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const hours = Math.round(minutes / 30) / 2;
+  return `about ${hours} hours`;
+}
+
+/** "4 min", "1 h 05 min": how long since a time in epoch seconds. */
+export function formatElapsed(sinceSeconds, now = Date.now() / 1000) {
+  if (!sinceSeconds) return "";
+  const minutes = Math.max(0, Math.floor((now - sinceSeconds) / 60));
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+/** Local clock time of an epoch-seconds value. */
+export function formatClock(seconds) {
+  if (!seconds) return "";
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** An id the server accepts ([A-Za-z0-9_.-]{1,64}); works on plain http too. */
+export function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export const ESI_LEVELS = {
+  1: "Immediate",
+  2: "Emergent",
+  3: "Urgent",
+  4: "Less urgent",
+  5: "Non-urgent",
+};
+
+export const STATE_NAMES = {
+  created: "Not checked in",
+  waiting: "Waiting",
+  in_triage: "In triage",
+  ready: "Ready for doctor",
+  in_visit: "In visit",
+  ended: "Ended",
+};

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
-from telemed.exceptions import BadRequest, Forbidden, TelemedError, Unauthorized, Unavailable
+from telemed.exceptions import BadRequest, Forbidden, RateLimited, TelemedError, Unauthorized, Unavailable
 from telemed.tokens import Claims, Role, verify
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.hub = hub
         #: Claims of the sockets connected to this node, by sid.
         self.local: dict[str, Claims] = {}
+        #: Per-socket event rate limits.
+        self.buckets: dict[str, TokenBucket] = {}
         self._handlers: dict[str, tuple[type[BaseModel], frozenset[Role], Handler]] = {}
         for name in dir(type(self)):
             fn = getattr(type(self), name)
@@ -77,17 +80,26 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if claims.role not in self.roles:
                 raise Forbidden(f"a {claims.role.value} cannot use {self.namespace}")
             await self.hub.check_live(claims)
-        except TelemedError as exc:
-            logger.info("%s refused a connection: %s", self.namespace, exc.code)
-            raise ConnectionRefusedError(exc.to_dict()) from None
-        except (RedisConnectionError, RedisTimeoutError):
-            raise ConnectionRefusedError(Unavailable("try again shortly").to_dict()) from None
-        self.local[sid] = claims
-        self.hub.metrics.sockets.labels(self.namespace, claims.role.value).inc()
-        await self.joined(sid, claims)
+            self.local[sid] = claims
+            self.buckets[sid] = TokenBucket(self.hub.settings.event_rate, self.hub.settings.event_burst)
+            self.hub.metrics.sockets.labels(self.namespace, claims.role.value).inc()
+            await self.joined(sid, claims)
+        except Exception as exc:
+            joined = self.local.pop(sid, None)
+            self.buckets.pop(sid, None)
+            if joined is not None:
+                self.hub.metrics.sockets.labels(self.namespace, joined.role.value).dec()
+            if isinstance(exc, TelemedError):
+                logger.info("%s refused a connection: %s", self.namespace, exc.code)
+                raise ConnectionRefusedError(exc.to_dict()) from None
+            if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+                raise ConnectionRefusedError(Unavailable("try again shortly").to_dict()) from None
+            logger.exception("%s: connect failed", self.namespace)
+            raise ConnectionRefusedError(TelemedError("internal error").to_dict()) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         claims = self.local.pop(sid, None)
+        self.buckets.pop(sid, None)
         if claims is not None:
             self.hub.metrics.sockets.labels(self.namespace, claims.role.value).dec()
             await self.left(sid, claims)
@@ -109,6 +121,9 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if spec is None:
                 raise BadRequest(f"unknown event {event!r}"[:120])
+            bucket = self.buckets.get(sid)
+            if bucket is not None and not bucket.take():
+                raise RateLimited("slow down: too many events")
             if len(args) > 2:
                 raise BadRequest("send one payload object")
             model, roles, fn = spec

@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 
 from signaling import presence
+from signaling._redis_manager import RedisManager
 from signaling.call_ns import CallNamespace
 from signaling.chat_ns import ChatNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
@@ -40,9 +41,10 @@ def redis_client(url: str) -> aioredis.Redis:
 def make_app(settings: Settings) -> web.Application:
     """A node's application. Redis is contacted lazily; nothing blocks here."""
     settings.check()
+    manager = RedisManager(settings.redis_url, channel=keys.SOCKETIO_CHANNEL)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=socketio.AsyncRedisManager(settings.redis_url, channel=keys.SOCKETIO_CHANNEL),
+        client_manager=manager,
         cors_allowed_origins=settings.origins(),
         transports=["websocket"],
         max_http_buffer_size=MAX_SOCKET_MESSAGE,
@@ -52,8 +54,19 @@ def make_app(settings: Settings) -> web.Application:
     hub = Hub(settings=settings, redis=redis_client(settings.redis_url), sio=sio)
     notifier = QueueNotifier(hub)
     queue_ns = QueueNamespace(hub, notifier)
-    for ns in (queue_ns, ChatNamespace(hub), CallNamespace(hub)):
+    namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub))
+    for ns in namespaces:
         sio.register_namespace(ns)
+
+    async def resync() -> None:
+        """Redis is back: what was published meanwhile may be lost, so every
+        local client is told to catch up, and patients get their position again."""
+        for ns in namespaces:
+            for sid in list(ns.local):
+                await ns.emit("resync", {}, to=sid, ignore_queue=True)
+        await queue_ns.resync()
+
+    manager.on_resubscribed = resync
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[HUB] = hub
@@ -67,8 +80,25 @@ def make_app(settings: Settings) -> web.Application:
         for task in list(hub.tasks):
             task.cancel()
         await asyncio.gather(*hub.tasks, return_exceptions=True)
+        listener = getattr(manager, "thread", None)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await manager.close()
         await sio.shutdown()
         await hub.redis.aclose()
 
+    async def move_clients(app: web.Application) -> None:
+        """Shutting down (SIGTERM): the listener is closed already; tell every
+        client to reconnect (through the balancer, to another node) and close."""
+        for ns in namespaces:
+            for sid in list(ns.local):
+                # Local sockets: no need to go through Redis (which may be down).
+                await ns.emit("moving", {"reason": "this server is restarting"}, to=sid, ignore_queue=True)
+                await sio.disconnect(sid, namespace=ns.namespace, ignore_queue=True)
+        if sio.eio.sockets:
+            await sio.eio.disconnect()  # close the transports too, so no handler lingers
+
+    app.on_shutdown.append(move_clients)
     app.cleanup_ctx.append(background)
     return app

@@ -49,6 +49,21 @@ class QueueNamespace(AuthedNamespace):
                 await self.emit("visit", (await room.get(visit_id)).for_staff(), to=sid)
             self.notifier.touch(claims.clinic)  # one more doctor on duty: shorter waits
 
+    async def resync(self) -> None:
+        """Push this node's clients their current state again (after a Redis outage)."""
+        clinics: set[str] = set()
+        for sid, claims in list(self.local.items()):
+            if claims.role is Role.PATIENT:
+                assert claims.visit is not None
+                visit = await self.hub.room.get(claims.visit)
+                await self.emit("visit", visit.for_patient(), to=sid)
+                if visit.state in QUEUED:
+                    await self.hub.room.mark_seen([visit.id], {})
+                    await self.hub.room.forget_sent(visit.clinic, visit.id)
+            clinics.add(claims.clinic)
+        for clinic in clinics:
+            self.notifier.touch(clinic)
+
     # -- patient -------------------------------------------------------------------
 
     @event(CheckIn, PATIENT)

@@ -118,6 +118,12 @@ class Settings:
     """How often a node refreshes the presence of its sockets and sweeps for
     patients gone beyond the grace period (``TELEMED_PRESENCE_INTERVAL``)."""
 
+    event_rate: float = 20.0
+    """Socket events a connection may send per second on average (``TELEMED_EVENT_RATE``)."""
+
+    event_burst: float = 40.0
+    """...and at once (``TELEMED_EVENT_BURST``); more get ``rate_limited``."""
+
     default_acuity: int = 3
     """ESI level an untriaged patient is queued at (``TELEMED_DEFAULT_ACUITY``)."""
 
@@ -178,6 +184,8 @@ class Settings:
             port = int(get("TELEMED_PORT", str(d.port)))
             acuity = int(get("TELEMED_DEFAULT_ACUITY", str(d.default_acuity)))
             walk_in_rate = int(get("TELEMED_WALK_IN_PER_MINUTE", str(d.walk_in_per_minute)))
+            event_rate = float(get("TELEMED_EVENT_RATE", str(d.event_rate)))
+            event_burst = float(get("TELEMED_EVENT_BURST", str(d.event_burst)))
         except ValueError as exc:
             raise ConfigError(f"not a number: {exc}") from None
         return cls(
@@ -201,6 +209,8 @@ class Settings:
             default_visit_minutes=_duration(get("TELEMED_DEFAULT_VISIT", "15m")) / 60,
             walk_in_clinics=_csv(get("TELEMED_WALK_IN_CLINICS")),
             walk_in_per_minute=walk_in_rate,
+            event_rate=event_rate,
+            event_burst=event_burst,
             trust_forwarded=get("TELEMED_TRUST_FORWARDED").lower() in {"1", "true", "yes"},
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ import aiohttp
 
 from telemed.redis_server import RedisServer, free_port
 from telemed.settings import Secret
-from telemed.tokens import Role, verify
+from telemed.tokens import Role, mint, verify
 from tests.peer import Peer
 
 TELEMED = [sys.executable, "-m", "telemed.cli"]
@@ -94,3 +95,40 @@ async def test_dev_starts_with_no_configuration_and_prints_working_links(tmp_pat
         if proc.stdout:
             proc.stdout.close()
     assert proc.returncode == 0
+
+
+async def test_sigterm_moves_clients_and_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    with RedisServer(tmp_path / "r") as redis:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_") and k != "REDIS_URL"}
+        env = {**clean, "TELEMED_SECRET": GOOD_SECRET, "REDIS_URL": redis.url, "TELEMED_PORT": str(port), "TELEMED_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        proc = subprocess.Popen([*TELEMED, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                for _ in range(100):
+                    try:
+                        if (await http.get(f"{base}/readyz")).status == 200:
+                            break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+            tok = mint(Secret(GOOD_SECRET), role=Role.NURSE, name="N", clinic="c1", ttl=60)[0]
+            nurse = Peer(base, tok, origin=base, namespaces=["/queue", "/chat"])
+            await nurse.connect()
+            proc.send_signal(signal.SIGTERM)
+            moving = await nurse.wait_for("/queue", "moving", timeout=10)
+            assert "restarting" in moving["reason"]
+            assert await asyncio.to_thread(proc.wait, 10) == 0
+            for _ in range(50):
+                if not nurse.sio.connected:
+                    break
+                await asyncio.sleep(0.1)
+            assert not nurse.sio.connected
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stderr is not None
+            errors = proc.stderr.read()
+            proc.stderr.close()
+    assert "Traceback" not in errors, errors

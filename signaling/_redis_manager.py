@@ -1,0 +1,85 @@
+"""python-socketio's Redis manager, made to ride out a Redis restart.
+
+The stock ``AsyncRedisManager`` backs off up to 60 s before resubscribing,
+replaces its pub/sub connection from the publishing path (abandoning the one
+the listener reads, unclosed), and says nothing when it is back. This one:
+
+- publishes through its own client, whose pool reconnects by itself;
+- listens on a pub/sub connection it closes before making a new one, retrying
+  every ``retry_max`` seconds at most;
+- calls ``on_resubscribed`` after every recovery, so the node can tell its
+  clients to catch up on what could not be delivered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import redis.asyncio as aioredis
+import socketio
+
+logger = logging.getLogger(__name__)
+
+
+class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    def __init__(self, url: str, channel: str, retry_max: float = 1.0) -> None:
+        super().__init__(url, channel=channel)
+        self.retry_max = retry_max
+        self.on_resubscribed: Callable[[], Awaitable[None]] | None = None
+        self._publisher: aioredis.Redis | None = None
+        self._listener: aioredis.Redis | None = None
+        self._pubsub: Any = None
+
+    async def _publish(self, data: Any) -> None:
+        if self._publisher is None:
+            self._publisher = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            await self._publisher.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:  # the emit reached local sockets; others catch up on resync
+            logger.warning("fan-out publish failed: %s", type(exc).__name__)
+
+    async def _close_listener(self) -> None:
+        pubsub, client = self._pubsub, self._listener
+        self._pubsub = self._listener = None
+        try:
+            if pubsub is not None:
+                await pubsub.aclose()
+            if client is not None:
+                await client.aclose()
+        except Exception:  # closing a broken connection may fail; it is dropped either way
+            pass
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        retry = 0.1
+        outage = False
+        while True:
+            try:
+                await self._close_listener()
+                self._listener = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
+                self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(self.channel)
+                retry = 0.1
+                if outage:
+                    outage = False
+                    logger.info("fan-out resubscribed after a Redis outage")
+                    if self.on_resubscribed is not None:
+                        await self.on_resubscribed()
+                async for message in self._pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                await self._close_listener()
+                raise
+            except Exception as exc:
+                if not outage:
+                    logger.warning("fan-out lost Redis (%s); retrying", type(exc).__name__)
+                outage = True
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, self.retry_max)
+
+    async def close(self) -> None:
+        await self._close_listener()
+        if self._publisher is not None:
+            await self._publisher.aclose()
+            self._publisher = None

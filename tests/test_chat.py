@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from telemed.settings import Settings
 from telemed.tokens import Role
 from tests.conftest import create_visit, token
 from tests.peer import client_id
@@ -47,7 +48,8 @@ async def test_a_reconnecting_client_replays_what_it_missed_in_order(node: str, 
     assert [m["text"] for m in full] == ["m0", *missed]
 
 
-async def test_history_pages_through_a_long_chat(node: str, connect) -> None:
+async def test_history_pages_through_a_long_chat(start_node, settings: Settings, connect) -> None:
+    node = await start_node(settings.with_(event_rate=1000.0, event_burst=1000.0))
     visit_id, patient_token = await create_visit(node, token(Role.NURSE))
     patient = await connect(node, patient_token)
     await asyncio.gather(

@@ -10,6 +10,7 @@ as an ``error`` event (so a client that did not ask for an ack still hears it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -17,8 +18,10 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from signaling._address import client_address
 from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
 from telemed.exceptions import BadRequest, Forbidden, RateLimited, TelemedError, Unauthorized, Unavailable
@@ -51,6 +54,11 @@ def _bad_request(exc: ValidationError) -> BadRequest:
     return BadRequest(message, fields=fields)
 
 
+def refuse(exc: TelemedError) -> socketio.exceptions.ConnectionRefusedError:
+    """The client's ``connect_error`` gets ``{message, data: {code, message}}``."""
+    return socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict())
+
+
 class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """Connect with ``auth={"token": "<jwt>"}``; every event is checked again."""
 
@@ -75,11 +83,18 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
+        address = client_address(environ["aiohttp.request"], self.hub.settings.trust_forwarded)
         try:
-            claims = verify(self.hub.settings.secret, token)  # type: ignore[arg-type]
+            await self.hub.check_address(address)
+            try:
+                claims = verify(self.hub.settings.secret, token)  # type: ignore[arg-type]
+                await self.hub.check_live(claims)
+            except Unauthorized:
+                await self.hub.count_auth_failure(address)
+                raise
             if claims.role not in self.roles:
                 raise Forbidden(f"a {claims.role.value} cannot use {self.namespace}")
-            await self.hub.check_live(claims)
+            await self.hub.open_connection(claims, self.namespace, sid)
             self.local[sid] = claims
             self.buckets[sid] = TokenBucket(self.hub.settings.event_rate, self.hub.settings.event_burst)
             self.hub.metrics.sockets.labels(self.namespace, claims.role.value).inc()
@@ -89,19 +104,23 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self.buckets.pop(sid, None)
             if joined is not None:
                 self.hub.metrics.sockets.labels(self.namespace, joined.role.value).dec()
+                with contextlib.suppress(Exception):
+                    await self.hub.close_connection(joined, self.namespace, sid)
             if isinstance(exc, TelemedError):
                 logger.info("%s refused a connection: %s", self.namespace, exc.code)
-                raise ConnectionRefusedError(exc.to_dict()) from None
+                raise refuse(exc) from None
             if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-                raise ConnectionRefusedError(Unavailable("try again shortly").to_dict()) from None
+                raise refuse(Unavailable("try again shortly")) from None
             logger.exception("%s: connect failed", self.namespace)
-            raise ConnectionRefusedError(TelemedError("internal error").to_dict()) from None
+            raise refuse(TelemedError("internal error")) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         claims = self.local.pop(sid, None)
         self.buckets.pop(sid, None)
         if claims is not None:
             self.hub.metrics.sockets.labels(self.namespace, claims.role.value).dec()
+            with contextlib.suppress(RedisError):  # a stale entry stops counting by itself
+                await self.hub.close_connection(claims, self.namespace, sid)
             await self.left(sid, claims)
 
     async def joined(self, sid: str, claims: Claims) -> None:

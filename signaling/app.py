@@ -74,7 +74,7 @@ def make_app(settings: Settings) -> web.Application:
     add_routes(app, hub)
 
     async def background(app: web.Application) -> AsyncIterator[None]:
-        hub.spawn(presence.heartbeat(hub, queue_ns), name="presence-heartbeat")
+        hub.spawn(presence.heartbeat(hub, queue_ns, namespaces), name="presence-heartbeat")
         hub.spawn(presence.sweep(hub, notifier), name="grace-sweep")
         yield
         for task in list(hub.tasks):

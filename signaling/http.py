@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from signaling import schemas
+from signaling._address import client_address
 from signaling.hub import Hub
 from telemed import keys
 from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
@@ -78,14 +79,6 @@ async def bearer(request: web.Request, roles: frozenset[Role]) -> Claims:
     if claims.role not in roles:
         raise Forbidden(f"a {claims.role.value} cannot do this")
     return claims
-
-
-def client_address(request: web.Request, trust_forwarded: bool) -> str:
-    if trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.remote or "unknown"
 
 
 STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 import socketio
 
 from signaling.metrics import Metrics
-from telemed import keys
+from telemed import _scripts, keys
 from telemed.chat import ChatLog
-from telemed.exceptions import Forbidden, Unauthorized
+from telemed.exceptions import Forbidden, RateLimited, Unauthorized
 from telemed.settings import Settings
 from telemed.tokens import Claims, Role
 from telemed.visits import State
@@ -38,6 +38,7 @@ class Hub:
     def __post_init__(self) -> None:
         self.room = WaitingRoom(self.redis, self.settings)
         self.chat = ChatLog(self.redis)
+        self._connect = self.redis.register_script(_scripts.CONNECT)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a background task and keep a reference to it until it ends."""
@@ -87,3 +88,38 @@ class Hub:
     async def revoke(self, claims: Claims) -> None:
         ttl = max(1, int(claims.exp - time.time()) + 1)
         await self.redis.set(keys.revoked(claims.jti), "1", ex=ttl)
+
+    # -- abuse limits ----------------------------------------------------------------
+
+    async def check_address(self, address: str) -> None:
+        """Refuse an address that sent too many bad tokens this minute."""
+        failures = await self.redis.get(keys.auth_failures(address))
+        if failures is not None and int(failures) >= self.settings.auth_failures_per_minute:
+            raise RateLimited("too many failed sign-ins from your network; wait a minute")
+
+    async def count_auth_failure(self, address: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(keys.auth_failures(address))
+        pipe.expire(keys.auth_failures(address), keys.AUTH_FAILURE_WINDOW, nx=True)
+        await pipe.execute()
+
+    async def open_connection(self, claims: Claims, namespace: str, sid: str) -> None:
+        """Count a socket against its token's limit (live sockets on any node)."""
+        now_ms = int(time.time() * 1000)
+        stale = now_ms - int(3 * self.settings.presence_interval * 1000)
+        ok = await self._connect(
+            keys=[keys.connections(claims.jti, namespace)],
+            args=[sid, now_ms, stale, self.settings.connections_per_token, int(max(60, claims.exp - time.time()))],
+        )
+        if not ok:
+            raise RateLimited(f"this link is open in {self.settings.connections_per_token} places already; close one")
+
+    async def close_connection(self, claims: Claims, namespace: str, sid: str) -> None:
+        await self.redis.zrem(keys.connections(claims.jti, namespace), sid)
+
+    async def refresh_connections(self, namespace: str, sockets: dict[str, Claims]) -> None:
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for sid, claims in sockets.items():
+            pipe.zadd(keys.connections(claims.jti, namespace), {sid: now_ms}, xx=True)
+        await pipe.execute()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
+from signaling._base import AuthedNamespace
 from signaling.hub import Hub
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
@@ -25,8 +27,9 @@ from telemed.visits import EndReason
 logger = logging.getLogger(__name__)
 
 
-async def heartbeat(hub: Hub, ns: QueueNamespace) -> None:
-    """Refresh presence of this node's patients and doctors, forever."""
+async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNamespace]) -> None:
+    """Refresh presence of this node's patients and doctors, and of every socket
+    (for the per-token connection limit), forever."""
     while True:
         patients: list[str] = []
         doctors: dict[str, set[str]] = {}
@@ -37,6 +40,8 @@ async def heartbeat(hub: Hub, ns: QueueNamespace) -> None:
                 doctors.setdefault(claims.clinic, set()).add(claims.sub)
         try:
             await hub.room.mark_seen(patients, doctors)
+            for each in namespaces:
+                await hub.refresh_connections(each.namespace, dict(each.local))
         except RedisError as exc:
             logger.warning("presence refresh failed: %s", type(exc).__name__)
         await asyncio.sleep(hub.settings.presence_interval)

@@ -187,3 +187,14 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return {'ok', id}
 """
+
+#: Admit one more connection of a token unless it already has ``limit`` live
+#: ones (entries not refreshed since ``stale_before`` no longer count: their
+#: node died). KEYS: connections of the token. ARGV: sid, now_ms, stale_before_ms, limit, ttl_s
+CONNECT = r"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+return 1
+"""

@@ -101,6 +101,20 @@ def revoked(jti: str) -> str:
     return f"{PREFIX}revoked:{jti}"
 
 
+def connections(jti: str, namespace: str) -> str:
+    """Sorted set sid -> last seen (ms): the live sockets of one token in one namespace."""
+    return f"{PREFIX}conns:{jti}:{namespace}"
+
+
+def auth_failures(address: str) -> str:
+    """Counter of refused tokens from one address in the current window."""
+    return f"{PREFIX}authfail:{address}"
+
+
+#: Window of the failed-token limit per address.
+AUTH_FAILURE_WINDOW = 60
+
+
 def walk_in_rate(address: str) -> str:
     """Counter of walk-in check-ins from one address in the current window."""
     return f"{PREFIX}walkin:{address}"

@@ -124,6 +124,13 @@ class Settings:
     event_burst: float = 40.0
     """...and at once (``TELEMED_EVENT_BURST``); more get ``rate_limited``."""
 
+    connections_per_token: int = 5
+    """Sockets one token may hold open per namespace (tabs, devices) (``TELEMED_CONNECTIONS_PER_TOKEN``)."""
+
+    auth_failures_per_minute: int = 20
+    """Refused tokens per client address and minute before that address is
+    refused outright for the rest of the minute (``TELEMED_AUTH_FAILURES_PER_MINUTE``)."""
+
     default_acuity: int = 3
     """ESI level an untriaged patient is queued at (``TELEMED_DEFAULT_ACUITY``)."""
 
@@ -186,6 +193,8 @@ class Settings:
             walk_in_rate = int(get("TELEMED_WALK_IN_PER_MINUTE", str(d.walk_in_per_minute)))
             event_rate = float(get("TELEMED_EVENT_RATE", str(d.event_rate)))
             event_burst = float(get("TELEMED_EVENT_BURST", str(d.event_burst)))
+            per_token = int(get("TELEMED_CONNECTIONS_PER_TOKEN", str(d.connections_per_token)))
+            auth_failures = int(get("TELEMED_AUTH_FAILURES_PER_MINUTE", str(d.auth_failures_per_minute)))
         except ValueError as exc:
             raise ConfigError(f"not a number: {exc}") from None
         return cls(
@@ -211,6 +220,8 @@ class Settings:
             walk_in_per_minute=walk_in_rate,
             event_rate=event_rate,
             event_burst=event_burst,
+            connections_per_token=per_token,
+            auth_failures_per_minute=auth_failures,
             trust_forwarded=get("TELEMED_TRUST_FORWARDED").lower() in {"1", "true", "yes"},
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
         )

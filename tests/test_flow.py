@@ -74,5 +74,8 @@ async def test_full_visit(node: str, connect) -> None:
     late = await patient.call("/chat", "send", {"visit_id": visit_id, "client_id": client_id(), "text": "still there?"})
     assert late["error"]["code"] == "unauthorized"
     again = Peer(node, patient_token, origin=ORIGIN, namespaces=["/queue"])
+    refusals: list[dict] = []
+    again.sio.on("connect_error", refusals.append, namespace="/queue")
     with pytest.raises(socketio.exceptions.ConnectionError):
         await again.connect()
+    assert refusals[0]["data"] == {"code": "unauthorized", "message": "this visit has ended"}

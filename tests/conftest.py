@@ -126,3 +126,72 @@ def namespaces_for(tok: str) -> list[str]:
     role = jwt.decode(tok, options={"verify_signature": False})["role"]
     return {"patient": ["/queue", "/chat", "/call"], "doctor": ["/queue", "/chat", "/call"],
             "nurse": ["/queue", "/chat"], "admin": ["/queue"]}[role]
+
+
+class NodeProcess:
+    """``telemed serve`` as a real child process (so a test can SIGKILL it)."""
+
+    def __init__(self, redis_url: str, port: int | None = None, **env: str) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_") and k != "REDIS_URL"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "telemed.cli", "serve"],
+            env={
+                **clean,
+                "TELEMED_SECRET": SECRET.reveal(),
+                "REDIS_URL": redis_url,
+                "TELEMED_PORT": str(self.port),
+                "TELEMED_PUBLIC_URL": ORIGIN,
+                **env,
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def ready(self, timeout: float = 15) -> NodeProcess:
+        import asyncio
+        import time
+
+        import aiohttp
+
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, "the node exited"
+                try:
+                    if (await http.get(f"{self.url}/readyz")).status == 200:
+                        return self
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError("node not ready")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.kill()
+
+
+@pytest.fixture
+def node_processes(redis: aioredis.Redis, redis_server: RedisServer) -> Iterator[Callable[..., NodeProcess]]:
+    made: list[NodeProcess] = []
+
+    def start(**env: str) -> NodeProcess:
+        made.append(NodeProcess(redis_server.url, **env))
+        return made[-1]
+
+    yield start
+    for n in made:
+        n.stop()

@@ -119,9 +119,11 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.buckets.pop(sid, None)
         if claims is not None:
             self.hub.metrics.sockets.labels(self.namespace, claims.role.value).dec()
-            with contextlib.suppress(RedisError):  # a stale entry stops counting by itself
-                await self.hub.close_connection(claims, self.namespace, sid)
-            await self.left(sid, claims)
+            try:
+                await self.hub.close_connection(claims, self.namespace, sid)  # a stale entry expires anyway
+                await self.left(sid, claims)
+            except RedisError as exc:
+                logger.warning("%s: disconnect bookkeeping failed: %s", self.namespace, type(exc).__name__)
 
     async def joined(self, sid: str, claims: Claims) -> None:
         """Called once a socket is authenticated: enter rooms, send the initial state."""
@@ -132,7 +134,9 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- events ----------------------------------------------------------------------
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
+        if event in ("connect", "disconnect") and not self.server.manager.is_connected(args[0], self.namespace):
+            # The real life-cycle events (python-socketio marks the socket
+            # pending until they ran); a client sending one by name falls through.
             return await super().trigger_event(event, *args)
         sid, data = args[0], (args[1] if len(args) > 1 else None)
         spec = self._handlers.get(event)

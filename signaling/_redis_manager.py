@@ -21,6 +21,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 
+from telemed.redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,11 +37,30 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     async def _publish(self, data: Any) -> None:
         if self._publisher is None:
-            self._publisher = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+            self._publisher = redis_client(self.redis_url, decode=False)
         try:
             await self._publisher.publish(self.channel, self.json.dumps(data))
         except Exception as exc:  # the emit reached local sockets; others catch up on resync
             logger.warning("fan-out publish failed: %s", type(exc).__name__)
+
+    async def emit_batch(self, event: str, items: list[tuple[str, Any]], namespace: str) -> None:
+        """Emit ``event`` to many rooms, each with its own data, as one Redis
+        message (one publish per queue push instead of one per patient)."""
+        if not items:
+            return
+        message = {"method": "emit", "event": event, "batch": items, "namespace": namespace,
+                   "host_id": self.host_id, "data": None}
+        await self._handle_emit(message)
+        await self._publish(message)
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        batch = message.get("batch")
+        if batch is None:
+            await super()._handle_emit(message)
+            return
+        deliver = socketio.AsyncManager.emit  # local delivery, as python-socketio does per message
+        for room, data in batch:
+            await deliver(self, message["event"], data, namespace=message["namespace"], room=room)
 
     async def _close_listener(self) -> None:
         pubsub, client = self._pubsub, self._listener

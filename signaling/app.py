@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
@@ -19,6 +18,7 @@ from signaling.hub import Hub
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
 from telemed import keys
+from telemed.redis_client import redis_client
 from telemed.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,16 +26,6 @@ logger = logging.getLogger(__name__)
 #: Largest Socket.IO message. Larger ones close the connection (engine.io's
 #: rule); below it, each event's own limits answer with a ``bad_request``.
 MAX_SOCKET_MESSAGE = 256 * 1024
-
-
-def redis_client(url: str) -> aioredis.Redis:
-    return aioredis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=10,
-    )
 
 
 def make_app(settings: Settings) -> web.Application:

@@ -38,8 +38,29 @@ class CallNamespace(AuthedNamespace):
             assert claims.visit is not None
             await self.enter_room(sid, rooms.patient(claims.visit))
         else:
-            await self.enter_room(sid, rooms.user(claims.sub))
+            await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
         await self.emit("ice_servers", {"ice_servers": ice_servers(self.hub.settings, claims.sub)}, to=sid)
+        await self._announce(claims, "joined")
+
+    async def left(self, sid: str, claims: Claims) -> None:
+        await self._announce(claims, "left")
+
+    async def _announce(self, claims: Claims, state: str) -> None:
+        """Tell the other party of each visit in progress that this one's call
+        socket came or went, so the doctor can offer again after a reload."""
+        if claims.role is Role.PATIENT:
+            assert claims.visit is not None
+            visits = [claims.visit]
+        else:
+            visits = await self.hub.room.doctor_visits(claims.clinic, claims.sub)
+        for visit_id in visits:
+            redis: Any = self.hub.redis
+            visit_state, doctor = await redis.hmget(keys.visit(visit_id), ["state", "doctor"])
+            if visit_state != State.IN_VISIT.value or not doctor:
+                continue
+            body = {"visit_id": visit_id, "from": claims.role.value, "state": state}
+            to = rooms.user(claims.clinic, doctor) if claims.role is Role.PATIENT else rooms.patient(visit_id)
+            await self.emit("peer", body, room=to)
 
     @event(Empty, PARTIES)
     async def on_get_ice_servers(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
@@ -47,18 +68,24 @@ class CallNamespace(AuthedNamespace):
 
     @event(Sdp, PARTIES)
     async def on_offer(self, sid: str, claims: Claims, p: Sdp) -> dict[str, Any]:
-        await self._relay(claims, "offer", p, {"sdp": p.sdp, "restart": p.restart})
+        await self._relay(claims, "offer", p, {"sdp": p.sdp, "restart": p.restart, **_call_id(p.call_id)})
         return {}
 
     @event(Sdp, PARTIES)
     async def on_answer(self, sid: str, claims: Claims, p: Sdp) -> dict[str, Any]:
-        await self._relay(claims, "answer", p, {"sdp": p.sdp})
+        await self._relay(claims, "answer", p, {"sdp": p.sdp, **_call_id(p.call_id)})
         return {}
 
     @event(Candidate, PARTIES)
     async def on_candidate(self, sid: str, claims: Claims, p: Candidate) -> dict[str, Any]:
         candidate = p.candidate.model_dump(exclude_none=True) if p.candidate else None
-        await self._relay(claims, "candidate", p, {"candidate": candidate})
+        await self._relay(claims, "candidate", p, {"candidate": candidate, **_call_id(p.call_id)})
+        return {}
+
+    @event(VisitRef, PARTIES)
+    async def on_ready(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        """"I have no call (my page was reloaded): offer me one." """
+        await self._relay(claims, "ready", p, {})
         return {}
 
     @event(VisitRef, PARTIES)
@@ -77,5 +104,9 @@ class CallNamespace(AuthedNamespace):
             raise Conflict(f"no call while the visit is {state}", state=state)
         if claims.role is Role.DOCTOR and claims.sub != doctor:
             raise Forbidden("another doctor is in this visit")
-        to = rooms.user(doctor) if claims.role is Role.PATIENT else rooms.patient(visit_id)
+        to = rooms.user(claims.clinic, doctor) if claims.role is Role.PATIENT else rooms.patient(visit_id)
         await self.emit(name, {"visit_id": visit_id, "from": claims.role.value, **body}, room=to)
+
+
+def _call_id(call_id: str | None) -> dict[str, str]:
+    return {"call_id": call_id} if call_id else {}

@@ -136,7 +136,7 @@ async def walk_in(request: web.Request) -> web.Response:
     """The clinic's standing check-in link: creates a visit for whoever comes."""
     hub = request.app[HUB]
     clinic = request.match_info["clinic"]
-    if not ID_PATTERN.match(clinic) or not await hub.room.walk_in_enabled(clinic):
+    if not ID_PATTERN.fullmatch(clinic) or not await hub.room.walk_in_enabled(clinic):
         raise NotFound("this clinic has no walk-in link")
     address = client_address(request, hub.settings.trust_forwarded)
     rate_key = keys.walk_in_rate(address)
@@ -161,7 +161,10 @@ async def revoke(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     claims = await bearer(request, frozenset({Role.ADMIN}))
     p: schemas.Revoke = await body(request, schemas.Revoke)
-    target = verify(hub.settings.secret, p.token)
+    try:
+        target = verify(hub.settings.secret, p.token)
+    except Unauthorized as exc:
+        raise BadRequest(f"token: {exc.message}") from None
     if target.clinic != claims.clinic:
         raise Forbidden("that token belongs to another clinic")
     await hub.revoke(target)
@@ -203,6 +206,11 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Permissions-Policy": "camera=(self), microphone=(self)",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
 }
 
 

@@ -20,9 +20,9 @@ from signaling.hub import Hub
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
 from telemed import keys
-from telemed.exceptions import Conflict, NotFound
+from telemed.exceptions import Conflict, NotFound, Unauthorized
 from telemed.tokens import Role
-from telemed.visits import EndReason
+from telemed.visits import EndReason, State
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,42 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNam
             await hub.room.mark_seen(patients, doctors)
             for each in namespaces:
                 await hub.refresh_connections(each.namespace, dict(each.local))
+            await close_dead_sockets(hub, namespaces)
         except RedisError as exc:
             logger.warning("presence refresh failed: %s", type(exc).__name__)
         await asyncio.sleep(hub.settings.presence_interval)
+
+
+async def close_dead_sockets(hub: Hub, namespaces: Sequence[AuthedNamespace]) -> int:
+    """Close sockets whose token expired or was revoked, or whose visit ended,
+    even if they never send another event (they would still receive pushes)."""
+    tokens = {c.jti: c for ns in namespaces for c in ns.local.values()}
+    if not tokens:
+        return 0
+    dead: dict[str, str] = {jti: "token expired" for jti, c in tokens.items() if c.expired()}
+    live = [c for c in tokens.values() if c.jti not in dead]
+    pipe = hub.redis.pipeline(transaction=False)
+    for c in live:
+        pipe.exists(keys.revoked(c.jti))
+        if c.visit:
+            pipe.hget(keys.visit(c.visit), "state")
+        else:
+            pipe.echo("staff")  # keeps the replies in pairs
+    results = await pipe.execute()
+    for c, revoked, state in zip(live, results[::2], results[1::2], strict=True):
+        if revoked:
+            dead[c.jti] = "token revoked"
+        elif c.visit and state in (None, State.ENDED.value):
+            dead[c.jti] = "this visit has ended"
+    closed = 0
+    for ns in namespaces:
+        for sid, claims in list(ns.local.items()):
+            reason = dead.get(claims.jti)
+            if reason:
+                await ns.emit("error", {"event": "", **Unauthorized(reason).to_dict()}, to=sid, ignore_queue=True)
+                await hub.sio.disconnect(sid, namespace=ns.namespace, ignore_queue=True)
+                closed += 1
+    return closed
 
 
 async def sweep(hub: Hub, notifier: QueueNotifier) -> None:

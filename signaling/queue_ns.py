@@ -41,11 +41,11 @@ class QueueNamespace(AuthedNamespace):
                 self.notifier.touch(visit.clinic)
             return
         await self.enter_room(sid, rooms.staff(claims.clinic))
-        await self.enter_room(sid, rooms.user(claims.sub))
+        await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
         await self.emit("queue", await self.notifier.snapshot(claims.clinic), to=sid)
         if claims.role is Role.DOCTOR:
-            await room.mark_seen([], {claims.clinic: {claims.sub}})
-            for visit_id in await room.doctor_visits(claims.sub):
+            await room.doctor_joined(claims.clinic, claims.sub, claims.name)
+            for visit_id in await room.doctor_visits(claims.clinic, claims.sub):
                 await self.emit("visit", (await room.get(visit_id)).for_staff(), to=sid)
             self.notifier.touch(claims.clinic)  # one more doctor on duty: shorter waits
 
@@ -69,7 +69,7 @@ class QueueNamespace(AuthedNamespace):
     @event(CheckIn, PATIENT)
     async def on_check_in(self, sid: str, claims: Claims, p: CheckIn) -> dict[str, Any]:
         assert claims.visit is not None
-        await self.hub.room.check_in(
+        change = await self.hub.room.check_in(
             claims.visit,
             patient_sub=claims.sub,
             patient_name=claims.name,
@@ -78,16 +78,16 @@ class QueueNamespace(AuthedNamespace):
         )
         visit = await self.hub.room.get(claims.visit)
         await self.notifier.visit_changed(visit)
-        return {"visit": visit.for_patient()}
+        return {"visit": visit.for_patient(), "version": change.version}
 
     @event(Empty, PATIENT)
     async def on_leave(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
         assert claims.visit is not None
-        await self.hub.room.end(claims.visit, by=claims.sub, reason=EndReason.LEFT)
+        change = await self.hub.room.end(claims.visit, by=claims.sub, reason=EndReason.LEFT)
         self.hub.metrics.visits_ended.labels(EndReason.LEFT.value).inc()
         visit = await self.hub.room.get(claims.visit)
         await self.notifier.visit_changed(visit)
-        return {"visit": visit.for_patient()}
+        return {"visit": visit.for_patient(), "version": change.version if change else None}
 
     # -- staff -----------------------------------------------------------------------
 
@@ -106,14 +106,14 @@ class QueueNamespace(AuthedNamespace):
     @event(Triage, CLINICAL)
     async def on_triage(self, sid: str, claims: Claims, p: Triage) -> dict[str, Any]:
         await self.hub.authorize_visit(claims, p.visit_id, CLINICAL)
-        await self.hub.room.triage(p.visit_id, by=claims.sub, acuity=p.acuity, note=p.note)
-        return await self._changed(p.visit_id)
+        change = await self.hub.room.triage(p.visit_id, by=claims.sub, acuity=p.acuity, note=p.note)
+        return await self._changed(p.visit_id, change.version)
 
     @event(Route, CLINICAL)
     async def on_route(self, sid: str, claims: Claims, p: Route) -> dict[str, Any]:
         await self.hub.authorize_visit(claims, p.visit_id, CLINICAL)
-        await self.hub.room.route(p.visit_id, by=claims.sub, doctor=p.doctor)
-        return await self._changed(p.visit_id)
+        change = await self.hub.room.route(p.visit_id, by=claims.sub, doctor=p.doctor)
+        return await self._changed(p.visit_id, change.version)
 
     @event(Admit, DOCTOR)
     async def on_admit(self, sid: str, claims: Claims, p: Admit) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class QueueNamespace(AuthedNamespace):
         )
         self.hub.metrics.admits.inc()
         logger.info("Visit(%s) admitted by %s", change.visit_id, claims.sub)
-        result = await self._changed(change.visit_id)
+        result = await self._changed(change.visit_id, change.version)
         return {**result, "ice_servers": ice_servers(self.hub.settings, claims.sub)}
 
     @event(VisitRef, STAFF)
@@ -137,11 +137,12 @@ class QueueNamespace(AuthedNamespace):
             reason = EndReason.COMPLETED
         else:
             reason = EndReason.CANCELLED
-        await self.hub.room.end(p.visit_id, by=claims.sub, reason=reason)
+        change = await self.hub.room.end(p.visit_id, by=claims.sub, reason=reason)
         self.hub.metrics.visits_ended.labels(reason.value).inc()
-        return await self._changed(p.visit_id)
+        return await self._changed(p.visit_id, change.version if change else None)
 
-    async def _changed(self, visit_id: str) -> dict[str, Any]:
+    async def _changed(self, visit_id: str, version: int | None) -> dict[str, Any]:
+        """After a change: push it, and reply with the visit and the queue version."""
         visit = await self.hub.room.get(visit_id)
         await self.notifier.visit_changed(visit)
-        return {"visit": visit.for_staff()}
+        return {"visit": visit.for_staff(), "version": version}

@@ -13,6 +13,7 @@ def staff(clinic: str) -> str:
     return f"staff:{clinic}"
 
 
-def user(sub: str) -> str:
-    """Every socket of one staff member (call signaling reaches the doctor here)."""
-    return f"user:{sub}"
+def user(clinic: str, sub: str) -> str:
+    """Every socket of one staff member (call signaling reaches the doctor here).
+    Keyed by clinic too: ``sub`` is an id in the clinic's own system."""
+    return f"user:{clinic}:{sub}"

@@ -6,15 +6,24 @@ payload is refused with a ``bad_request`` error naming the field.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 #: Visit, clinic and user ids.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
-#: A Redis stream id, e.g. ``1732240000000-0``.
-StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+def _stream_id(value: str) -> str:
+    ms, seq = (int(part) for part in value.split("-"))
+    if ms >= 2**64 or seq >= 2**64 - 1:
+        raise ValueError("not a stream id")
+    return value
+
+
+#: A Redis stream id, e.g. ``1732240000000-0`` (each part a 64-bit number).
+StreamId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$"), AfterValidator(_stream_id)
+]
 
 #: Largest chat message, in UTF-8 bytes.
 CHAT_MAX_BYTES = 4096
@@ -30,6 +39,12 @@ def _utf8_at_most(limit: int):  # type: ignore[no-untyped-def]
         return value
 
     return check
+
+
+def _must_be_true(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("consent to the video visit is required")
+    return value
 
 
 def _not_blank(value: str) -> str:
@@ -61,7 +76,9 @@ class VisitRef(Event):
 
 class CheckIn(Event):
     reason: Reason
-    consent_visit: Literal[True] = Field(description="the patient agreed to the video visit")
+    consent_visit: Annotated[bool, AfterValidator(_must_be_true)] = Field(
+        description="the patient agreed to the video visit"
+    )
     consent_recording: bool = Field(description="recording and transcription into the chart")
 
 
@@ -101,6 +118,7 @@ class Sdp(Event):
     visit_id: Id
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_CHARS)]
     restart: bool = False
+    call_id: Id | None = Field(default=None, description="the offerer's id of this peer connection")
 
 
 class IceCandidate(Event):
@@ -113,6 +131,7 @@ class IceCandidate(Event):
 class Candidate(Event):
     visit_id: Id
     candidate: IceCandidate | None = Field(description="null marks the end of candidates")
+    call_id: Id | None = None
 
 
 # -- HTTP ------------------------------------------------------------------------

@@ -76,7 +76,7 @@ history(KEYS[2], ARGV[2], from, to, 'route', ARGV[4])
 return {'ok', from, to, redis.call('INCR', KEYS[3])}
 """
 
-#: KEYS: queue, version, sent, doctor_visits, seen
+#: KEYS: queue, version, sent, doctor_visits, seen, in_visit
 #: ARGV: rules, now, doctor, doctor_name, chosen visit ('' = next), visit key
 #:       prefix, history key prefix, key suffix ('}')
 ADMIT = PRELUDE + r"""
@@ -110,11 +110,12 @@ redis.call('ZREM', KEYS[1], vid)
 redis.call('ZREM', KEYS[5], vid)
 redis.call('HDEL', KEYS[3], vid)
 redis.call('SADD', KEYS[4], vid)
+redis.call('SADD', KEYS[6], vid)
 history(ARGV[7] .. vid .. ARGV[8], ARGV[2], from, to, 'admit', doctor)
 return {'ok', from, to, redis.call('INCR', KEYS[2]), vid}
 """
 
-#: KEYS: visit, history, queue, version, sent, durations, seen, chat, chat_ids
+#: KEYS: visit, history, queue, version, sent, durations, seen, chat, chat_ids, in_visit
 #: ARGV: rules, now, end reason, by, ttl after end, max duration samples,
 #:       doctor_visits key prefix, only_if_absent_before_ms ('' = always)
 END = PRELUDE + r"""
@@ -135,6 +136,7 @@ if from == 'in_visit' then
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[6]) - 1)
   local doctor = redis.call('HGET', KEYS[1], 'doctor')
   redis.call('SREM', ARGV[7] .. doctor, vid)
+  redis.call('SREM', KEYS[10], vid)
 end
 history(KEYS[2], ARGV[2], from, to, 'end:' .. ARGV[3], ARGV[4])
 for _, k in ipairs({KEYS[1], KEYS[2], KEYS[8], KEYS[9]}) do

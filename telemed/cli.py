@@ -64,7 +64,7 @@ async def _serve(settings: Settings, *, banner: bool = False) -> None:
 
 
 async def _print_links(settings: Settings) -> None:
-    from signaling.app import redis_client
+    from telemed.redis_client import redis_client
     from telemed.waiting_room import WaitingRoom
 
     redis = redis_client(settings.redis_url)
@@ -143,7 +143,7 @@ def cmd_visit_create(args: argparse.Namespace, settings: Settings) -> int:
     settings.check()
 
     async def create() -> str:
-        from signaling.app import redis_client
+        from telemed.redis_client import redis_client
         from telemed.waiting_room import WaitingRoom
 
         redis = redis_client(settings.redis_url)
@@ -169,7 +169,7 @@ def cmd_clinic_set(args: argparse.Namespace, settings: Settings) -> int:
     settings.check()
 
     async def apply() -> None:
-        from signaling.app import redis_client
+        from telemed.redis_client import redis_client
         from telemed.waiting_room import WaitingRoom
 
         redis = redis_client(settings.redis_url)

@@ -77,14 +77,25 @@ def durations(clinic: str) -> str:
     return f"{PREFIX}durations:{clinic}"
 
 
+def in_visit(clinic: str) -> str:
+    """Set of the clinic's visits in progress (staff see them beside the queue)."""
+    return f"{PREFIX}invisit:{clinic}"
+
+
+def doctor_names(clinic: str) -> str:
+    """Hash doctor sub -> display name, for the nurses' routing choices."""
+    return f"{PREFIX}doctornames:{clinic}"
+
+
 def doctors_on_duty(clinic: str) -> str:
     """Sorted set doctor sub -> last seen (ms)."""
     return f"{PREFIX}doctors:{clinic}"
 
 
-def doctor_visits(sub: str) -> str:
-    """Set of the visits a doctor is in (restored to a reconnecting doctor)."""
-    return f"{PREFIX}doctorvisits:{sub}"
+def doctor_visits(clinic: str, sub: str) -> str:
+    """Set of the visits a doctor of a clinic is in (restored to a reconnecting doctor).
+    Keyed by clinic too: ``sub`` is an id in the clinic's own system."""
+    return f"{PREFIX}doctorvisits:{clinic}:{sub}"
 
 
 def clinic_settings(clinic: str) -> str:

@@ -54,7 +54,7 @@ class Claims:
 
 
 def check_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise BadRequest(f"{what} must be 1-64 letters, digits, '_', '.' or '-'")
     return value
 

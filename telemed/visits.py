@@ -147,6 +147,7 @@ class Visit:
             "triage_note": self.triage_note,
             "routed_to": self.routed_to or None,
             "doctor": self.doctor or None,
+            "doctor_name": self.doctor_name or None,
             "created_at": self.created_at,
             "checked_in_at": self.checked_in_at,
             "admitted_at": self.admitted_at,

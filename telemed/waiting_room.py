@@ -91,14 +91,30 @@ class WaitingRoom:
 
     async def queue(self, clinic: str) -> list[Visit]:
         """The clinic's queue in order (acuity, then arrival)."""
-        ids = await self.redis.zrange(keys.queue(clinic), 0, -1)
+        return await self._visits(await self.redis.zrange(keys.queue(clinic), 0, -1))
+
+    async def _visits(self, ids: list[str]) -> list[Visit]:
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for vid in ids:
             pipe.hgetall(keys.visit(vid))
         hashes = await pipe.execute()
-        return [Visit.from_hash(vid, h) for vid, h in zip(ids, hashes, strict=False) if h]
+        return [Visit.from_hash(vid, h) for vid, h in zip(ids, hashes, strict=True) if h]
+
+    async def in_visit(self, clinic: str) -> list[Visit]:
+        """The clinic's visits in progress, oldest admit first."""
+        return sorted(
+            await self._visits(sorted(await self.redis.smembers(keys.in_visit(clinic)))),
+            key=lambda v: v.admitted_at or 0,
+        )
+
+    async def doctors_on_duty(self, clinic: str) -> list[dict[str, str]]:
+        """Doctors seen recently: ``[{sub, name}]``."""
+        since = int((time.time() - keys.DOCTOR_ON_DUTY_TTL) * 1000)
+        subs = await self.redis.zrangebyscore(keys.doctors_on_duty(clinic), since, "+inf")
+        names = await self.redis.hmget(keys.doctor_names(clinic), subs) if subs else []
+        return [{"sub": s, "name": n or s} for s, n in zip(subs, names, strict=True)]
 
     async def queue_version(self, clinic: str) -> int:
         return int(await self.redis.get(keys.queue_version(clinic)) or 0)
@@ -106,8 +122,8 @@ class WaitingRoom:
     async def history(self, visit_id: str) -> list[dict[str, Any]]:
         return [json.loads(e) for e in await self.redis.lrange(keys.visit_history(visit_id), 0, -1)]
 
-    async def doctor_visits(self, doctor_sub: str) -> list[str]:
-        return sorted(await self.redis.smembers(keys.doctor_visits(doctor_sub)))
+    async def doctor_visits(self, clinic: str, doctor_sub: str) -> list[str]:
+        return sorted(await self.redis.smembers(keys.doctor_visits(clinic, doctor_sub)))
 
     # -- changing --------------------------------------------------------------
 
@@ -216,8 +232,9 @@ class WaitingRoom:
                 keys.queue(clinic),
                 keys.queue_version(clinic),
                 keys.queue_sent(clinic),
-                keys.doctor_visits(doctor),
+                keys.doctor_visits(clinic, doctor),
                 keys.PATIENTS_SEEN,
+                keys.in_visit(clinic),
             ],
             args=[*self._rules(Action.ADMIT), doctor, doctor_name, visit_id or "", prefix, hprefix, suffix],
         )
@@ -248,6 +265,7 @@ class WaitingRoom:
                 keys.PATIENTS_SEEN,
                 keys.chat(visit_id),
                 keys.chat_ids(visit_id),
+                keys.in_visit(clinic),
             ],
             args=[
                 *self._rules(action),
@@ -255,7 +273,7 @@ class WaitingRoom:
                 by,
                 keys.ENDED_VISIT_TTL,
                 keys.DURATION_SAMPLES,
-                keys.doctor_visits(""),
+                keys.doctor_visits(clinic, ""),
                 "" if absent_before_ms is None else str(absent_before_ms),
             ],
         )
@@ -293,6 +311,10 @@ class WaitingRoom:
 
     # -- presence --------------------------------------------------------------
 
+    async def doctor_joined(self, clinic: str, sub: str, name: str) -> None:
+        await self.redis.hset(keys.doctor_names(clinic), sub, name)
+        await self.mark_seen([], {clinic: {sub}})
+
     async def mark_seen(self, patients: list[str], doctors: dict[str, set[str]]) -> None:
         """Record that these patients' and doctors' sockets are connected now."""
         now_ms = int(time.time() * 1000)
@@ -303,6 +325,8 @@ class WaitingRoom:
         for clinic, subs in doctors.items():
             if subs:
                 pipe.zadd(keys.doctors_on_duty(clinic), {sub: now_ms for sub in subs})
+                # Doctors who left long ago: keep the set small.
+                pipe.zremrangebyscore(keys.doctors_on_duty(clinic), "-inf", now_ms - 24 * 3600 * 1000)
         await pipe.execute()
 
     async def absent_patients(self, grace: float) -> tuple[list[str], int]:

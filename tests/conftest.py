@@ -164,7 +164,7 @@ class NodeProcess:
             while time.monotonic() < deadline:
                 assert self.proc.poll() is None, "the node exited"
                 try:
-                    if (await http.get(f"{self.url}/readyz")).status == 200:
+                    if await get_status(http, f"{self.url}/readyz") == 200:
                         return self
                 except aiohttp.ClientError:
                     pass
@@ -195,3 +195,10 @@ def node_processes(redis: aioredis.Redis, redis_server: RedisServer) -> Iterator
     yield start
     for n in made:
         n.stop()
+
+
+async def get_status(http, url: str) -> int:  # type: ignore[no-untyped-def]
+    """GET and release the connection; the status code."""
+    async with http.get(url) as r:
+        await r.read()
+        return int(r.status)

@@ -16,6 +16,7 @@ import aiohttp
 from telemed.redis_server import RedisServer, free_port
 from telemed.settings import Secret
 from telemed.tokens import Role, mint, verify
+from tests.conftest import get_status
 from tests.peer import Peer
 
 TELEMED = [sys.executable, "-m", "telemed.cli"]
@@ -81,8 +82,9 @@ async def test_dev_starts_with_no_configuration_and_prints_working_links(tmp_pat
         async with aiohttp.ClientSession() as http:
             for url in (lines["doctor"], lines["patient"], lines["walk-in"]):
                 assert url.startswith(base)
-                r = await http.get(url.split("#")[0])
-                assert r.status == 200 and "text/html" in r.headers["Content-Type"]
+                async with http.get(url.split("#")[0]) as r:
+                    assert r.status == 200 and "text/html" in r.headers["Content-Type"]
+                    assert "<html" in (await r.text()).lower()
         patient = Peer(base, lines["patient"].split("#t=")[1], origin=base)
         await patient.connect()
         assert (await patient.wait_for("/queue", "visit"))["state"] == "created"
@@ -108,7 +110,7 @@ async def test_sigterm_moves_clients_and_exits_cleanly(tmp_path: Path) -> None:
             async with aiohttp.ClientSession() as http:
                 for _ in range(100):
                     try:
-                        if (await http.get(f"{base}/readyz")).status == 200:
+                        if await get_status(http, f"{base}/readyz") == 200:
                             break
                     except aiohttp.ClientError:
                         await asyncio.sleep(0.1)

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role, verify
-from tests.conftest import SECRET, create_visit, token
+from tests.conftest import SECRET, create_visit, get_status, token
 
 
 def auth(tok: str) -> dict[str, str]:
@@ -96,15 +96,16 @@ async def test_health_metrics_and_readiness_follow_redis(start_node, settings: S
         await patient.ok("/chat", "send", {"visit_id": vid, "client_id": "m1", "text": "hi"})
         await patient.wait_for("/queue", "position")
         async with aiohttp.ClientSession() as http:
-            assert (await http.get(f"{node}/healthz")).status == 200
-            assert (await http.get(f"{node}/readyz")).status == 200
-            text = await (await http.get(f"{node}/metrics")).text()
+            assert await get_status(http, f"{node}/healthz") == 200
+            assert await get_status(http, f"{node}/readyz") == 200
+            async with http.get(f"{node}/metrics") as r:
+                text = await r.text()
             assert 'telemed_sockets{namespace="/queue",role="patient"} 1.0' in text
             assert 'telemed_queue_length{clinic="c1"} 1.0' in text
             assert "telemed_chat_messages_total 1.0" in text
             own.stop()
             r = await http.get(f"{node}/readyz")
             assert r.status == 503 and (await r.json())["redis"] is False
-            assert (await http.get(f"{node}/healthz")).status == 200
+            assert await get_status(http, f"{node}/healthz") == 200
             own.start()
-            assert (await http.get(f"{node}/readyz")).status == 200
+            assert await get_status(http, f"{node}/readyz") == 200

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from telemed.settings import Settings
 from telemed.tokens import Role
 from tests.conftest import create_visit, token
@@ -49,3 +51,26 @@ async def test_a_patient_gone_beyond_the_grace_period_loses_their_place(start_no
     assert await queue_ids(nurse) == [stays]
     ended = await nurse.wait_for("/queue", "visit", lambda v: v["visit_id"] == gone and v["state"] == "ended")
     assert ended["end_reason"] == "absent"
+
+
+async def test_sockets_of_revoked_tokens_and_ended_visits_are_closed(start_node, settings: Settings, connect) -> None:
+    node = await start_node(settings.with_(grace_period=1.0, presence_interval=0.2))
+    nurse_token = token(Role.NURSE)
+    nurse = await connect(node, nurse_token)
+    _, ptok = await create_visit(node, token(Role.NURSE))
+    patient = await connect(node, ptok)
+    await patient.ok("/queue", "check_in", CHECK_IN)
+    visit_id = (await patient.wait_for("/queue", "visit"))["visit_id"]
+    admin = await connect(node, token(Role.ADMIN))
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(f"{node}/api/tokens/revoke", json={"token": nurse_token},
+                            headers={"Authorization": f"Bearer {token(Role.ADMIN)}"})
+        assert r.status == 200
+    await admin.ok("/queue", "end", {"visit_id": visit_id})
+    for _ in range(50):
+        if not nurse.sio.connected and not patient.sio.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert not nurse.sio.connected and not patient.sio.connected
+    assert (await nurse.wait_for("/queue", "error"))["message"] == "token revoked"
+    assert admin.sio.connected

@@ -12,7 +12,7 @@ import aiohttp
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
-from tests.conftest import create_visit, token
+from tests.conftest import create_visit, get_status, token
 from tests.peer import client_id
 
 CHECK_IN = {"reason": "r", "consent_visit": True, "consent_recording": False}
@@ -48,11 +48,11 @@ async def test_redis_restart_keeps_queue_and_chat_and_the_node_recovers(start_no
         down = await nurse.call("/queue", "get_queue", {})
         assert down["ok"] is False and down["error"]["code"] == "unavailable"
         async with aiohttp.ClientSession() as http:
-            assert (await http.get(f"{node}/readyz")).status == 503
+            assert await get_status(http, f"{node}/readyz") == 503
             redis_server.start()
 
             async def ready() -> bool:
-                return (await http.get(f"{node}/readyz")).status == 200
+                return await get_status(http, f"{node}/readyz") == 200
 
             await until(ready)
         # Every client is told to catch up, and patients get their place again.

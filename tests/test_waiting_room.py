@@ -78,7 +78,7 @@ async def test_two_doctors_choosing_the_same_patient(redis: aioredis.Redis, sett
         assert isinstance([r for r in results if isinstance(r, BaseException)][0], Conflict)
         visit = await room.get(vid)
         assert visit.state is State.IN_VISIT and visit.doctor in {"d1", "d2"}
-        assert len(await room.doctor_visits("d1")) + len(await room.doctor_visits("d2")) == _round + 1
+        assert len(await room.doctor_visits("c1", "d1")) + len(await room.doctor_visits("c1", "d2")) == _round + 1
 
 
 async def test_admit_next_honours_routing(redis: aioredis.Redis, settings: Settings) -> None:

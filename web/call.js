@@ -45,18 +45,17 @@ export class Call {
     this.pc.addEventListener("icecandidate", (e) => this.sendCandidate(e.candidate));
     this.pc.addEventListener("track", (e) => this.addRemoteTrack(e.track));
     this.pc.addEventListener("connectionstatechange", () => this.onState(this.pc.connectionState));
-    this.onState("new");
   }
 
   get state() {
     return this.pc.connectionState;
   }
 
+  /** Run a signaling step after the previous ones; the returned promise carries its failure. */
   step(fn) {
-    this.steps = this.steps.then(fn).catch((err) => {
-      if (!this.closed) console.warn("call step failed", err);
-    });
-    return this.steps;
+    const run = this.steps.then(fn);
+    this.steps = run.catch(() => {});
+    return run;
   }
 
   addRemoteTrack(track) {
@@ -95,6 +94,7 @@ export class Call {
       }
       const offer = await this.pc.createOffer({ iceRestart: restart });
       await this.pc.setLocalDescription(offer);
+      if (this.closed) return;
       await request(this.socket, "offer", { visit_id: this.visitId, sdp: this.pc.localDescription.sdp, restart });
     });
   }
@@ -117,6 +117,7 @@ export class Call {
       await this.addPendingCandidates();
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
+      if (this.closed) return; // a newer offer replaced this connection meanwhile
       await request(this.socket, "answer", { visit_id: this.visitId, sdp: this.pc.localDescription.sdp });
     });
   }

@@ -92,10 +92,16 @@ export class ChatClient {
     for (const thread of this.threads.values()) thread.synced = false;
   }
 
-  resync() {
-    for (const thread of this.threads.values()) {
-      this.sync(thread);
+  /** One thread after the other, so a page with many threads stays under the server's event rate. */
+  async resync() {
+    for (const thread of [...this.threads.values()]) {
+      if (!this.socket.connected) return;
+      await this.sync(thread);
     }
+  }
+
+  retryLater(fn) {
+    setTimeout(fn, 1000 + Math.random() * 1000);
   }
 
   /** Fetch everything after the thread's cursor, page by page, then flush its unsent messages. */
@@ -125,6 +131,8 @@ export class ChatClient {
       if (err.code === "unauthorized" || err.code === "forbidden" || err.code === "not_found") {
         thread.closed = true;
         this.onChange(thread);
+      } else if (err.code === "rate_limited") {
+        this.retryLater(() => this.socket.connected && this.sync(thread));
       } else if (err.code !== "timeout") {
         this.onError(err, thread);
       }
@@ -196,7 +204,8 @@ export class ChatClient {
       thread.pending.delete(item.client_id);
     } catch (err) {
       // A timeout stays pending (re-sent on reconnect); a refusal needs the user.
-      if (err.code !== "timeout") item.failed = err.message;
+      if (err.code === "rate_limited") this.retryLater(() => this.socket.connected && this.deliver(thread, item));
+      else if (err.code !== "timeout") item.failed = err.message;
       if (err.code === "conflict" || err.code === "unauthorized") thread.closed = true;
     } finally {
       item.sending = false;
@@ -286,6 +295,7 @@ export class ChatView {
     const items = thread.ordered().map((m) => this.renderMessage(m));
     for (const p of thread.pending.values()) items.push(this.renderPending(p));
     this.log.replaceChildren(...items);
+    this.log.hidden = items.length === 0;
     this.empty.hidden = items.length > 0;
     const closed = thread.closed;
     this.input.disabled = closed;

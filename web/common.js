@@ -209,6 +209,8 @@ export class Notices {
       }),
     );
     this.el.append(item);
+    // Confirmations fade on their own; errors stay until dismissed or resolved.
+    if (kind === "info") setTimeout(() => item.remove(), 8000);
     return item;
   }
 

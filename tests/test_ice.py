@@ -1,0 +1,36 @@
+"""ICE servers handed to browsers: STUN, and TURN REST credentials coturn accepts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from signaling.ice import ice_servers
+from telemed.settings import Secret, Settings
+
+
+def test_no_ice_servers_unless_configured() -> None:
+    assert ice_servers(Settings(), "u1") == []
+
+
+def test_turn_credentials_are_time_limited_hmacs_of_the_username() -> None:
+    s = Settings(
+        stun_urls=("stun:turn.example.org:3478",),
+        turn_urls=("turn:turn.example.org:3478?transport=udp",),
+        turn_secret=Secret("coturn-static-auth-secret"),
+        turn_ttl=3600,
+    )
+    stun, turn = ice_servers(s, "doctor-7", now=1_800_000_000)
+    assert stun == {"urls": ["stun:turn.example.org:3478"]}
+    assert turn["username"] == "1800003600:doctor-7"
+    expected = base64.b64encode(hmac.new(b"coturn-static-auth-secret", b"1800003600:doctor-7", hashlib.sha1).digest())
+    assert turn["credential"] == expected.decode()
+    assert turn["urls"] == ["turn:turn.example.org:3478?transport=udp"]
+    # another user, another moment: another credential
+    assert ice_servers(s, "doctor-8", now=1_800_000_000)[1]["credential"] != turn["credential"]
+
+
+def test_secrets_never_print() -> None:
+    s = Settings(secret=Secret("a" * 40), turn_secret=Secret("b" * 20))
+    assert "aaaa" not in repr(s) and "bbbb" not in repr(s) and "**********" in repr(s)

@@ -28,6 +28,7 @@ class MiniClient:
         self._handlers: dict[tuple[str, str], Callable[[Any], None]] = {}
         self._connected: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.close_reason = ""
 
     def on(self, namespace: str, event: str, fn: Callable[[Any], None]) -> None:
         self._handlers[(namespace, event)] = fn
@@ -48,6 +49,7 @@ class MiniClient:
         assert self.ws is not None
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
+                self.close_reason = f"{msg.type.name} {msg.data!r} {msg.extra!r}"
                 break
             data: str = msg.data
             if data == "2":
@@ -81,12 +83,18 @@ class MiniClient:
                 fut.set_exception(ConnectionError("closed"))
 
     async def call(self, namespace: str, event: str, data: Any, timeout: float = 30) -> Any:
-        assert self.ws is not None
+        if self.ws is None or self.ws.closed:
+            raise ConnectionError("closed")
         ack = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[ack] = fut
-        await self.ws.send_str(f"42{namespace},{ack}" + json.dumps([event, data]))
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            await self.ws.send_str(f"42{namespace},{ack}" + json.dumps([event, data]))
+            return await asyncio.wait_for(fut, timeout)
+        except aiohttp.ClientError as exc:
+            raise ConnectionError("closed") from exc
+        finally:
+            self._acks.pop(ack, None)
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -56,8 +57,11 @@ def rss_mb(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, url: str, patients: int, seconds: float, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, url: str, patients: int, seconds: float, http: aiohttp.ClientSession, rates: dict[str, float]
+    ) -> None:
         self.url = url
+        self.rates = rates
         self.n = patients
         self.seconds = seconds
         self.http = http
@@ -65,6 +69,8 @@ class Bench:
         self.updates: list[tuple[int, float]] = []  # (version, received at)
         self.acked: dict[str, set[str]] = {}
         self.chat_sent = 0
+        self.acks: list[float] = []
+        self.lags: list[float] = []
         self.patients: dict[str, MiniClient] = {}
         self.tokens: dict[str, str] = {}
 
@@ -92,6 +98,7 @@ class Bench:
     async def change(self, client: MiniClient, event: str, data: dict[str, object]) -> dict[str, object]:
         t = time.monotonic()
         reply = await client.call("/queue", event, data)
+        self.acks.append((time.monotonic() - t) * 1000)
         if reply.get("ok") and reply.get("version") is not None:
             self.sent_at[int(reply["version"])] = t  # type: ignore[arg-type]
         return reply
@@ -103,7 +110,8 @@ class Bench:
         if reply.get("ok"):
             self.acked[vid].add(cid)
 
-    async def run(self) -> dict[str, float]:
+    async def setup(self) -> None:
+        """Connect and check in the patients, connect the staff."""
         sem = asyncio.Semaphore(50)
 
         async def join() -> None:
@@ -112,60 +120,91 @@ class Bench:
                 await self.check_in(vid, client)
 
         await asyncio.gather(*(join() for _ in range(self.n)))
-        nurses = [MiniClient(self.url, self.staff(Role.NURSE, i), ["/queue", "/chat"], self.http) for i in range(4)]
-        doctors = [MiniClient(self.url, self.staff(Role.DOCTOR, i), ["/queue"], self.http) for i in range(4)]
-        for c in nurses + doctors:
+        self.nurses = [MiniClient(self.url, self.staff(Role.NURSE, i), ["/queue", "/chat"], self.http) for i in range(4)]
+        self.doctors = [MiniClient(self.url, self.staff(Role.DOCTOR, i), ["/queue"], self.http) for i in range(4)]
+        for c in self.nurses + self.doctors:
             await c.connect()
+        await asyncio.sleep(2.0)  # let the joining pushes drain
+
+    async def run(self) -> dict[str, float]:
+        """The load: changes and chat at the configured rates for ``seconds``."""
+        nurses, doctors = self.nurses, self.doctors
         self.updates.clear()
+        self.sent_at.clear()
 
         stop = time.monotonic() + self.seconds
         rng = random.Random(1)
+        rates = self.rates
 
-        async def nurse_loop(nurse: MiniClient) -> None:
-            n = 0
-            while time.monotonic() < stop:
-                vid = rng.choice(list(self.patients))
-                await self.change(nurse, "triage", {"visit_id": vid, "acuity": rng.randint(1, 5)})
-                n += 1
-                await self.chat(vid, nurse, -n - 1_000_000 * nurses.index(nurse))
-                await asyncio.sleep(0.2)
+        async def every(rate: float, action) -> None:  # type: ignore[no-untyped-def]
+            """Start ``action`` ``rate`` times a second (not waiting for each)."""
+            if rate <= 0:
+                return
+            pending: set[asyncio.Task[None]] = set()
+            next_at = time.monotonic()
+            async def guarded() -> None:
+                try:
+                    await action()
+                except (ConnectionError, asyncio.TimeoutError, KeyError, IndexError):
+                    pass  # the patient picked was admitted or left meanwhile: not acknowledged
 
-        async def doctor_loop(doctor: MiniClient) -> None:
             while time.monotonic() < stop:
-                reply = await self.change(doctor, "admit", {})
-                if reply.get("ok"):
-                    await asyncio.sleep(0.5)
-                    vid = reply["visit"]["visit_id"]  # type: ignore[index]
-                    await self.change(doctor, "end", {"visit_id": vid})
-                    await self.retire(vid)
-                await asyncio.sleep(0.5)
+                task = asyncio.ensure_future(guarded())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                next_at += 1 / rate
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*pending, return_exceptions=True)
 
-        async def arrivals() -> None:
-            """Keep the room full: a new patient for each one who left or was seen."""
-            while time.monotonic() < stop:
-                if len(self.patients) < self.n:
-                    vid, client = await self.new_patient()
-                    await self.check_in(vid, client)
-                else:
-                    await asyncio.sleep(0.05)
+        chat_n = itertools.count()
 
-        async def leavers() -> None:
-            while time.monotonic() < stop:
-                await asyncio.sleep(1.0)
-                vid = rng.choice(list(self.patients))
-                await self.change(self.patients[vid], "leave", {})
+        async def triage() -> None:
+            nurse = rng.choice(nurses)
+            vid = rng.choice(list(self.patients))
+            await self.change(nurse, "triage", {"visit_id": vid, "acuity": rng.randint(1, 5)})
+
+        async def admit_and_end() -> None:
+            doctor = rng.choice(doctors)
+            reply = await self.change(doctor, "admit", {})
+            if reply.get("ok"):
+                vid = reply["visit"]["visit_id"]  # type: ignore[index]
                 await self.retire(vid)
+                await asyncio.sleep(rng.uniform(0.5, 2.0))
+                await self.change(doctor, "end", {"visit_id": vid})
 
-        async def chatters() -> None:
-            n = 0
+        async def leave() -> None:
+            vid = rng.choice(list(self.patients))
+            client = self.patients[vid]
+            await self.change(client, "leave", {})
+            await self.retire(vid)
+
+        async def arrive() -> None:
+            if len(self.patients) < self.n:
+                vid, client = await self.new_patient()
+                await self.check_in(vid, client)
+
+        async def chat() -> None:
+            n = next(chat_n)
+            vid = rng.choice(list(self.patients))
+            if n % 2:
+                await self.chat(vid, self.patients[vid], n)
+            else:
+                await self.chat(vid, nurses[n % len(nurses)], n)
+
+        async def lag_monitor() -> None:
+            """How late this process's own loop runs (it inflates every figure)."""
             while time.monotonic() < stop:
-                vid = rng.choice(list(self.patients))
-                n += 1
-                asyncio.ensure_future(self.chat(vid, self.patients[vid], n))
+                t = time.monotonic()
                 await asyncio.sleep(0.01)
+                self.lags.append((time.monotonic() - t - 0.01) * 1000)
 
         await asyncio.gather(
-            *(nurse_loop(c) for c in nurses), *(doctor_loop(c) for c in doctors), arrivals(), leavers(), chatters()
+            lag_monitor(),
+            every(rates["triage"], triage),
+            every(rates["admits"], admit_and_end),
+            every(rates["leaves"], leave),
+            every(rates["admits"] + rates["leaves"], arrive),
+            every(rates["chat"], chat),
         )
         await asyncio.sleep(1.0)  # let the last updates and acks land
 
@@ -175,6 +214,9 @@ class Bench:
             if version in self.sent_at and received >= self.sent_at[version]
         ]
         lost = 0
+        for c in nurses + doctors:
+            if c.ws is None or c.ws.closed:
+                print(f"staff socket closed during the run: {c.close_reason} {c.ws.close_code if c.ws else ''}", file=sys.stderr)
         for vid, cids in self.acked.items():
             if cids:
                 stored = await self.history(nurses[0], vid)
@@ -191,10 +233,9 @@ class Bench:
         }
 
     async def retire(self, vid: str) -> None:
+        """The patient is no longer waiting (admitted or left): stop counting them."""
         client = self.patients.pop(vid, None)
         if client is not None:
-            self.retired = getattr(self, "retired", [])
-            self.retired.append(client)
             await client.close()
 
     async def history(self, nurse: MiniClient, vid: str) -> set[str]:
@@ -212,7 +253,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30)
+    # Defaults: a very large clinic network (2000 waiting, ~100 doctors on
+    # 10-minute visits admit ~0.17/s) with a 3x margin; see docs/benchmarks.md.
+    parser.add_argument("--triage-per-s", type=float, default=1, help="acuity changes per second (nurses)")
+    parser.add_argument("--admits-per-s", type=float, default=0.5, help="admits per second (each visit ends 0.5-2 s later)")
+    parser.add_argument("--leaves-per-s", type=float, default=0.25, help="patients leaving the queue per second")
+    parser.add_argument("--chat-per-s", type=float, default=50, help="chat messages per second (half from patients)")
     args = parser.parse_args()
+    rates = {"triage": args.triage_per_s, "admits": args.admits_per_s, "leaves": args.leaves_per_s, "chat": args.chat_per_s}
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
         port = free_port()
@@ -223,7 +271,7 @@ async def main() -> None:
             REDIS_URL=redis.url,
             TELEMED_PORT=str(port),
             TELEMED_PUBLIC_URL=url,
-            TELEMED_LOG_LEVEL="WARNING",
+            TELEMED_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG", "WARNING"),
             TELEMED_EVENT_RATE="1000",
             TELEMED_EVENT_BURST="1000",
         )
@@ -238,7 +286,7 @@ async def main() -> None:
                             break
                     except aiohttp.ClientError:
                         await asyncio.sleep(0.1)
-                bench = Bench(url, args.patients, args.seconds, http)
+                bench = Bench(url, args.patients, args.seconds, http, rates)
                 peak = 0.0
 
                 async def sample() -> None:
@@ -248,6 +296,7 @@ async def main() -> None:
                         await asyncio.sleep(0.5)
 
                 sampler = asyncio.ensure_future(sample())
+                await bench.setup()
                 profiler = None
                 if os.environ.get("BENCH_PROFILE"):  # BENCH_PROFILE=/tmp/node.txt: py-spy's raw stacks
                     profiler = subprocess.Popen(
@@ -263,9 +312,11 @@ async def main() -> None:
                     profiler.send_signal(2)
                     profiler.wait(timeout=30)
                 print(
-                    f"node cpu {100 * (cpu_seconds(node.pid) - cpu0) / wall:.0f}% of a core, "
+                    f"under load: node cpu {100 * (cpu_seconds(node.pid) - cpu0) / wall:.0f}% of a core, "
                     f"generator {100 * (time.process_time() - own0) / wall:.0f}%, "
-                    f"{result['updates']} updates",
+                    f"{result['updates']} updates, change acks p50 {statistics.median(bench.acks):.0f} ms "
+                    f"max {max(bench.acks):.0f} ms, generator loop lag p99 "
+                    f"{statistics.quantiles(bench.lags, n=100)[98]:.0f} ms",
                     file=sys.stderr,
                 )
         finally:

@@ -105,6 +105,7 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if joined is not None:
                 self.hub.metrics.sockets.labels(self.namespace, joined.role.value).dec()
                 with contextlib.suppress(Exception):
+                    await self.left(sid, joined)
                     await self.hub.close_connection(joined, self.namespace, sid)
             if isinstance(exc, TelemedError):
                 logger.info("%s refused a connection: %s", self.namespace, exc.code)

@@ -8,7 +8,9 @@ the listener reads, unclosed), and says nothing when it is back. This one:
 - listens on a pub/sub connection it closes before making a new one, retrying
   every ``retry_max`` seconds at most;
 - calls ``on_resubscribed`` after every recovery, so the node can tell its
-  clients to catch up on what could not be delivered meanwhile.
+  clients to catch up on what could not be delivered meanwhile;
+- carries node-to-node notices (``publish_internal`` / ``on_internal``);
+- finds a disconnecting socket's rooms through an index (see below).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(url, channel=channel)
         self.retry_max = retry_max
         self.on_resubscribed: Callable[[], Awaitable[None]] | None = None
+        self.on_internal: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+        self._rooms_of: dict[tuple[str, str], set[str | None]] = {}
         self._publisher: aioredis.Redis | None = None
         self._listener: aioredis.Redis | None = None
         self._pubsub: Any = None
@@ -43,24 +47,52 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         except Exception as exc:  # the emit reached local sockets; others catch up on resync
             logger.warning("fan-out publish failed: %s", type(exc).__name__)
 
-    async def emit_batch(self, event: str, items: list[tuple[str, Any]], namespace: str) -> None:
-        """Emit ``event`` to many rooms, each with its own data, as one Redis
-        message (one publish per queue push instead of one per patient)."""
-        if not items:
-            return
-        message = {"method": "emit", "event": event, "batch": items, "namespace": namespace,
-                   "host_id": self.host_id, "data": None}
-        await self._handle_emit(message)
-        await self._publish(message)
+    async def publish_internal(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell the other nodes something (e.g. a clinic's queue changed). Rides
+        on the Socket.IO channel as an emit message no client ever receives."""
+        await self._publish(
+            {"method": "emit", "event": "", "internal": kind, "data": data, "namespace": "/", "room": None,
+             "host_id": self.host_id}
+        )
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
-        batch = message.get("batch")
-        if batch is None:
+        kind = message.get("internal")
+        if kind is None:
             await super()._handle_emit(message)
-            return
-        deliver = socketio.AsyncManager.emit  # local delivery, as python-socketio does per message
-        for room, data in batch:
-            await deliver(self, message["event"], data, namespace=message["namespace"], room=room)
+        elif self.on_internal is not None:
+            await self.on_internal(kind, message["data"])
+
+    # -- finding a socket's rooms -----------------------------------------------------
+    # python-socketio finds the rooms of a disconnecting socket by scanning every
+    # room of the namespace; with thousands of patients (a room each) that made
+    # each disconnect cost milliseconds. An index of the rooms per socket makes it
+    # proportional to the socket's own rooms.
+
+    def basic_enter_room(self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[str]:
+        return [r for r in self._rooms_of.get((namespace, sid), ()) if r is not None]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        # What python-socketio's basic_disconnect does after leaving the rooms:
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if sid in pending.get(namespace, ()):
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
 
     async def _close_listener(self) -> None:
         pubsub, client = self._pubsub, self._listener

@@ -57,6 +57,7 @@ def make_app(settings: Settings) -> web.Application:
         await queue_ns.resync()
 
     manager.on_resubscribed = resync
+    manager.on_internal = notifier.on_notice
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[HUB] = hub

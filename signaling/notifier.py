@@ -1,20 +1,30 @@
 """Pushes changes of the waiting room to the people who see them.
 
-Patients get their position and wait estimate when it changes, at once:
-changes of one clinic that arrive in the same loop tick are pushed together,
-and all position updates of a push travel as one Redis message.
+Each node pushes to the sockets it holds, and only to them:
 
-Staff get every visit's change as it happens (``visit`` events) and the whole
-queue (``queue``) at most every :data:`STAFF_PUSH_INTERVAL` seconds per
-clinic: the full list costs a read of every queued visit and a large message,
-so under a busy queue it is sent on a trailing edge rather than per change.
+- When a clinic's queue changes, the node that changed it tells the other
+  nodes (one small notice through Redis) and every node that holds patients
+  of that clinic reads *their* positions (one script call) and sends each
+  patient whose position or estimate changed an update. What was last sent to
+  a patient is remembered here, next to the socket, so a patient who reconnects
+  (to any node) simply gets a fresh update.
+- Changes of one clinic within :data:`POSITION_PUSH_WINDOW` are pushed together.
+- Staff get every visit's change as it happens (``visit`` events, through
+  Redis to every node) and the whole queue (``queue``) at most every
+  :data:`STAFF_PUSH_INTERVAL` seconds per clinic, longer for long queues: the
+  full list costs a read of every queued visit and a large message.
+
+So a node's push work grows with its own sockets, not with the whole clinic,
+and nothing of size N crosses Redis per change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from typing import Any
 
 from signaling import rooms
 from signaling.hub import Hub
@@ -24,56 +34,147 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "/queue"
 
-#: Shortest time between two full-queue pushes to a clinic's staff.
+#: Changes of a clinic within this window are pushed to patients together:
+#: a burst (a doctor admitting while a nurse re-triages) becomes one update per
+#: patient instead of several.
+POSITION_PUSH_WINDOW = 0.05
+
+#: A long push yields to the event loop after this many patients, so events
+#: of other sockets are not held up behind it.
+YIELD_EVERY = 200
+
+#: Shortest time between two full-queue pushes to a clinic's staff, plus
+#: :data:`STAFF_PUSH_PER_PATIENT` per queued patient (a long queue is a big message).
 STAFF_PUSH_INTERVAL = 0.5
+STAFF_PUSH_PER_PATIENT = 0.001
+
+#: Name of the node-to-node notice that a clinic's queue changed.
+QUEUE_CHANGED = "queue_changed"
+
+
+def event_packet(event: str, data: dict[str, Any]) -> str:
+    """A Socket.IO (v5) EVENT packet for this namespace, as python-socketio encodes it."""
+    return f"2{NAMESPACE}," + json.dumps([event, data], separators=(",", ":"))
 
 
 class QueueNotifier:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        #: clinic -> visit -> sids of that patient on this node
+        self._patients: dict[str, dict[str, set[str]]] = {}
+        #: clinic -> number of staff sockets on this node
+        self._staff: dict[str, int] = {}
+        #: visit -> (position, eta) last pushed from this node
+        self._sent: dict[str, tuple[int, int]] = {}
         self._pending: set[str] = set()
         self._staff_pending: set[str] = set()
         self._staff_pushed: dict[str, float] = {}
+        self._queue_length: dict[str, int] = {}
 
-    def touch(self, clinic: str) -> None:
-        """The clinic's queue changed: push positions now and the queue soon."""
-        if clinic not in self._pending:
+    # -- who is here -------------------------------------------------------------
+
+    def patient_joined(self, clinic: str, visit_id: str, sid: str) -> None:
+        self._patients.setdefault(clinic, {}).setdefault(visit_id, set()).add(sid)
+        self._sent.pop(visit_id, None)  # a new socket gets its position whatever was sent before
+
+    def patient_left(self, clinic: str, visit_id: str, sid: str) -> None:
+        visits = self._patients.get(clinic, {})
+        sids = visits.get(visit_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del visits[visit_id]
+                self._sent.pop(visit_id, None)
+        if not visits:
+            self._patients.pop(clinic, None)
+
+    def staff_joined(self, clinic: str) -> None:
+        self._staff[clinic] = self._staff.get(clinic, 0) + 1
+
+    def staff_left(self, clinic: str) -> None:
+        self._staff[clinic] = self._staff.get(clinic, 1) - 1
+        if self._staff[clinic] <= 0:
+            del self._staff[clinic]
+
+    def forget_sent(self) -> None:
+        """Push every local patient their position again on the next push."""
+        self._sent.clear()
+
+    def clinics(self) -> set[str]:
+        """Clinics with sockets on this node."""
+        return set(self._patients) | set(self._staff)
+
+    # -- pushing -------------------------------------------------------------------
+
+    def touch(self, clinic: str, *, tell_others: bool = True) -> None:
+        """The clinic's queue changed: push positions soon and the queue a little later."""
+        if tell_others:
+            self.hub.spawn(self._tell_others(clinic), name=f"queue-notice:{clinic}")
+        if clinic in self._patients and clinic not in self._pending:
             self._pending.add(clinic)
             self.hub.spawn(self._push_positions(clinic), name=f"queue-push:{clinic}")
-        if clinic not in self._staff_pending:
+        if clinic in self._staff and clinic not in self._staff_pending:
             self._staff_pending.add(clinic)
             self.hub.spawn(self._push_queue(clinic), name=f"staff-push:{clinic}")
 
+    async def _tell_others(self, clinic: str) -> None:
+        await self.hub.sio.manager.publish_internal(QUEUE_CHANGED, {"clinic": clinic})
+
+    async def on_notice(self, kind: str, data: dict[str, Any]) -> None:
+        """A notice from another node."""
+        if kind == QUEUE_CHANGED and isinstance(data.get("clinic"), str):
+            self.touch(data["clinic"], tell_others=False)
+
     async def _push_positions(self, clinic: str) -> None:
-        await asyncio.sleep(0)  # let changes that arrive in the same tick coalesce
+        await asyncio.sleep(POSITION_PUSH_WINDOW)
         self._pending.discard(clinic)
-        positions = await self.hub.room.positions(clinic)
+        here = self._patients.get(clinic)
+        if not here:
+            return
+        positions = await self.hub.room.positions(clinic, list(here))
         self.hub.metrics.queue_length.labels(clinic).set(positions.length)
-        await self.hub.sio.manager.emit_batch(
-            "position",
-            [
-                (
-                    rooms.patient(p.visit_id),
-                    {
-                        "visit_id": p.visit_id,
-                        "position": p.position,
-                        "eta_s": p.eta_s,
-                        "doctors_on_duty": positions.doctors,
-                        "version": positions.version,
-                    },
-                )
-                for p in positions.changed
-            ],
-            NAMESPACE,
-        )
+        self._queue_length[clinic] = positions.length
+        sent = 0
+        for p in positions.places:
+            if self._sent.get(p.visit_id) == (p.position, p.eta_s):
+                continue
+            self._sent[p.visit_id] = (p.position, p.eta_s)
+            update = {
+                "visit_id": p.visit_id,
+                "position": p.position,
+                "eta_s": p.eta_s,
+                "doctors_on_duty": positions.doctors,
+                "version": positions.version,
+            }
+            packet = event_packet("position", update)
+            for sid in list(here.get(p.visit_id, ())):
+                await self._send_local(sid, packet)
+            sent += 1
+            if sent % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other events in between a long push
+
+    async def _send_local(self, sid: str, packet: str) -> None:
+        """Hand a ready packet to engine.io for one local socket.
+
+        python-socketio's emit builds a packet and a task per recipient and waits
+        for them, a loop cycle each; for thousands of one-recipient updates that
+        was most of a push's cost. Engine.io's send only queues the packet for
+        the socket's writer, so this does not wait on the network."""
+        eio_sid = self.hub.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            await self.hub.sio.eio.send(eio_sid, packet)
 
     async def _push_queue(self, clinic: str) -> None:
-        wait = self._staff_pushed.get(clinic, 0.0) + STAFF_PUSH_INTERVAL - time.monotonic()
+        interval = STAFF_PUSH_INTERVAL + STAFF_PUSH_PER_PATIENT * self._queue_length.get(clinic, 0)
+        wait = self._staff_pushed.get(clinic, 0.0) + interval - time.monotonic()
         await asyncio.sleep(max(0.0, wait))
         self._staff_pending.discard(clinic)
+        if clinic not in self._staff:
+            return
         self._staff_pushed[clinic] = time.monotonic()
         snapshot = await self.snapshot(clinic)
-        await self.hub.sio.emit("queue", snapshot, room=rooms.staff(clinic), namespace=NAMESPACE)
+        self._queue_length[clinic] = len(snapshot["queue"])  # type: ignore[arg-type]
+        await self.hub.sio.emit("queue", snapshot, room=rooms.staff(clinic), namespace=NAMESPACE, ignore_queue=True)
 
     async def snapshot(self, clinic: str) -> dict[str, object]:
         """The queue as staff see it, with the visits in progress and the doctors on duty."""
@@ -89,7 +190,8 @@ class QueueNotifier:
         }
 
     async def visit_changed(self, visit: Visit) -> None:
-        """Tell the patient and the clinic's staff about a visit's new state."""
+        """Tell the patient and the clinic's staff (on every node) about a visit's
+        new state, and push the queue change."""
         sio = self.hub.sio
         await sio.emit("visit", visit.for_patient(), room=rooms.patient(visit.id), namespace=NAMESPACE)
         await sio.emit("visit", visit.for_staff(), room=rooms.staff(visit.clinic), namespace=NAMESPACE)

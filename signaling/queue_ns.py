@@ -32,15 +32,16 @@ class QueueNamespace(AuthedNamespace):
         if claims.role is Role.PATIENT:
             assert claims.visit is not None
             await self.enter_room(sid, rooms.patient(claims.visit))
+            self.notifier.patient_joined(claims.clinic, claims.visit, sid)
             visit = await room.get(claims.visit)
             await self.emit("visit", visit.for_patient(), to=sid)
             if visit.state in QUEUED:
-                # Back within the grace period: keep the place, resend the position.
+                # Back within the grace period: keep the place, get the position.
                 await room.mark_seen([visit.id], {})
-                await room.forget_sent(visit.clinic, visit.id)
-                self.notifier.touch(visit.clinic)
+                self.notifier.touch(visit.clinic, tell_others=False)
             return
         await self.enter_room(sid, rooms.staff(claims.clinic))
+        self.notifier.staff_joined(claims.clinic)
         await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
         await self.emit("queue", await self.notifier.snapshot(claims.clinic), to=sid)
         if claims.role is Role.DOCTOR:
@@ -49,9 +50,15 @@ class QueueNamespace(AuthedNamespace):
                 await self.emit("visit", (await room.get(visit_id)).for_staff(), to=sid)
             self.notifier.touch(claims.clinic)  # one more doctor on duty: shorter waits
 
+    async def left(self, sid: str, claims: Claims) -> None:
+        if claims.role is Role.PATIENT:
+            assert claims.visit is not None
+            self.notifier.patient_left(claims.clinic, claims.visit, sid)
+        else:
+            self.notifier.staff_left(claims.clinic)
+
     async def resync(self) -> None:
         """Push this node's clients their current state again (after a Redis outage)."""
-        clinics: set[str] = set()
         for sid, claims in list(self.local.items()):
             if claims.role is Role.PATIENT:
                 assert claims.visit is not None
@@ -59,10 +66,9 @@ class QueueNamespace(AuthedNamespace):
                 await self.emit("visit", visit.for_patient(), to=sid)
                 if visit.state in QUEUED:
                     await self.hub.room.mark_seen([visit.id], {})
-                    await self.hub.room.forget_sent(visit.clinic, visit.id)
-            clinics.add(claims.clinic)
-        for clinic in clinics:
-            self.notifier.touch(clinic)
+        self.notifier.forget_sent()
+        for clinic in self.notifier.clinics():
+            self.notifier.touch(clinic, tell_others=False)
 
     # -- patient -------------------------------------------------------------------
 

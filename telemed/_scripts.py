@@ -76,7 +76,7 @@ history(KEYS[2], ARGV[2], from, to, 'route', ARGV[4])
 return {'ok', from, to, redis.call('INCR', KEYS[3])}
 """
 
-#: KEYS: queue, version, sent, doctor_visits, seen, in_visit
+#: KEYS: queue, version, doctor_visits, seen, in_visit
 #: ARGV: rules, now, doctor, doctor_name, chosen visit ('' = next), visit key
 #:       prefix, history key prefix, key suffix ('}')
 ADMIT = PRELUDE + r"""
@@ -107,73 +107,63 @@ local from, to = step(vkey, ARGV[1])
 if not from then return to end
 redis.call('HSET', vkey, 'state', to, 'doctor', doctor, 'doctor_name', ARGV[4], 'admitted_at', ARGV[2])
 redis.call('ZREM', KEYS[1], vid)
-redis.call('ZREM', KEYS[5], vid)
-redis.call('HDEL', KEYS[3], vid)
-redis.call('SADD', KEYS[4], vid)
-redis.call('SADD', KEYS[6], vid)
+redis.call('ZREM', KEYS[4], vid)
+redis.call('SADD', KEYS[3], vid)
+redis.call('SADD', KEYS[5], vid)
 history(ARGV[7] .. vid .. ARGV[8], ARGV[2], from, to, 'admit', doctor)
 return {'ok', from, to, redis.call('INCR', KEYS[2]), vid}
 """
 
-#: KEYS: visit, history, queue, version, sent, durations, seen, chat, chat_ids, in_visit
+#: KEYS: visit, history, queue, version, durations, seen, chat, chat_ids, in_visit
 #: ARGV: rules, now, end reason, by, ttl after end, max duration samples,
 #:       doctor_visits key prefix, only_if_absent_before_ms ('' = always)
 END = PRELUDE + r"""
 local vid = redis.call('HGET', KEYS[1], 'id')
 if ARGV[8] ~= '' and vid then
-  local seen = redis.call('ZSCORE', KEYS[7], vid)
+  local seen = redis.call('ZSCORE', KEYS[6], vid)
   if seen and tonumber(seen) >= tonumber(ARGV[8]) then return {'present'} end
 end
 local from, to = step(KEYS[1], ARGV[1])
 if not from then return to end
 redis.call('HSET', KEYS[1], 'state', to, 'ended_at', ARGV[2], 'end_reason', ARGV[3])
 redis.call('ZREM', KEYS[3], vid)
-redis.call('ZREM', KEYS[7], vid)
-redis.call('HDEL', KEYS[5], vid)
+redis.call('ZREM', KEYS[6], vid)
 if from == 'in_visit' then
   local admitted = tonumber(redis.call('HGET', KEYS[1], 'admitted_at'))
-  redis.call('LPUSH', KEYS[6], math.max(0, tonumber(ARGV[2]) - admitted))
-  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[6]) - 1)
+  redis.call('LPUSH', KEYS[5], math.max(0, tonumber(ARGV[2]) - admitted))
+  redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
   local doctor = redis.call('HGET', KEYS[1], 'doctor')
   redis.call('SREM', ARGV[7] .. doctor, vid)
-  redis.call('SREM', KEYS[10], vid)
+  redis.call('SREM', KEYS[9], vid)
 end
 history(KEYS[2], ARGV[2], from, to, 'end:' .. ARGV[3], ARGV[4])
-for _, k in ipairs({KEYS[1], KEYS[2], KEYS[8], KEYS[9]}) do
+for _, k in ipairs({KEYS[1], KEYS[2], KEYS[7], KEYS[8]}) do
   redis.call('EXPIRE', k, tonumber(ARGV[5]))
 end
 return {'ok', from, to, redis.call('INCR', KEYS[4])}
 """
 
-#: Positions and wait estimates of a clinic's queue; returns only the patients
-#: whose (position, estimate) differs from what was last pushed to them.
-#: KEYS: queue, sent, durations, doctors, version
-#: ARGV: now_ms, doctor_ttl_ms, default visit seconds
+#: Where some visits stand in a clinic's queue, and what the wait estimate
+#: needs: {version, length, doctors on duty, mean visit seconds, rank...}, a rank
+#: (0-based) per visit asked for, or -1 for one not queued. A node asks for the
+#: patients whose sockets it holds, so each node pushes to its own sockets.
+#: KEYS: queue, durations, doctors, version
+#: ARGV: now_ms, doctor_ttl_ms, default visit seconds, visit ids...
 POSITIONS = r"""
-local samples = redis.call('LRANGE', KEYS[3], 0, -1)
+local samples = redis.call('LRANGE', KEYS[2], 0, -1)
 local mean = tonumber(ARGV[3])
 if #samples > 0 then
   local total = 0
   for _, s in ipairs(samples) do total = total + tonumber(s) end
   mean = total / #samples
 end
-local doctors = redis.call('ZCOUNT', KEYS[4], tonumber(ARGV[1]) - tonumber(ARGV[2]), '+inf')
-if doctors < 1 then doctors = 1 end
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local sent = redis.call('HGETALL', KEYS[2])
-local last = {}
-for i = 1, #sent, 2 do last[sent[i]] = sent[i + 1] end
-local changed = {}
-for i, id in ipairs(ids) do
-  local eta = math.floor(mean * i / doctors + 0.5)
-  local value = i .. ':' .. eta
-  if last[id] ~= value then
-    redis.call('HSET', KEYS[2], id, value)
-    changed[#changed + 1] = id
-    changed[#changed + 1] = value
-  end
+local doctors = redis.call('ZCOUNT', KEYS[3], tonumber(ARGV[1]) - tonumber(ARGV[2]), '+inf')
+-- (mean as a string: Lua numbers become integers in replies)
+local out = {redis.call('GET', KEYS[4]) or '0', redis.call('ZCARD', KEYS[1]), doctors, tostring(mean)}
+for i = 4, #ARGV do
+  out[#out + 1] = redis.call('ZRANK', KEYS[1], ARGV[i]) or -1
 end
-return {redis.call('GET', KEYS[5]) or '0', #ids, doctors, changed}
+return out
 """
 
 #: KEYS: visit, chat, chat_ids

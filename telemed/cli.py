@@ -12,7 +12,9 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from telemed.exceptions import ConfigError, TelemedError
 from telemed.settings import Secret, Settings, parse_duration
@@ -30,6 +32,17 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Their info lines carry socket ids and event names, which we log ourselves where useful.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the service on uvloop when it is installed (faster sockets and timers,
+    which is most of a node's work), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def _dev_secret() -> Secret:
@@ -105,11 +118,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         or (public.rstrip("/"), f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
     )
     if settings.redis_url:
-        asyncio.run(_serve(settings, banner=True))
+        _run(_serve(settings, banner=True))
         return 0
     with RedisServer(VAR / "redis") as redis:
         logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
-        asyncio.run(_serve(settings.with_(redis_url=redis.url), banner=True))
+        _run(_serve(settings.with_(redis_url=redis.url), banner=True))
     return 0
 
 
@@ -119,7 +132,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.port:
         settings = settings.with_(port=args.port)
     settings.check()
-    asyncio.run(_serve(settings))
+    _run(_serve(settings))
     return 0
 
 

@@ -67,11 +67,6 @@ def queue_version(clinic: str) -> str:
     return f"{PREFIX}queuever:{clinic}"
 
 
-def queue_sent(clinic: str) -> str:
-    """Hash visit -> "position:eta" last pushed to that patient (push only changes)."""
-    return f"{PREFIX}queuesent:{clinic}"
-
-
 def durations(clinic: str) -> str:
     """List of the last visit lengths in seconds (rolling mean for the wait estimate)."""
     return f"{PREFIX}durations:{clinic}"

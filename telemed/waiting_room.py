@@ -49,9 +49,12 @@ class Position:
 @dataclass(frozen=True)
 class Positions:
     version: int
+    """The queue's version when read (clients drop an update older than one they have)."""
     length: int
     doctors: int
-    changed: list[Position]
+    """Doctors on duty (at least 1), as used in the estimates."""
+    places: list[Position]
+    """The visits asked for that are queued, with position and estimate."""
 
 
 class WaitingRoom:
@@ -231,7 +234,6 @@ class WaitingRoom:
             keys=[
                 keys.queue(clinic),
                 keys.queue_version(clinic),
-                keys.queue_sent(clinic),
                 keys.doctor_visits(clinic, doctor),
                 keys.PATIENTS_SEEN,
                 keys.in_visit(clinic),
@@ -260,7 +262,6 @@ class WaitingRoom:
                 keys.visit_history(visit_id),
                 keys.queue(clinic),
                 keys.queue_version(clinic),
-                keys.queue_sent(clinic),
                 keys.durations(clinic),
                 keys.PATIENTS_SEEN,
                 keys.chat(visit_id),
@@ -283,12 +284,12 @@ class WaitingRoom:
         logger.info("Visit(%s) ended: %s (was %s)", visit_id, reason.value, change.before.value)
         return change
 
-    async def positions(self, clinic: str) -> Positions:
-        """Positions and wait estimates that changed since they were last pushed."""
-        version, length, doctors, flat = await self._positions(
+    async def positions(self, clinic: str, visit_ids: list[str]) -> Positions:
+        """Where these visits stand in the clinic's queue, with their wait estimates
+        (rolling mean visit length × position ÷ doctors on duty, in whole minutes)."""
+        version, length, doctors, mean, *ranks = await self._positions(
             keys=[
                 keys.queue(clinic),
-                keys.queue_sent(clinic),
                 keys.durations(clinic),
                 keys.doctors_on_duty(clinic),
                 keys.queue_version(clinic),
@@ -297,17 +298,17 @@ class WaitingRoom:
                 int(time.time() * 1000),
                 int(keys.DOCTOR_ON_DUTY_TTL * 1000),
                 self.settings.default_visit_minutes * 60,
+                *visit_ids,
             ],
         )
-        changed = []
-        for vid, value in zip(flat[::2], flat[1::2], strict=False):
-            pos, eta = value.split(":")
-            changed.append(Position(vid, int(pos), int(eta)))
-        return Positions(int(version), int(length), int(doctors), changed)
-
-    async def forget_sent(self, clinic: str, visit_id: str) -> None:
-        """Make the next push include this patient (they reconnected)."""
-        await self.redis.hdel(keys.queue_sent(clinic), visit_id)
+        on_duty = max(1, int(doctors))
+        minutes_per_place = float(mean) / on_duty / 60
+        places = [
+            Position(vid, rank + 1, max(1, round(minutes_per_place * (rank + 1))) * 60)
+            for vid, rank in zip(visit_ids, map(int, ranks), strict=True)
+            if rank >= 0
+        ]
+        return Positions(int(version), int(length), on_duty, places)
 
     # -- presence --------------------------------------------------------------
 

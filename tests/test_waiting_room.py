@@ -141,15 +141,17 @@ async def test_triage_needs_something_and_a_valid_level(redis: aioredis.Redis, s
     assert v.state is State.IN_TRIAGE and v.acuity is None and v.triage_note == "only a note"
 
 
-async def test_positions_are_pushed_only_when_they_change(redis: aioredis.Redis, settings: Settings) -> None:
+async def test_positions_of_the_visits_asked_for(redis: aioredis.Redis, settings: Settings) -> None:
     room = WaitingRoom(redis, settings.with_(default_visit_minutes=10.0))
     a, b, c = await checked_in(room, n=3)
-    first = await room.positions("c1")
-    assert [(p.visit_id, p.position, p.eta_s) for p in first.changed] == [(a, 1, 600), (b, 2, 1200), (c, 3, 1800)]
-    assert (await room.positions("c1")).changed == []
+    gone = (await room.create("c1")).id
+    first = await room.positions("c1", [c, a, gone])
+    assert [(p.visit_id, p.position, p.eta_s) for p in first.places] == [(c, 3, 1800), (a, 1, 600)]
+    assert (first.length, first.doctors) == (3, 1)
     await room.triage(c, by="n", acuity=1)
-    moved = {p.visit_id: p.position for p in (await room.positions("c1")).changed}
-    assert moved == {c: 1, a: 2, b: 3}
+    moved = await room.positions("c1", [a, b, c])
+    assert {p.visit_id: p.position for p in moved.places} == {c: 1, a: 2, b: 3}
+    assert moved.version > first.version
 
 
 async def test_wait_estimate_uses_visit_lengths_and_doctors_on_duty(redis: aioredis.Redis, settings: Settings) -> None:
@@ -162,5 +164,5 @@ async def test_wait_estimate_uses_visit_lengths_and_doctors_on_duty(redis: aiore
     assert [round(d) for d in await room.durations("c1")] == [240]
     a, b = await checked_in(room, n=2)
     await room.mark_seen([], {"c1": {"d1", "d2"}})
-    pos = {p.visit_id: p.eta_s for p in (await room.positions("c1")).changed}
-    assert pos == {a: 120, b: 240}  # 240 s × position ÷ 2 doctors
+    pos = {p.visit_id: p.eta_s for p in (await room.positions("c1", [a, b])).places}
+    assert pos == {a: 120, b: 240}  # 240 s × position ÷ 2 doctors, in whole minutes

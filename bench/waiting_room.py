@@ -145,7 +145,7 @@ class Bench:
             async def guarded() -> None:
                 try:
                     await action()
-                except (ConnectionError, asyncio.TimeoutError, KeyError, IndexError):
+                except (TimeoutError, ConnectionError, KeyError, IndexError):
                     pass  # the patient picked was admitted or left meanwhile: not acknowledged
 
             while time.monotonic() < stop:

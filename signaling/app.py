@@ -15,6 +15,7 @@ from signaling.call_ns import CallNamespace
 from signaling.chat_ns import ChatNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
 from signaling.hub import Hub
+from signaling.media_ns import MediaNamespace
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
 from telemed import keys
@@ -44,7 +45,7 @@ def make_app(settings: Settings) -> web.Application:
     hub = Hub(settings=settings, redis=redis_client(settings.redis_url), sio=sio)
     notifier = QueueNotifier(hub)
     queue_ns = QueueNamespace(hub, notifier)
-    namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub))
+    namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub), MediaNamespace(hub))
     for ns in namespaces:
         sio.register_namespace(ns)
 

@@ -6,7 +6,7 @@ payload is refused with a ``bad_request`` error naming the field.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -132,6 +132,19 @@ class Candidate(Event):
     visit_id: Id
     candidate: IceCandidate | None = Field(description="null marks the end of candidates")
     call_id: Id | None = None
+
+
+# -- /media -------------------------------------------------------------------------
+
+
+class LegOffer(Event):
+    visit_id: Id
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_CHARS)]
+
+
+class SnapshotRequest(Event):
+    visit_id: Id
+    role: Literal["patient", "doctor"] = "patient"
 
 
 # -- HTTP ------------------------------------------------------------------------

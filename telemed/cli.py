@@ -1,4 +1,4 @@
-"""The ``telemed`` command: dev, serve, token, visit, clinic.
+"""The ``telemed`` command: dev, serve, worker, token, visit, clinic.
 
 This is the only place that reads the environment (``Settings.from_env``).
 """
@@ -14,11 +14,14 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telemed.exceptions import ConfigError, TelemedError
 from telemed.settings import Secret, Settings, parse_duration
 from telemed.tokens import Role, mint
+
+if TYPE_CHECKING:
+    from media.config import MediaSettings
 
 logger = logging.getLogger("telemed")
 
@@ -54,26 +57,72 @@ def _dev_secret() -> Secret:
     return Secret(path.read_text().strip())
 
 
-async def _serve(settings: Settings, *, banner: bool = False) -> None:
+def _media_settings(settings: Settings) -> MediaSettings:
+    from media.config import MediaSettings
+    from media.ice import default_addresses
+
+    return MediaSettings(
+        redis_url=settings.redis_url,
+        recordings_dir=settings.recordings_dir,
+        addresses=settings.media_addresses or (default_addresses() if settings.dev else ()),
+        announced_address=settings.media_announced_address,
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret,
+        turn_ttl=settings.turn_ttl,
+        max_legs=settings.media_max_legs,
+    )
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(settings: Settings, *, banner: bool = False, worker: bool = False) -> None:
     from aiohttp import web
 
+    from media.worker import Worker
     from signaling.app import make_app
 
+    stop = _stop_event()
     app = make_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     logger.info("node listening on http://%s:%s", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    media = Worker(_media_settings(settings)) if worker else None
+    if media is not None:
+        await media.start()
     if banner:
         await _print_links(settings)
     await stop.wait()
     logger.info("shutting down")
+    if media is not None:
+        await media.stop()  # finishes every recording
     await runner.cleanup()
+
+
+async def _work(settings: Settings) -> None:
+    from media.worker import Worker
+
+    stop = _stop_event()
+    worker = Worker(_media_settings(settings))
+    await worker.start()
+    logger.info("media worker %s started", worker.worker_id)
+    await stop.wait()
+    await worker.stop()  # finishes every recording
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+    _run(_work(settings))
+    return 0
 
 
 async def _print_links(settings: Settings) -> None:
@@ -118,11 +167,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         or (public.rstrip("/"), f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
     )
     if settings.redis_url:
-        _run(_serve(settings, banner=True))
+        _run(_serve(settings, banner=True, worker=True))
         return 0
     with RedisServer(VAR / "redis") as redis:
         logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
-        _run(_serve(settings.with_(redis_url=redis.url), banner=True))
+        _run(_serve(settings.with_(redis_url=redis.url), banner=True, worker=True))
     return 0
 
 
@@ -209,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a media worker: chart legs, recordings, snapshots (against REDIS_URL)")
+    worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="print a signed token")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])

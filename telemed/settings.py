@@ -137,6 +137,18 @@ class Settings:
     default_visit_minutes: float = 15.0
     """Visit length assumed for the wait estimate until real visits have ended."""
 
+    media_addresses: tuple[str, ...] = ()
+    """Host addresses the media worker offers as ICE candidates (``TELEMED_MEDIA_ADDRESSES``,
+    comma separated; loopback allowed). Empty: every interface but loopback (aioice's
+    choice); ``telemed dev`` then offers loopback too, so a browser on the same machine works."""
+
+    media_announced_address: str = ""
+    """Public address written into chart-leg answers instead of the host addresses
+    (``TELEMED_MEDIA_ANNOUNCED_ADDRESS``), for a worker behind 1:1 NAT."""
+
+    media_max_legs: int = 40
+    """Chart legs one worker holds at most (``TELEMED_MEDIA_MAX_LEGS``)."""
+
     walk_in_clinics: tuple[str, ...] = ()
     """Clinics whose standing walk-in link is on from start-up (``TELEMED_WALK_IN_CLINICS``);
     ``telemed clinic set`` turns it on or off at run time."""
@@ -195,6 +207,7 @@ class Settings:
             event_burst = float(get("TELEMED_EVENT_BURST", str(d.event_burst)))
             per_token = int(get("TELEMED_CONNECTIONS_PER_TOKEN", str(d.connections_per_token)))
             auth_failures = int(get("TELEMED_AUTH_FAILURES_PER_MINUTE", str(d.auth_failures_per_minute)))
+            media_max_legs = int(get("TELEMED_MEDIA_MAX_LEGS", str(d.media_max_legs)))
         except ValueError as exc:
             raise ConfigError(f"not a number: {exc}") from None
         return cls(
@@ -217,6 +230,9 @@ class Settings:
             default_acuity=acuity,
             default_visit_minutes=_duration(get("TELEMED_DEFAULT_VISIT", "15m")) / 60,
             walk_in_clinics=_csv(get("TELEMED_WALK_IN_CLINICS")),
+            media_addresses=_csv(get("TELEMED_MEDIA_ADDRESSES")),
+            media_announced_address=get("TELEMED_MEDIA_ANNOUNCED_ADDRESS"),
+            media_max_legs=media_max_legs,
             walk_in_per_minute=walk_in_rate,
             event_rate=event_rate,
             event_burst=event_burst,

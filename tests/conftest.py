@@ -124,7 +124,7 @@ def namespaces_for(tok: str) -> list[str]:
     import jwt
 
     role = jwt.decode(tok, options={"verify_signature": False})["role"]
-    return {"patient": ["/queue", "/chat", "/call"], "doctor": ["/queue", "/chat", "/call"],
+    return {"patient": ["/queue", "/chat", "/call", "/media"], "doctor": ["/queue", "/chat", "/call", "/media"],
             "nurse": ["/queue", "/chat"], "admin": ["/queue"]}[role]
 
 

@@ -33,7 +33,7 @@ Connect = Callable[..., Awaitable[Peer]]
 
 # -- helpers ----------------------------------------------------------------------------
 
-CHECK_IN = {"reason": "sore throat", "consent_visit": True, "consent_recording": False}
+CHECK_IN = {"reason": "sore throat", "consent_visit": True, "consent_recording": True}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
 MISSING_VISIT = "no-such-visit-0000"
 
@@ -172,6 +172,7 @@ NAMESPACE = {
     **dict.fromkeys(["check_in", "leave", "get_queue", "get_visit", "triage", "route", "admit", "end"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
+    **dict.fromkeys(["leg_offer", "snapshot", "status"], "/media"),
 }
 
 ROLES = (Role.PATIENT, Role.NURSE, Role.DOCTOR, Role.ADMIN)
@@ -181,6 +182,7 @@ NAMESPACE_ROLES = {
     "/queue": {Role.PATIENT, Role.NURSE, Role.DOCTOR, Role.ADMIN},
     "/chat": {Role.PATIENT, Role.NURSE, Role.DOCTOR},
     "/call": {Role.PATIENT, Role.DOCTOR},
+    "/media": {Role.PATIENT, Role.DOCTOR},
 }
 
 # Targets: "own" the acting patient's visit (for a doctor, the visit they admitted
@@ -202,6 +204,14 @@ _signal = [  # offer, answer, candidate, hangup: the patient and the admitting d
     ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
     ("own", "waiting", CONFLICT, REFUSED, CONFLICT, REFUSED),
     ("same", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
+    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
+    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
+]
+_snapshot = [  # the doctor of the visit in progress (no worker runs here: no leg, not_found)
+    ("own", "in_visit", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
     ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
     ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
 ]
@@ -250,6 +260,13 @@ GRID: list[tuple[str, str, str, str, str, str, str]] = [
     # /call -------------------------------------------------------------------------------------
     *[(ev, *row) for ev in ("offer", "answer", "candidate", "hangup", "ready") for row in _signal],
     ("get_ice_servers", "-",       "created",  OK,        REFUSED,   OK,        REFUSED),
+    # /media ------------------------------------------------------------------------------------
+    *[("leg_offer", *row) for row in _signal],
+    *[("snapshot", *row) for row in _snapshot],
+    ("status",          "own",     "in_visit", OK,        REFUSED,   OK,        REFUSED),
+    ("status",          "same",    "in_visit", FORBIDDEN, REFUSED,   OK,        REFUSED),
+    ("status",          "other",   "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),
+    ("status",          "missing", "-",        FORBIDDEN, REFUSED,   NOT_FOUND, REFUSED),
 ]
 # fmt: on
 
@@ -264,10 +281,12 @@ def test_grid_covers_every_event() -> None:
     """The table names every handler of every namespace (no event left to chance)."""
     from signaling.call_ns import CallNamespace
     from signaling.chat_ns import ChatNamespace
+    from signaling.media_ns import MediaNamespace
     from signaling.queue_ns import QueueNamespace
 
     handlers: dict[str, str] = {}
-    for cls, ns in ((QueueNamespace, "/queue"), (ChatNamespace, "/chat"), (CallNamespace, "/call")):
+    for cls, ns in ((QueueNamespace, "/queue"), (ChatNamespace, "/chat"), (CallNamespace, "/call"),
+                    (MediaNamespace, "/media")):
         names = [n[3:] for n in dir(cls) if n.startswith("on_") and hasattr(getattr(cls, n), "__telemed_event__")]
         handlers.update(dict.fromkeys(names, ns))
     assert handlers == NAMESPACE
@@ -294,6 +313,9 @@ def payload(event: str, visit_id: str | None) -> dict[str, Any]:
         "hangup": ref,
         "ready": ref,
         "get_ice_servers": {},
+        "leg_offer": {**ref, "sdp": "v=0 table leg"},
+        "snapshot": ref,
+        "status": ref,
     }[event]
 
 
@@ -339,6 +361,11 @@ async def check_effect(
             assert got["candidate"] == CANDIDATE
     elif event == "get_ice_servers":
         assert isinstance(reply["ice_servers"], list)
+    elif event == "status":
+        assert reply["recording"] == {"patient": False, "doctor": False}
+    elif event == "leg_offer":
+        jobs = await redis.xrange("tm:media:jobs")
+        assert [(f["job"], f["visit"], f["role"]) for _, f in jobs] == [(reply["job"], visit_id, role.value)]
     else:  # pragma: no cover
         raise AssertionError(event)
 

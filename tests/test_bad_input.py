@@ -41,6 +41,7 @@ NAMESPACE = {
     **dict.fromkeys(["check_in", "leave", "get_queue", "get_visit", "triage", "route", "admit", "end"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
+    **dict.fromkeys(["leg_offer", "snapshot", "status"], "/media"),
 }
 
 #: Who sends each event below (a role the event allows).
@@ -50,6 +51,7 @@ SENDER = {
     "admit": "doctor",
     "send": "nurse", "history": "nurse",
     "offer": "doctor", "answer": "doctor", "candidate": "doctor", "hangup": "doctor", "ready": "doctor", "get_ice_servers": "doctor",
+    "leg_offer": "doctor", "snapshot": "doctor", "status": "doctor",
 }  # fmt: skip
 
 #: A valid payload of each event, and what it gets in the scene (the control).
@@ -69,14 +71,19 @@ VALID: dict[str, tuple[dict[str, Any], str]] = {
     "candidate": ({"visit_id": V, "candidate": CANDIDATE}, "ok"),
     "hangup": ({"visit_id": V}, "ok"),
     "ready": ({"visit_id": V}, "ok"),
+    "leg_offer": ({"visit_id": V, "sdp": "v=0 leg"}, "forbidden"),  # the scene's patient did not consent
+    "snapshot": ({"visit_id": V, "role": "patient"}, "not_found"),  # no worker, no leg
+    "status": ({"visit_id": V}, "ok"),
     "get_ice_servers": ({}, "ok"),
 }
 
 #: Fields that may be left out, and fields that may be null (the schema as specified).
 OPTIONAL = {("triage", "acuity"), ("triage", "note"), ("route", "doctor"), ("admit", "visit_id"),
-            ("history", "after"), ("offer", "restart"), ("answer", "restart")}  # fmt: skip
+            ("history", "after"), ("offer", "restart"), ("answer", "restart"), ("offer", "call_id"),
+            ("answer", "call_id"), ("candidate", "call_id"), ("snapshot", "role")}  # fmt: skip
 NULLABLE = {("triage", "acuity"), ("triage", "note"), ("route", "doctor"), ("admit", "visit_id"),
-            ("history", "after"), ("candidate", "candidate")}  # fmt: skip
+            ("history", "after"), ("candidate", "candidate"), ("offer", "call_id"), ("answer", "call_id"),
+            ("candidate", "call_id")}  # fmt: skip
 
 #: Every reply code a malformed or fuzzed payload may get in the scene. Never
 #: "error" (an unhandled exception), "unauthorized" or "unavailable".
@@ -142,6 +149,8 @@ async def alive(env: Env, peer: Peer, ns: str) -> None:
         await peer.ok(ns, "get_visit" if peer is env.patient else "get_queue", data)
     elif ns == "/chat":
         await peer.ok(ns, "history", {"visit_id": env.visit_id})
+    elif ns == "/media":
+        await peer.ok(ns, "status", {"visit_id": env.visit_id})
     else:
         await peer.ok(ns, "get_ice_servers", {})
 
@@ -512,6 +521,8 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "consent_visit": st.booleans(),
     "consent_recording": st.booleans(),
     "restart": st.booleans(),
+    "role": st.sampled_from(["patient", "doctor", "nurse", "", "PATIENT"]),
+    "call_id": IDS,
     "candidate": st.none() | st.fixed_dictionaries(
         {"candidate": st.text(max_size=50)},
         optional={"sdpMid": st.text(max_size=5) | st.none(), "sdpMLineIndex": st.integers(-2, 70), "usernameFragment": st.text(max_size=10), "x": JSON},

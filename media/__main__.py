@@ -1,0 +1,71 @@
+"""``python -m media``: run one media worker from command-line arguments.
+
+``telemed worker`` is the production entry point (it reads the environment
+into settings); this one takes everything as arguments, for tests, benchmarks
+and debugging. SIGTERM and SIGINT finish every recording properly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from media.config import MediaSettings, default_worker_id
+from media.worker import Worker
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m media", description="Run a telemed media worker.")
+    p.add_argument("--redis-url", required=True)
+    p.add_argument("--recordings", type=Path, required=True, help="root of the chart folders")
+    p.add_argument("--id", default="", help="worker id (default: host-pid-random)")
+    p.add_argument("--address", action="append", default=[], help="host address to offer (repeatable; loopback allowed)")
+    p.add_argument("--announce", default="", help="public address written into answers")
+    p.add_argument("--max-legs", type=int, default=40)
+    p.add_argument("--claim-idle", type=float, default=5.0)
+    p.add_argument("--heartbeat", type=float, default=5.0)
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+async def run(settings: MediaSettings) -> None:
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    print(f"worker {settings.worker_id} ready", flush=True)
+    await stop.wait()
+    await worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = MediaSettings(
+        redis_url=args.redis_url,
+        recordings_dir=args.recordings,
+        worker_id=args.id or default_worker_id(),
+        addresses=tuple(args.address),
+        announced_address=args.announce,
+        max_legs=args.max_legs,
+        claim_idle=args.claim_idle,
+        heartbeat=args.heartbeat,
+    )
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(run(settings))
+    else:
+        asyncio.run(run(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``/media``: the chart leg (recording and transcription) and snapshots.
+
+A party of a visit in progress, with the patient's consent to recording,
+offers a send-only peer connection for a media worker. The node queues the
+offer for whichever worker takes it (Redis Stream) and puts the socket in the
+job's room; the worker answers there (``leg_answer``) and tells both parties
+when recording starts and stops (``recording``, room ``media:<visit>``).
+Snapshots are asked of the worker that holds the patient's leg.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from media.client import MediaClient
+from media.worker import room_leg, room_media
+from signaling._base import AuthedNamespace, event
+from signaling.hub import Hub
+from signaling.schemas import LegOffer, SnapshotRequest, VisitRef
+from telemed.exceptions import Conflict, Forbidden, NotFound
+from telemed.tokens import Claims, Role, new_id
+from telemed.visits import State, Visit
+
+logger = logging.getLogger(__name__)
+
+PARTIES = frozenset({Role.PATIENT, Role.DOCTOR})
+DOCTOR = frozenset({Role.DOCTOR})
+
+
+class MediaNamespace(AuthedNamespace):
+    roles = PARTIES
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__("/media", hub)
+        self.media = MediaClient(hub.redis)
+
+    async def joined(self, sid: str, claims: Claims) -> None:
+        if claims.role is Role.PATIENT:
+            assert claims.visit is not None
+            await self.enter_room(sid, room_media(claims.visit))
+        else:
+            for visit_id in await self.hub.room.doctor_visits(claims.clinic, claims.sub):
+                await self.enter_room(sid, room_media(visit_id))
+
+    async def _visit_in_progress(self, claims: Claims, visit_id: str) -> Visit:
+        """The visit, if ``claims`` is one of its two parties and it is in progress."""
+        await self.hub.authorize_visit(claims, visit_id, PARTIES)
+        visit = await self.hub.room.get(visit_id)
+        if visit.state is not State.IN_VISIT:
+            raise Conflict(f"no chart leg while the visit is {visit.state.value}", state=visit.state.value)
+        if claims.role is Role.DOCTOR and claims.sub != visit.doctor:
+            raise Forbidden("another doctor is in this visit")
+        return visit
+
+    @event(LegOffer, PARTIES)
+    async def on_leg_offer(self, sid: str, claims: Claims, p: LegOffer) -> dict[str, Any]:
+        visit = await self._visit_in_progress(claims, p.visit_id)
+        if not visit.consent_recording:
+            raise Forbidden("the patient did not consent to recording", reason="no_consent")
+        job = new_id()
+        await self.enter_room(sid, room_leg(job))
+        await self.enter_room(sid, room_media(visit.id))
+        await self.media.submit(
+            job=job,
+            visit=visit.id,
+            clinic=visit.clinic,
+            role=claims.role.value,
+            sub=claims.sub,
+            sdp=p.sdp,
+            consent=visit.consent_recording,
+        )
+        logger.info("Visit(%s) chart leg offered by the %s (job %s)", visit.id, claims.role.value, job)
+        return {"job": job}
+
+    @event(VisitRef, PARTIES)
+    async def on_status(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        """Which participants' chart legs are recording now (a reloaded page
+        shows the recording indicator from this)."""
+        await self.hub.authorize_visit(claims, p.visit_id, PARTIES)
+        await self.enter_room(sid, room_media(p.visit_id))
+        legs = {role: await self.media.leg(p.visit_id, role) for role in ("patient", "doctor")}
+        return {"recording": {role: leg is not None for role, leg in legs.items()}}
+
+    @event(SnapshotRequest, DOCTOR)
+    async def on_snapshot(self, sid: str, claims: Claims, p: SnapshotRequest) -> dict[str, Any]:
+        visit = await self._visit_in_progress(claims, p.visit_id)
+        await self.enter_room(sid, room_media(visit.id))
+        try:
+            shot = await self.media.snapshot(visit.id, p.role)
+        except NotFound:
+            raise NotFound(f"no chart leg is recording the {p.role}'s video") from None
+        logger.info("Visit(%s) snapshot %s taken", visit.id, shot.get("id"))
+        return {"snapshot": shot}

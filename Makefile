@@ -29,7 +29,8 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	@echo "see docs/benchmarks.md"
+	$(BIN)/python -m bench.waiting_room --patients 2000 --seconds 60
+	$(BIN)/python -m bench.recording --streams 8 --seconds 20 --uvloop
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -22,8 +22,9 @@ from telemed.settings import Secret
 #: secret as a public key...) is refused before its signature is looked at.
 ALGORITHM = "HS256"
 
-#: Clinic and visit ids, subjects: short, URL- and key-safe.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: Clinic and visit ids, subjects: short, URL-, key- and path-safe (no leading
+#: dot, so never ``.`` or ``..`` as a folder name in the chart).
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 
 class Role(enum.StrEnum):
@@ -55,7 +56,7 @@ class Claims:
 
 def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise BadRequest(f"{what} must be 1-64 letters, digits, '_', '.' or '-'")
+        raise BadRequest(f"{what} must be 1-64 letters, digits, '_', '.' or '-', not starting with '.'")
     return value
 
 

@@ -34,3 +34,4 @@ def test_turn_credentials_are_time_limited_hmacs_of_the_username() -> None:
 def test_secrets_never_print() -> None:
     s = Settings(secret=Secret("a" * 40), turn_secret=Secret("b" * 20))
     assert "aaaa" not in repr(s) and "bbbb" not in repr(s) and "**********" in repr(s)
+

@@ -62,8 +62,8 @@ class QueueNotifier:
         self.hub = hub
         #: clinic -> visit -> sids of that patient on this node
         self._patients: dict[str, dict[str, set[str]]] = {}
-        #: clinic -> number of staff sockets on this node
-        self._staff: dict[str, int] = {}
+        #: clinic -> staff sids on this node
+        self._staff: dict[str, set[str]] = {}
         #: visit -> (position, eta) last pushed from this node
         self._sent: dict[str, tuple[int, int]] = {}
         self._pending: set[str] = set()
@@ -88,13 +88,15 @@ class QueueNotifier:
         if not visits:
             self._patients.pop(clinic, None)
 
-    def staff_joined(self, clinic: str) -> None:
-        self._staff[clinic] = self._staff.get(clinic, 0) + 1
+    def staff_joined(self, clinic: str, sid: str) -> None:
+        self._staff.setdefault(clinic, set()).add(sid)
 
-    def staff_left(self, clinic: str) -> None:
-        self._staff[clinic] = self._staff.get(clinic, 1) - 1
-        if self._staff[clinic] <= 0:
-            del self._staff[clinic]
+    def staff_left(self, clinic: str, sid: str) -> None:
+        sids = self._staff.get(clinic)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._staff[clinic]
 
     def forget_sent(self) -> None:
         """Push every local patient their position again on the next push."""
@@ -174,7 +176,9 @@ class QueueNotifier:
         self._staff_pushed[clinic] = time.monotonic()
         snapshot = await self.snapshot(clinic)
         self._queue_length[clinic] = len(snapshot["queue"])  # type: ignore[arg-type]
-        await self.hub.sio.emit("queue", snapshot, room=rooms.staff(clinic), namespace=NAMESPACE, ignore_queue=True)
+        packet = event_packet("queue", snapshot)  # encoded once for every staff socket here
+        for sid in list(self._staff.get(clinic, ())):
+            await self._send_local(sid, packet)
 
     async def snapshot(self, clinic: str) -> dict[str, object]:
         """The queue as staff see it, with the visits in progress and the doctors on duty."""

@@ -41,7 +41,7 @@ class QueueNamespace(AuthedNamespace):
                 self.notifier.touch(visit.clinic, tell_others=False)
             return
         await self.enter_room(sid, rooms.staff(claims.clinic))
-        self.notifier.staff_joined(claims.clinic)
+        self.notifier.staff_joined(claims.clinic, sid)
         await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
         await self.emit("queue", await self.notifier.snapshot(claims.clinic), to=sid)
         if claims.role is Role.DOCTOR:
@@ -55,7 +55,7 @@ class QueueNamespace(AuthedNamespace):
             assert claims.visit is not None
             self.notifier.patient_left(claims.clinic, claims.visit, sid)
         else:
-            self.notifier.staff_left(claims.clinic)
+            self.notifier.staff_left(claims.clinic, sid)
 
     async def resync(self) -> None:
         """Push this node's clients their current state again (after a Redis outage)."""

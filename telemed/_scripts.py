@@ -166,6 +166,17 @@ end
 return out
 """
 
+#: Every queued visit of a clinic, in order, with its hash: {{id, {field, value, ...}}, ...}.
+#: One reply instead of one per visit (the staff's queue of a long line).
+#: KEYS: queue. ARGV: visit key prefix, key suffix
+QUEUE_VISITS = r"""
+local out = {}
+for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[i] = {id, redis.call('HGETALL', ARGV[1] .. id .. ARGV[2])}
+end
+return out
+"""
+
 #: KEYS: visit, chat, chat_ids
 #: ARGV: client id, sender sub, role, name, text, now, max stream length
 CHAT_SEND = r"""

@@ -70,6 +70,7 @@ class WaitingRoom:
         self._admit = redis.register_script(_scripts.ADMIT)
         self._end = redis.register_script(_scripts.END)
         self._positions = redis.register_script(_scripts.POSITIONS)
+        self._queue_visits = redis.register_script(_scripts.QUEUE_VISITS)
         self._clinic_of: dict[str, str] = {}
 
     # -- reading ---------------------------------------------------------------
@@ -94,7 +95,9 @@ class WaitingRoom:
 
     async def queue(self, clinic: str) -> list[Visit]:
         """The clinic's queue in order (acuity, then arrival)."""
-        return await self._visits(await self.redis.zrange(keys.queue(clinic), 0, -1))
+        prefix, suffix = keys.visit("\0").split("\0")
+        rows = await self._queue_visits(keys=[keys.queue(clinic)], args=[prefix, suffix])
+        return [Visit.from_hash(vid, dict(zip(flat[::2], flat[1::2], strict=True))) for vid, flat in rows if flat]
 
     async def _visits(self, ids: list[str]) -> list[Visit]:
         if not ids:

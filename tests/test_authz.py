@@ -78,7 +78,7 @@ async def refusal(url: str, auth: Any, namespaces: list[str], origin: str | None
     return errors
 
 
-async def refused_by_namespace(url: str, auth: Any, namespaces: list[str], code: str) -> None:
+async def assert_refused_by_namespace(url: str, auth: Any, namespaces: list[str], code: str) -> None:
     """Refused by each namespace's connect handler (not by the transport), with a
     typed reason: ``connect_error`` carries ``{message, data: {code, message}}``."""
     errors = await refusal(url, auth, namespaces)
@@ -395,7 +395,7 @@ async def test_authorization_table(
     if expected == REFUSED:
         # Refused for the role, or (a patient whose visit ended) for a dead token.
         reason = "forbidden" if role not in NAMESPACE_ROLES[ns] else "unauthorized"
-        await refused_by_namespace(node, {"token": tok}, [ns], reason)
+        await assert_refused_by_namespace(node, {"token": tok}, [ns], reason)
         return
 
     actor = await connect(node, tok, namespaces=[ns])
@@ -553,7 +553,7 @@ async def test_http_revoke_permissions(node: str, connect: Connect, revoker: tup
     jti = jwt.decode(target, options={"verify_signature": False})["jti"]
     if status == 200:
         assert data == {"revoked": jti}
-        await refused_by_namespace(node, {"token": target}, ["/queue"], "unauthorized")
+        await assert_refused_by_namespace(node, {"token": target}, ["/queue"], "unauthorized")
     else:
         assert data["error"]["code"] == {401: "unauthorized", 403: "forbidden"}[status]
         # The target is untouched: it still connects.
@@ -584,7 +584,7 @@ async def test_revoked_token_is_refused_everywhere(node: str, connect: Connect) 
     assert reply["error"]["code"] == "unauthorized", reply
 
     # A new connection, and HTTP, are refused.
-    await refused_by_namespace(node, {"token": nurse_token}, ["/queue", "/chat"], "unauthorized")
+    await assert_refused_by_namespace(node, {"token": nurse_token}, ["/queue", "/chat"], "unauthorized")
     got, data = await http("GET", f"{node}/api/clinics/c1/queue", nurse_token)
     assert (got, data["error"]["code"]) == (401, "unauthorized")
 
@@ -600,7 +600,7 @@ async def test_revoked_patient_link(node: str, connect: Connect) -> None:
     assert got == 200
     reply = await patient.call("/queue", "check_in", CHECK_IN)
     assert reply["error"]["code"] == "unauthorized", reply
-    await refused_by_namespace(node, {"token": patient_token}, ["/queue"], "unauthorized")
+    await assert_refused_by_namespace(node, {"token": patient_token}, ["/queue"], "unauthorized")
     assert (await http("GET", f"{node}/api/visits/{visit_id}", patient_token))[0] == 401
 
 
@@ -721,7 +721,7 @@ async def test_control_tokens_are_accepted(node: str, connect: Connect) -> None:
 async def test_bad_token_is_refused(node: str, build: Callable[[dict[str, str]], str]) -> None:
     ctx = await token_context(node)
     tok = build(ctx)
-    await refused_by_namespace(node, {"token": tok}, ["/queue", "/chat"], "unauthorized")
+    await assert_refused_by_namespace(node, {"token": tok}, ["/queue", "/chat"], "unauthorized")
     got, data = await http("GET", f"{node}/api/visits/{ctx['own']}", tok)
     assert (got, data) == (401, {"error": {"code": "unauthorized", "message": data["error"]["message"]}})
 
@@ -732,7 +732,7 @@ async def test_bad_token_is_refused(node: str, build: Callable[[dict[str, str]],
     ids=["none", "empty", "token-null", "token-int", "token-list", "token-empty", "wrong-key", "string", "list"],
 )
 async def test_bad_auth_shape_is_refused(node: str, auth: Any) -> None:
-    await refused_by_namespace(node, auth, ["/queue", "/chat", "/call"], "unauthorized")
+    await assert_refused_by_namespace(node, auth, ["/queue", "/chat", "/call"], "unauthorized")
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "bearer  "])
@@ -745,8 +745,8 @@ async def test_http_bad_authorization_header(node: str, header: str) -> None:
 
 async def test_role_refusal_is_per_namespace(node: str, connect: Connect) -> None:
     """Refused namespaces say forbidden; the others of the same attempt connect."""
-    await refused_by_namespace(node, {"token": staff_token(Role.NURSE)}, ["/call"], "forbidden")
-    await refused_by_namespace(node, {"token": staff_token(Role.ADMIN)}, ["/chat", "/call"], "forbidden")
+    await assert_refused_by_namespace(node, {"token": staff_token(Role.NURSE)}, ["/call"], "forbidden")
+    await assert_refused_by_namespace(node, {"token": staff_token(Role.ADMIN)}, ["/chat", "/call"], "forbidden")
     errors = await refusal(node, {"token": staff_token(Role.ADMIN)}, ["/queue", "/chat", "/call"])
     assert sorted(errors) == ["/call", "/chat"], errors  # /queue was accepted
     nurse = await connect(node, staff_token(Role.NURSE), namespaces=["/queue", "/chat"])

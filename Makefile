@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser-deps
 
 install: $(STAMP)
 
@@ -21,7 +21,14 @@ $(STAMP): setup.cfg requirements.txt pyproject.toml
 run: install
 	$(BIN)/telemed dev
 
-test: install
+# Debian's Chromium for the browser tests (Playwright's own download does not work
+# offline); espeak-ng speaks the test sentences; fonts render Korean captions.
+BROWSER_DEPS := chromium fonts-liberation espeak-ng fonts-nanum
+browser-deps:
+	@test -x /usr/bin/chromium && command -v espeak-ng >/dev/null 2>&1 || { \
+		echo "installing $(BROWSER_DEPS)"; apt-get update -qq && apt-get install -y -qq $(BROWSER_DEPS); }
+
+test: install browser-deps
 	$(BIN)/python -m pytest
 
 lint: install

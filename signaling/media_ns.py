@@ -80,7 +80,7 @@ class MediaNamespace(AuthedNamespace):
         await self.hub.authorize_visit(claims, p.visit_id, PARTIES)
         await self.enter_room(sid, room_media(p.visit_id))
         legs = {role: await self.media.leg(p.visit_id, role) for role in ("patient", "doctor")}
-        return {"recording": {role: leg is not None for role, leg in legs.items()}}
+        return {"recording": {role: bool(leg and leg.get("file")) for role, leg in legs.items()}}
 
     @event(SnapshotRequest, DOCTOR)
     async def on_snapshot(self, sid: str, claims: Claims, p: SnapshotRequest) -> dict[str, Any]:

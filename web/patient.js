@@ -16,7 +16,9 @@ import {
 } from "/static/common.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { CALL_STATES, Call } from "/static/call.js";
+import { ChartLeg } from "/static/chart_leg.js";
 import { LevelMeter, listDevices, openMedia, playVideo, stopStream } from "/static/media.js";
+import { RecordingStatus, showRecording } from "/static/recording.js";
 
 const TOKEN_KEY = "telemed.patient.token";
 const PREFS_KEY = "telemed.patient.media";
@@ -41,6 +43,8 @@ const state = {
   mediaReady: null,
   call: null,
   lastOfferRequest: 0,
+  leg: null,
+  recording: null,
   finished: false,
 };
 
@@ -70,7 +74,7 @@ function start() {
 }
 
 function connectToClinic() {
-  const { manager, sockets } = openSockets(state.token, ["/queue", "/chat", "/call"]);
+  const { manager, sockets } = openSockets(state.token, ["/queue", "/chat", "/call", "/media"]);
   state.manager = manager;
   state.sockets = sockets;
   for (const socket of Object.values(sockets)) watchConnection(socket);
@@ -105,6 +109,18 @@ function connectToClinic() {
   call.on("hangup", onDoctorHangup);
   window.addEventListener("pagehide", () => {
     if (state.call) state.call.close({ notify: true });
+    if (state.leg) state.leg.stop();
+  });
+
+  const media = sockets["/media"];
+  media.on("connect", () => {
+    if (state.leg) state.leg.socketConnected();
+    if (state.recording) state.recording.refresh();
+  });
+  media.on("leg_answer", (p) => state.leg && state.leg.handleAnswer(p));
+  media.on("recording", (p) => {
+    if (state.recording) state.recording.applyEvent(p);
+    if (state.leg) state.leg.recordingChanged(p);
   });
 }
 
@@ -399,6 +415,7 @@ function enterVisit(visit, { admittedNow }) {
     if (navigator.vibrate && tapped) navigator.vibrate([200, 100, 200]);
     showCallState("idle");
     state.mediaReady = startLocalMedia();
+    startRecording(visit);
   }
   // Just admitted: the doctor's offer is on its way (ask only if it got lost).
   // Otherwise (the page was reloaded) ask the doctor's page for a new call now.
@@ -424,6 +441,38 @@ async function startLocalMedia() {
   } catch (problem) {
     showMediaNote(`${problem.title}. ${problem.message} The doctor can still reach you in the chat.`);
     return null;
+  }
+}
+
+/**
+ * With the patient's consent, send own camera and microphone to the chart
+ * (a second, send-only connection to the clinic's media worker) and show
+ * when the visit is being recorded.
+ */
+async function startRecording(visit) {
+  const socket = state.sockets["/media"];
+  if (!state.recording) {
+    state.recording = new RecordingStatus({
+      socket,
+      visitId: visit.visit_id,
+      onChange: (status) => showRecording($("#recording"), status, "patient"),
+    });
+    state.recording.refresh();
+  }
+  if (state.leg || !visit.consent_recording) return;
+  const stream = await state.mediaReady;
+  if (state.finished || state.leg || !stream) return;
+  state.leg = new ChartLeg({ socket, visitId: visit.visit_id, role: "patient", iceServers: state.iceServers, onState: chartLegState });
+  state.leg.start(stream);
+}
+
+function chartLegState(s, err) {
+  // A conflict means the visit is no longer in progress: its `visit` event says so.
+  if (s === "refused" && !(err && err.code === "conflict")) {
+    $("#recording-note").textContent = "The recording could not start. Your visit goes on as usual.";
+    $("#recording-note").hidden = false;
+  } else if (s === "connected") {
+    $("#recording-note").hidden = true;
   }
 }
 
@@ -564,6 +613,11 @@ function teardown() {
   state.finished = true;
   stopDevicePreview();
   if (state.call) state.call.close();
+  if (state.leg) state.leg.stop();
+  state.leg = null;
+  if (state.recording) state.recording.close();
+  state.recording = null;
+  showRecording($("#recording"), null, "patient");
   stopStream(state.media);
   state.media = null;
   $("#local-video").srcObject = null;

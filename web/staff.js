@@ -23,11 +23,15 @@ import {
 } from "/static/common.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { CALL_STATES, Call } from "/static/call.js";
+import { CaptionsPanel } from "/static/captions.js";
+import { ChartLeg } from "/static/chart_leg.js";
 import { openMedia, playVideo, stopStream } from "/static/media.js";
+import { RecordingStatus, showRecording } from "/static/recording.js";
+import { SnapshotGallery, grabFrame, snapshotWarnings } from "/static/snapshots.js";
 
 const TOKEN_KEY = "telemed.staff.token";
 const STAFF_ROLES = ["nurse", "doctor", "admin"];
-const NAMESPACES = { nurse: ["/queue", "/chat"], doctor: ["/queue", "/chat", "/call"], admin: ["/queue"] };
+const NAMESPACES = { nurse: ["/queue", "/chat"], doctor: ["/queue", "/chat", "/call", "/media"], admin: ["/queue"] };
 
 /** A call not connected this long after its last offer is started over. */
 const CALL_WATCHDOG_MS = 20000;
@@ -60,9 +64,13 @@ const state = {
   restartTimer: 0,
   reofferTimer: 0,
   watchdog: 0,
+  leg: null,
+  recording: null,
 };
 
 const notices = new Notices($("#notices"));
+const captions = new CaptionsPanel($("#captions"), $("#captions-state"));
+const gallery = new SnapshotGallery($("#gallery"), { onRetake: takeSnapshot });
 
 // -- sign in -------------------------------------------------------------------------
 
@@ -129,6 +137,7 @@ function connectStaff(token) {
   bindQueue(sockets["/queue"]);
   if (sockets["/chat"]) bindChat(sockets["/chat"]);
   if (sockets["/call"]) bindCall(sockets["/call"]);
+  if (sockets["/media"]) bindMedia(sockets["/media"]);
 }
 
 function showIdentity() {
@@ -401,6 +410,7 @@ function bindControls() {
   $("#toggle-mic").addEventListener("click", toggleMicrophone);
   $("#toggle-cam").addEventListener("click", toggleCamera);
   $("#tap-to-play").addEventListener("click", playRemote);
+  $("#snapshot").addEventListener("click", takeSnapshot);
   $("#summary-done").addEventListener("click", () => showScreen("queue"));
 }
 
@@ -620,6 +630,7 @@ function openVisit(visit) {
   $("#visit-chat-slot").replaceChildren(state.visitView.el);
   state.mediaReady = state.mediaReady || startLocalMedia();
   startCall();
+  startChart(visit);
   clearInterval(state.watchdog);
   state.watchdog = setInterval(checkCall, 5000);
 }
@@ -798,6 +809,7 @@ function hangUp({ notify }) {
   clearTimeout(state.reofferTimer);
   if (state.call) state.call.close({ notify });
   state.call = null;
+  stopChart();
   stopStream(state.media);
   state.media = null;
   state.mediaReady = null;
@@ -819,6 +831,7 @@ async function endVisit() {
 }
 
 function showSummary(visit) {
+  const chart = chartFacts(visit);
   if (state.current === visit.visit_id) {
     hangUp({ notify: false });
     state.current = null;
@@ -838,11 +851,121 @@ function showSummary(visit) {
     ["Length", length],
     ["Chat messages", thread ? String(thread.messages.size) : "—"],
     ["Recording consent", visit.consent_recording ? "Yes" : "No"],
+    ["Recordings", chart.recordings],
+    ["Snapshots", chart.snapshots],
+    ["Transcript", chart.transcript],
     ["Outcome", visit.end_reason || "—"],
   ];
   $("#summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
   document.title = "Visit summary — telemed";
   showScreen("summary");
+}
+
+// -- doctor: the chart (recording, captions, snapshots) ------------------------------------
+
+function bindMedia(socket) {
+  socket.on("connect", () => {
+    if (state.leg) state.leg.socketConnected();
+    if (state.recording) state.recording.refresh();
+  });
+  socket.on("leg_answer", (p) => state.leg && state.leg.handleAnswer(p));
+  socket.on("recording", (p) => {
+    if (state.recording) state.recording.applyEvent(p);
+    if (state.leg) state.leg.recordingChanged(p);
+  });
+  socket.on("caption", (p) => captions.applyCaption(p));
+  socket.on("captions", (p) => captions.applyState(p));
+}
+
+/**
+ * A visit opened on this page: show whether it is recorded, and (with the
+ * patient's consent) send own camera and microphone to the chart on a
+ * second, send-only connection to the media worker.
+ */
+function startChart(visit) {
+  stopChart();
+  const socket = state.sockets["/media"];
+  const visitId = visit.visit_id;
+  const consent = Boolean(visit.consent_recording);
+  captions.reset(visitId, { consent });
+  gallery.clear();
+  $("#snapshot").disabled = !consent;
+  $("#snapshot-state").textContent = consent ? "" : "No snapshots: the patient did not agree to recording.";
+  state.recording = new RecordingStatus({
+    socket,
+    visitId,
+    onChange: (status) => showRecording($("#recording"), status, "doctor"),
+  });
+  state.recording.refresh();
+  if (!consent) return;
+  Promise.resolve(state.mediaReady).then((stream) => {
+    if (state.current !== visitId || state.leg || !stream) return;
+    state.leg = new ChartLeg({ socket, visitId, role: "doctor", iceServers: state.iceServers, onState: chartLegState });
+    state.leg.start(stream);
+  });
+}
+
+/** Stop sending to the chart; what the page learnt (files, shots, captions) stays for the summary. */
+function stopChart() {
+  if (state.leg) state.leg.stop();
+  state.leg = null;
+  if (state.recording) state.recording.close();
+  showRecording($("#recording"), null, "doctor");
+}
+
+function chartLegState(s, err) {
+  // A conflict means the visit is no longer in progress: its `visit` event says so.
+  if (s === "refused" && !(err && err.code === "conflict")) notices.error(`Your video is not recorded: ${err ? err.message : "refused"}.`, "chart-leg");
+  else if (s === "connected") notices.clear("chart-leg");
+}
+
+async function takeSnapshot() {
+  const visitId = state.current;
+  const socket = state.sockets["/media"];
+  if (!visitId || !socket) return;
+  const button = $("#snapshot");
+  button.disabled = true;
+  notices.clear("snapshot");
+  $("#snapshot-state").textContent = "Taking a snapshot…";
+  const preview = grabFrame($("#remote-video"));
+  try {
+    const reply = await request(socket, "snapshot", { visit_id: visitId }, 15000);
+    if (state.current !== visitId) return;
+    gallery.add(reply.snapshot, preview);
+    const warnings = snapshotWarnings(reply.snapshot);
+    $("#snapshot-state").textContent = `Snapshot saved to the chart.${warnings.length ? ` ${warnings.join(" ")}` : ""}`;
+  } catch (err) {
+    $("#snapshot-state").textContent = "";
+    notices.error(snapshotProblem(err), "snapshot");
+  } finally {
+    button.disabled = state.current !== visitId;
+  }
+}
+
+function snapshotProblem(err) {
+  if (err.code === "not_found") {
+    return "No snapshot: the patient’s video is not being recorded right now. Wait for the recording indicator, then try again.";
+  }
+  if (err.code === "forbidden" && err.details && err.details.reason === "no_consent") {
+    return "No snapshot: the patient did not agree to recording.";
+  }
+  return `No snapshot: ${err.message}`;
+}
+
+/** What this page saw go into the chart of a visit, for the summary. */
+function chartFacts(visit) {
+  if (!visit.consent_recording) {
+    const none = "None (no recording consent)";
+    return { recordings: none, snapshots: none, transcript: none };
+  }
+  const mine = state.recording && state.recording.visitId === visit.visit_id;
+  const files = mine ? state.recording.files : [];
+  const shots = captions.visitId === visit.visit_id ? gallery.files : [];
+  return {
+    recordings: files.length ? files.join(", ") : "None seen on this page",
+    snapshots: shots.length ? `${shots.length}: ${shots.join(", ")}` : "None",
+    transcript: captions.visitId === visit.visit_id ? captions.describe() : "—",
+  };
 }
 
 start();

@@ -1,0 +1,91 @@
+// Snapshots of the patient's video for the chart, on the doctor's page.
+//
+// The media worker takes the picture from the patient's chart leg (`snapshot`
+// {visit_id} over /media → {snapshot: {id, file, sharpness, brightness, width,
+// height, taken_at}}) and stores the JPEG in the chart. The page cannot show
+// that file until the chart has a file route, so each gallery entry shows the
+// worker's facts plus a preview grabbed from the call's video at the same
+// moment.
+
+import { formatClock, h } from "/static/common.js";
+
+/** Below this variance of the Laplacian a shot is probably blurred. */
+export const BLUR_BELOW = 50;
+/** Below this mean luma (0-255) a shot is too dark to be useful. */
+export const DARK_BELOW = 40;
+
+/** What is wrong with a shot, in words ("" when nothing is). */
+export function snapshotWarnings(shot) {
+  const warnings = [];
+  if (typeof shot.sharpness === "number" && shot.sharpness < BLUR_BELOW) warnings.push("Blurred — retake?");
+  if (typeof shot.brightness === "number" && shot.brightness < DARK_BELOW) warnings.push("Too dark — add light and retake?");
+  return warnings;
+}
+
+/** A small JPEG data URL of what a <video> shows now; null when it shows nothing. */
+export function grabFrame(video, maxWidth = 320) {
+  if (!video || !video.videoWidth || !video.videoHeight) return null;
+  const scale = Math.min(1, maxWidth / video.videoWidth);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  try {
+    return canvas.toDataURL("image/jpeg", 0.8);
+  } catch {
+    return null;
+  }
+}
+
+export class SnapshotGallery {
+  /**
+   * @param list the <ul> the entries go in
+   * @param onRetake called when the doctor asks for another shot
+   */
+  constructor(list, { onRetake = () => {} } = {}) {
+    this.list = list;
+    this.onRetake = onRetake;
+    this.shots = [];
+  }
+
+  clear() {
+    this.shots = [];
+    this.list.replaceChildren();
+  }
+
+  /** Add a shot (newest first) and return its element. */
+  add(shot, preview) {
+    this.shots.push(shot);
+    const warnings = snapshotWarnings(shot);
+    const time = formatClock(shot.taken_at) || "now";
+    const facts = [
+      `Sharpness ${Number(shot.sharpness).toFixed(0)}`,
+      `brightness ${Number(shot.brightness).toFixed(0)}`,
+      shot.width && shot.height ? `${shot.width}×${shot.height}` : null,
+      time,
+    ].filter(Boolean);
+    const item = h(
+      "li",
+      { class: warnings.length ? "shot shot-warn" : "shot", dataset: { file: shot.file || "" } },
+      preview
+        ? h("img", { class: "shot-preview", src: preview, alt: `Preview of the snapshot taken at ${time}, from your screen` })
+        : h("div", { class: "shot-preview shot-none", text: "No preview" }),
+      h(
+        "div",
+        { class: "shot-facts" },
+        h("p", { class: "shot-file" }, h("span", { class: "visually-hidden", text: "Chart file " }), shot.file || "—"),
+        h("p", { class: "small", text: facts.join(" · ") }),
+        ...warnings.map((w) => h("p", { class: "shot-warning", text: w })),
+        warnings.length
+          ? h("button", { type: "button", class: "btn btn-small", text: "Retake", on: { click: () => this.onRetake() } })
+          : null,
+      ),
+    );
+    this.list.prepend(item);
+    return item;
+  }
+
+  get files() {
+    return this.shots.map((s) => s.file).filter(Boolean);
+  }
+}

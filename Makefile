@@ -15,7 +15,7 @@ $(STAMP): setup.cfg requirements.txt pyproject.toml
 		echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements.txt -e '.[test,dev-redis]'
+	$(BIN)/python -m pip install -q -c requirements.txt -e '.[test,dev-redis,dev-stt]'
 	touch $(STAMP)
 
 run: install

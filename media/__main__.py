@@ -28,6 +28,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-legs", type=int, default=40)
     p.add_argument("--claim-idle", type=float, default=5.0)
     p.add_argument("--heartbeat", type=float, default=5.0)
+    p.add_argument("--stt-model", default="", help="Vosk model folder or package (default: no speech-to-text)")
+    p.add_argument("--no-stt-gate", action="store_true", help="feed the recogniser silence too (benchmarks)")
+    p.add_argument("--stt-backlog", type=float, default=10.0, help="seconds of audio that may wait for the recogniser")
+    p.add_argument("--captions-to-patient", action="store_true", help="send captions to both parties")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -57,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         max_legs=args.max_legs,
         claim_idle=args.claim_idle,
         heartbeat=args.heartbeat,
+        stt_model=args.stt_model,
+        stt_gate=not args.no_stt_gate,
+        stt_backlog=args.stt_backlog,
+        captions_to_patient=args.captions_to_patient,
     )
     if args.uvloop:
         import uvloop

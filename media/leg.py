@@ -1,5 +1,6 @@
 """A chart leg: one participant's send-only peer connection to the worker,
-recorded without decoding, with snapshots on request.
+recorded without decoding, transcribed (:mod:`media.transcriber`), with
+snapshots on request.
 
 Life cycle: ``answering`` (the offer is being applied) → ``connecting`` (the
 answer went out) → ``live`` (media flows; the file opens at the first video
@@ -25,7 +26,10 @@ from media.config import MediaSettings
 from media.jobs import CODECS, Job
 from media.recorder import SUFFIX, Recorder
 from media.snapshot import Snapshot, write_snapshot
+from media.stt import ModelSource, PipelineConfig
 from media.tap import EncodedFrame, EncodedTap, attach
+from media.transcriber import Transcriber
+from media.transcript import Transcript
 from telemed.exceptions import BadRequest, Conflict, TelemedError, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class LegHost(Protocol):
     """What a leg needs from its worker."""
 
     worker_id: str
+    speech: ModelSource
 
     async def allocate_file(self, leg: ChartLeg) -> int: ...
 
@@ -63,6 +68,8 @@ class LegHost(Protocol):
     async def leg_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None: ...
 
     async def leg_recording(self, leg: ChartLeg) -> None: ...
+
+    async def stt_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None: ...
 
     def leg_closed(self, leg: ChartLeg) -> None: ...
 
@@ -76,9 +83,14 @@ def _preferences(kind: str) -> list[Any]:
 
 
 class ChartLeg:
-    """One participant's leg: peer connection, taps, recorder, snapshots."""
+    """One participant's leg: peer connection, taps, recorder, transcriber, snapshots.
 
-    def __init__(self, job: Job, kinds: set[str], settings: MediaSettings, host: LegHost, folder: Path) -> None:
+    :param visit_start: wall time the visit started (its admit): 0 in the
+        transcript. None: unknown, the leg's creation is used.
+    """
+
+    def __init__(self, job: Job, kinds: set[str], settings: MediaSettings, host: LegHost, folder: Path,
+                 visit_start: float | None = None) -> None:
         self.job = job
         self.kinds = kinds
         self.settings = settings
@@ -92,6 +104,10 @@ class ChartLeg:
         self.file: str | None = None
         self.n: int | None = None
         self.created = time.time()
+        self.visit_start = visit_start
+        self.stt: Transcriber | None = None
+        self.transcribed: asyncio.Task[None] | None = None
+        """Set on close: the transcriber finishing its backlog."""
         self.last_media: float | None = None
         self.close_reason = ""
         self._snapshot_waiters: list[asyncio.Future[EncodedFrame]] = []
@@ -149,9 +165,26 @@ class ChartLeg:
             logger.warning("ChartLeg(%s) refused the offer: %s", self.job.id, repr(exc))
             raise BadRequest(f"offer refused: {exc or type(exc).__name__}", fields=["sdp"]) from None
         self._move(LegState.CONNECTING)
+        if "audio" in self.kinds:
+            self.stt = self._transcriber()
         self._spawn(self._connect_deadline(), "connect-deadline")
         logger.info("ChartLeg(%s) answered (%s, %s of visit %s)", self.job.id, "+".join(sorted(self.kinds)), self.job.role, self.job.visit)
         return sdp
+
+    def _transcriber(self) -> Transcriber:
+        if self.visit_start is None:
+            logger.warning("ChartLeg(%s) visit start unknown: transcript times count from the leg's start", self.job.id)
+        return Transcriber(
+            self.job.id,
+            self.job.role,
+            self.host.speech,
+            PipelineConfig(gate=self.settings.stt_gate),
+            Transcript(self.folder),
+            self.visit_start if self.visit_start is not None else self.created,
+            lambda event, data: self.host.stt_event(self, event, data),
+            recording=lambda: self.file,
+            backlog=round(self.settings.stt_backlog * 50),
+        )
 
     async def _connect_deadline(self) -> None:
         await asyncio.sleep(self.settings.connect_timeout)
@@ -238,6 +271,8 @@ class ChartLeg:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(frame)
+        if frame.kind == "audio" and self.stt is not None:
+            self.stt.push(frame)
         if self.recorder is not None:
             self.recorder.push(frame)
         elif len(self._early) < MAX_EARLY:
@@ -302,6 +337,8 @@ class ChartLeg:
         try:
             for waiter in self._snapshot_waiters:
                 waiter.cancel()
+            if self.stt is not None:
+                self.stt.close_input()  # the same last packet as the recording
             stats = self.recorder.close() if self.recorder is not None else None
             try:
                 await self.pc.close()
@@ -333,6 +370,11 @@ class ChartLeg:
                     await self._close_stale_files()
                 except Exception:
                     logger.exception("ChartLeg(%s) could not check for interrupted files", self.job.id)
+            if self.stt is not None:
+                # The last utterance, into the transcript. In the background: a
+                # backlog of speech may take seconds, and a participant's new leg
+                # waits for this one to close. The worker keeps the task.
+                self.transcribed = asyncio.create_task(self.stt.close(), name=f"{self!r} transcript")
             current = asyncio.current_task()
             for task in list(self._tasks):
                 if task is not current:

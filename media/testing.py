@@ -3,7 +3,9 @@ what a browser's chart leg sends, and the checks that read it back.
 
 The video is colour bars with the frame number drawn as text (for people) and
 as a strip of black and white blocks (for :func:`read_counter`, which survives
-VP8 compression); the audio is a 440 Hz tone.
+VP8 compression); the audio is a 440 Hz tone, or speech made by espeak-ng
+(:func:`speech_wav`) played by aiortc's ``MediaPlayer`` (:class:`Stamped`
+tells when each moment of it was sent).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import av
 import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from numpy.typing import NDArray
 
 from media.ice import host_addresses
@@ -159,6 +161,113 @@ class ToneTrack(AudioStreamTrack):
         frame.time_base = fractions.Fraction(1, self.rate)
         self.samples += n
         return frame
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """One sentence of a :func:`speech_wav`: where its voice is, in seconds of the file."""
+
+    text: str
+    start: float
+    end: float
+
+
+def speak(text: str, voice: str = "ko", rate: int = 48000) -> NDArray[np.int16]:
+    """``text`` spoken by espeak-ng (``apt-get install espeak-ng``), mono s16 at ``rate``."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
+        subprocess.run(["espeak-ng", "-v", voice, "-w", wav.name, text], check=True, capture_output=True)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        with av.open(wav.name) as container:
+            chunks = [f.to_ndarray()[0] for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.int16)
+
+
+def speech_wav(path: Path, script: Iterable[float | str], *, voice: str = "ko", noise: float = 0.0, seed: int = 0,
+               rate: int = 48000) -> list[Spoken]:
+    """Write a WAV (mono, ``rate``) of sentences (``str``, spoken by espeak-ng)
+    and pauses (``float``, seconds); returns where each sentence's voice is.
+    ``noise``: standard deviation (in s16 units) of a noise floor under it all,
+    like a real microphone's (0: digital silence)."""
+    parts: list[NDArray[np.int16]] = []
+    spoken: list[Spoken] = []
+    at = 0
+    for item in script:
+        if isinstance(item, str):
+            pcm = speak(item, voice, rate)
+            loud = np.nonzero(np.abs(pcm.astype(np.int32)) > 300)[0]
+            if len(loud):
+                spoken.append(Spoken(item, (at + loud[0]) / rate, (at + loud[-1] + 1) / rate))
+        else:
+            pcm = np.zeros(round(item * rate), np.int16)
+        parts.append(pcm)
+        at += len(pcm)
+    signal = np.concatenate(parts).astype(np.float64)
+    if noise:
+        signal += np.random.default_rng(seed).normal(0.0, noise, len(signal))
+    pcm16 = np.clip(signal, -32768, 32767).astype(np.int16)
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        for k in range(0, len(pcm16), rate // 50):
+            frame = av.AudioFrame.from_ndarray(pcm16[k:k + rate // 50].reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = k
+            frame.time_base = fractions.Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return spoken
+
+
+def opus_packets(path: Path, bitrate: int = 32000) -> list[tuple[bytes, int]]:
+    """A WAV encoded as a sender would: Opus packets of 20 ms with their
+    timestamps (48 kHz units, from 0)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000, frame_size=960)
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format, encoder.bit_rate = 48000, "mono", "s16", bitrate
+    encoder.time_base = fractions.Fraction(1, 48000)
+    frames: list[av.AudioFrame] = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            frames += resampler.resample(frame)
+    frames += resampler.resample(None)
+    packets: list[tuple[bytes, int]] = []
+    for n, frame in enumerate(f for f in frames if f.samples == 960):  # the last, short one is left out
+        frame.pts = n * 960
+        for packet in encoder.encode(frame):
+            packets.append((bytes(packet), len(packets) * 960))
+    return packets
+
+
+class Stamped(MediaStreamTrack):
+    """Passes another track's frames on, noting when its media time 0 was sent:
+    moment ``t`` of the source left at ``origin + t`` (wall clock)."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self.source = source
+        self.origin: float | None = None
+        self.last_sent: float | None = None
+
+    async def recv(self) -> Any:
+        frame = await self.source.recv()
+        now = time.time()
+        if self.origin is None and frame.pts is not None and frame.time_base is not None:
+            self.origin = now - float(frame.pts * frame.time_base)
+        self.last_sent = now
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
 
 
 class Browser:
@@ -305,6 +414,7 @@ class EmitLog:
         try:
             async for message in pubsub.listen():
                 data = json.loads(message["data"])
+                data["received_at"] = time.time()
                 if data.get("method") == "emit":
                     if isinstance(data.get("data"), list) and len(data["data"]) == 1:
                         data["data"] = data["data"][0]  # one argument, as the browser receives it

@@ -17,6 +17,11 @@ and serves snapshot requests for the legs it holds.
   where the asker waits for it (see :mod:`media.client`).
 - **One leg per participant**: a new offer from a participant who already has
   a leg replaces the old one (see :meth:`Worker.handle_offer`).
+- **Speech-to-text**: one Vosk model per process, loaded in the background
+  when the worker starts (:class:`media.stt.ModelSource`); each leg's audio is
+  transcribed in a thread of its own (:mod:`media.transcriber`). Captions go
+  to the doctor (room ``media:<visit>:staff``), or to both parties with
+  ``captions_to_patient``.
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ from media.config import MediaSettings
 from media.jobs import Job, check_offer
 from media.leg import ChartLeg, LegState
 from media.recorder import SUFFIX
+from media.stt import ModelSource
 from telemed import keys as telemed_keys
 from telemed.exceptions import Conflict, Forbidden, NotFound, TelemedError, Unavailable
 from telemed.visits import State
 
 logger = logging.getLogger(__name__)
 
-#: Namespace of the media events (``leg_answer``, ``recording``).
+#: Namespace of the media events (``leg_answer``, ``recording``, ``caption``, ``captions``).
 NAMESPACE = "/media"
 
 #: A job whose handling killed (or timed out) this many workers is dropped.
@@ -82,6 +88,11 @@ def room_media(visit_id: str) -> str:
     return f"media:{visit_id}"
 
 
+def room_staff(visit_id: str) -> str:
+    """The doctor's ``/media`` sockets of a visit: captions (unless the patient sees them too)."""
+    return f"media:{visit_id}:staff"
+
+
 class Worker:
     """One media worker process's state; drive it with :meth:`start` /
     :meth:`stop`, or call :meth:`handle_offer` directly (tests)."""
@@ -98,10 +109,13 @@ class Worker:
         self._own_redis = redis is None
         self.emitter = socketio.AsyncRedisManager(settings.redis_url, channel=telemed_keys.SOCKETIO_CHANNEL, write_only=True)
         self.legs: dict[tuple[str, str], ChartLeg] = {}
+        self.speech = ModelSource(settings.stt_model)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._answering = 0
         self._loops: list[asyncio.Task[Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._transcripts: set[asyncio.Task[None]] = set()
+        self._releases: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.started = time.time()
         self._ttl = max(2, math.ceil(keys.WORKER_TTL_BEATS * settings.heartbeat))
@@ -126,6 +140,7 @@ class Worker:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        self.speech.start()
         await self._beat()
         self._loops = [
             asyncio.create_task(self._jobs_loop(), name=f"{self!r} jobs"),
@@ -150,6 +165,13 @@ class Worker:
         while self._answering and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.gather(*(leg.close("worker stopping") for leg in list(self.legs.values())), return_exceptions=True)
+        if self._transcripts:
+            # Each finishes its speaker's queued audio (bounded by Transcriber.close's timeout).
+            await asyncio.wait(self._transcripts, timeout=30)
+        if self._releases:
+            # The legs' keys go now rather than when they expire (cancelled mid-call, a
+            # release whose script Redis had not cached yet would leave its key behind).
+            await asyncio.wait(self._releases, timeout=3)
         for task in list(self._tasks):
             task.cancel()
         await self._wait_tasks(list(self._tasks))
@@ -192,7 +214,7 @@ class Worker:
         if not isinstance(job, Job):
             job = Job.from_fields(job)
         kinds = check_offer(job.sdp)
-        await self._check_visit(job)
+        visit = await self._check_visit(job)
         key = (job.visit, job.role)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._answering += 1
@@ -208,7 +230,7 @@ class Worker:
                 else:
                     await self._displace_remote(job)
                 folder = visit_folder(self.settings.recordings_dir, job.clinic, job.visit)
-                leg = ChartLeg(job, kinds, self.settings, self, folder)
+                leg = ChartLeg(job, kinds, self.settings, self, folder, visit_start=_number(visit.get("admitted_at")))
                 sdp = await leg.answer()
                 self.legs[key] = leg
                 try:
@@ -222,8 +244,9 @@ class Worker:
             if not lock.locked() and key not in self.legs:
                 self._locks.pop(key, None)
 
-    async def _check_visit(self, job: Job) -> None:
-        h = await self.redis.hgetall(telemed_keys.visit(job.visit))
+    async def _check_visit(self, job: Job) -> dict[str, str]:
+        """The visit's hash, if this job may open a leg for it."""
+        h: dict[str, str] = await self.redis.hgetall(telemed_keys.visit(job.visit))
         if not h:
             raise NotFound("no such visit")
         if h.get("clinic") != job.clinic:
@@ -236,6 +259,7 @@ class Worker:
         expected = h.get("patient_sub", "") if job.role == "patient" else h.get("doctor", "")
         if expected and expected != job.sub:
             raise Forbidden(f"the sender is not this visit's {job.role}")
+        return h
 
     async def _displace_remote(self, job: Job) -> None:
         """Ask the worker holding this participant's old leg (if alive) to close it."""
@@ -290,10 +314,19 @@ class Worker:
     async def leg_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
         await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room_media(leg.job.visit))
 
+    async def stt_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
+        room = room_media(leg.job.visit) if self.settings.captions_to_patient else room_staff(leg.job.visit)
+        await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room)
+
     def leg_closed(self, leg: ChartLeg) -> None:
         if self.legs.get(leg.key) is leg:
             del self.legs[leg.key]
-        self._spawn(self._release(leg), f"release {leg!r}")
+        if leg.transcribed is not None and not leg.transcribed.done():
+            self._transcripts.add(leg.transcribed)
+            leg.transcribed.add_done_callback(self._transcripts.discard)
+        release = self._spawn(self._release(leg), f"release {leg!r}")
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
 
     async def _release(self, leg: ChartLeg) -> None:
         try:
@@ -462,7 +495,8 @@ class Worker:
         key = keys.worker(self.worker_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={"pid": os.getpid(), "host": socket.gethostname(), "legs": len(self.legs),
-                                "capacity": self.settings.max_legs, "started": repr(self.started)})
+                                "capacity": self.settings.max_legs, "started": repr(self.started),
+                                "stt": self.speech.state.value})
         pipe.expire(key, self._ttl)
         await pipe.execute()
 
@@ -496,3 +530,10 @@ class Worker:
                 leg.close_soon(f"visit {state or 'gone'}")
             elif leg.state is LegState.LIVE and now - (leg.last_media or leg.created) > self.settings.media_timeout:
                 leg.close_soon("no media")
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -5,6 +5,8 @@ offers a send-only peer connection for a media worker. The node queues the
 offer for whichever worker takes it (Redis Stream) and puts the socket in the
 job's room; the worker answers there (``leg_answer``) and tells both parties
 when recording starts and stops (``recording``, room ``media:<visit>``).
+Live captions (``caption``, ``captions``) go to the doctor's sockets, room
+``media:<visit>:staff`` (and to the patient too with ``captions_to_patient``).
 Snapshots are asked of the worker that holds the patient's leg.
 """
 
@@ -14,7 +16,7 @@ import logging
 from typing import Any
 
 from media.client import MediaClient
-from media.worker import room_leg, room_media
+from media.worker import room_leg, room_media, room_staff
 from signaling._base import AuthedNamespace, event
 from signaling.hub import Hub
 from signaling.schemas import LegOffer, SnapshotRequest, VisitRef
@@ -38,20 +40,31 @@ class MediaNamespace(AuthedNamespace):
     async def joined(self, sid: str, claims: Claims) -> None:
         if claims.role is Role.PATIENT:
             assert claims.visit is not None
-            await self.enter_room(sid, room_media(claims.visit))
+            await self._follow(sid, claims, claims.visit)
         else:
             for visit_id in await self.hub.room.doctor_visits(claims.clinic, claims.sub):
-                await self.enter_room(sid, room_media(visit_id))
+                await self._follow(sid, claims, visit_id)
 
-    async def _visit_in_progress(self, claims: Claims, visit_id: str) -> Visit:
-        """The visit, if ``claims`` is one of its two parties and it is in progress."""
+    async def _follow(self, sid: str, claims: Claims, visit_id: str) -> None:
+        """Put the socket where the workers' events for the visit arrive: both
+        parties get ``recording``; the doctor's sockets get captions."""
+        await self.enter_room(sid, room_media(visit_id))
+        if claims.role is Role.DOCTOR:
+            await self.enter_room(sid, room_staff(visit_id))
+
+    async def _party(self, claims: Claims, visit_id: str, in_progress: bool = False) -> Visit:
+        """The visit, if ``claims`` is its patient or its doctor (another doctor
+        of the clinic must not hear its captions), and, if asked, in progress."""
         await self.hub.authorize_visit(claims, visit_id, PARTIES)
         visit = await self.hub.room.get(visit_id)
-        if visit.state is not State.IN_VISIT:
+        if in_progress and visit.state is not State.IN_VISIT:
             raise Conflict(f"no chart leg while the visit is {visit.state.value}", state=visit.state.value)
         if claims.role is Role.DOCTOR and claims.sub != visit.doctor:
             raise Forbidden("another doctor is in this visit")
         return visit
+
+    async def _visit_in_progress(self, claims: Claims, visit_id: str) -> Visit:
+        return await self._party(claims, visit_id, in_progress=True)
 
     @event(LegOffer, PARTIES)
     async def on_leg_offer(self, sid: str, claims: Claims, p: LegOffer) -> dict[str, Any]:
@@ -60,7 +73,7 @@ class MediaNamespace(AuthedNamespace):
             raise Forbidden("the patient did not consent to recording", reason="no_consent")
         job = new_id()
         await self.enter_room(sid, room_leg(job))
-        await self.enter_room(sid, room_media(visit.id))
+        await self._follow(sid, claims, visit.id)
         await self.media.submit(
             job=job,
             visit=visit.id,
@@ -77,15 +90,15 @@ class MediaNamespace(AuthedNamespace):
     async def on_status(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
         """Which participants' chart legs are recording now (a reloaded page
         shows the recording indicator from this)."""
-        await self.hub.authorize_visit(claims, p.visit_id, PARTIES)
-        await self.enter_room(sid, room_media(p.visit_id))
+        await self._party(claims, p.visit_id)
+        await self._follow(sid, claims, p.visit_id)
         legs = {role: await self.media.leg(p.visit_id, role) for role in ("patient", "doctor")}
         return {"recording": {role: bool(leg and leg.get("file")) for role, leg in legs.items()}}
 
     @event(SnapshotRequest, DOCTOR)
     async def on_snapshot(self, sid: str, claims: Claims, p: SnapshotRequest) -> dict[str, Any]:
         visit = await self._visit_in_progress(claims, p.visit_id)
-        await self.enter_room(sid, room_media(visit.id))
+        await self._follow(sid, claims, visit.id)
         try:
             shot = await self.media.snapshot(visit.id, p.role)
         except NotFound:

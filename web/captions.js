@@ -1,4 +1,5 @@
-// Live captions on the doctor's page, from the media worker's speech-to-text
+// Live captions on the doctor's page (and the patient's, when the server
+// sends them there: TELEMED_CAPTIONS_TO_PATIENT), from the media worker's speech-to-text
 // over /media: `caption` {visit_id, role, final, text} (partial results are
 // replaced in place, final ones stay), and `captions` {state} ("unavailable"
 // when the worker has no speech model; "live", "behind", "stopped" otherwise).
@@ -8,16 +9,19 @@ import { h } from "/static/common.js";
 /** Final lines kept on screen (the chart keeps the whole transcript). */
 const KEEP = 200;
 
-const SPEAKERS = { patient: "Patient", doctor: "You" };
+/** Who a line is from, as the doctor's page says it (the patient's page passes its own). */
+const DOCTOR_VIEW = { patient: "Patient", doctor: "You" };
 
 export class CaptionsPanel {
   /**
    * @param list the <ol> the lines go in
    * @param stateEl where the panel's state is said ("Listening…", "Captions unavailable")
+   * @param speakers label per role
    */
-  constructor(list, stateEl) {
+  constructor(list, stateEl, speakers = DOCTOR_VIEW) {
     this.list = list;
     this.stateEl = stateEl;
+    this.speakers = speakers;
     this.reset(null);
   }
 
@@ -61,7 +65,7 @@ export class CaptionsPanel {
   applyCaption(p) {
     if (!p || p.visit_id !== this.visitId || typeof p.text !== "string") return;
     const text = p.text.trim();
-    const role = p.role in SPEAKERS ? p.role : "patient";
+    const role = p.role in this.speakers ? p.role : "patient";
     this.available = true;
     let line = this.partials.get(role);
     if (!text) {
@@ -72,7 +76,7 @@ export class CaptionsPanel {
       return;
     }
     if (!line) {
-      line = h("li", { class: `caption caption-${role}` }, h("span", { class: "caption-who", text: `${SPEAKERS[role]}: ` }), h("span", { class: "caption-text" }));
+      line = h("li", { class: `caption caption-${role}` }, h("span", { class: "caption-who", text: `${this.speakers[role]}: ` }), h("span", { class: "caption-text" }));
       this.list.append(line);
       this.partials.set(role, line);
     }

@@ -16,12 +16,14 @@ import {
 } from "/static/common.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { CALL_STATES, Call } from "/static/call.js";
+import { CaptionsPanel } from "/static/captions.js";
 import { ChartLeg } from "/static/chart_leg.js";
 import { LevelMeter, listDevices, openMedia, playVideo, stopStream } from "/static/media.js";
 import { RecordingStatus, showRecording } from "/static/recording.js";
 
 const TOKEN_KEY = "telemed.patient.token";
 const PREFS_KEY = "telemed.patient.media";
+const captions = new CaptionsPanel($("#captions"), $("#captions-state"), { patient: "You", doctor: "Doctor" });
 const QUEUED = ["waiting", "in_triage", "ready"];
 /** After admission, how long to wait for the doctor's offer before asking for one. */
 const OFFER_GRACE_MS = 6000;
@@ -118,6 +120,15 @@ function connectToClinic() {
     if (state.recording) state.recording.refresh();
   });
   media.on("leg_answer", (p) => state.leg && state.leg.handleAnswer(p));
+  // Captions reach the patient only where the clinic turned that on; the panel
+  // shows itself with the first one.
+  media.on("caption", (p) => {
+    if (!state.visit || p.visit_id !== state.visit.visit_id) return;
+    if (captions.visitId !== p.visit_id) captions.reset(p.visit_id);
+    $("#captions-panel").hidden = false;
+    captions.applyCaption(p);
+  });
+  media.on("captions", (p) => captions.visitId && captions.applyState(p));
   media.on("recording", (p) => {
     if (state.recording) state.recording.applyEvent(p);
     if (state.leg) state.leg.recordingChanged(p);

@@ -1,0 +1,128 @@
+"""The transcript in a visit's chart folder: ``transcript.jsonl`` and ``transcript.vtt``.
+
+``transcript.jsonl`` is the record: one line per final result, appended as it
+arrives and fsynced, so a crash loses at most the utterance in progress (and
+a line torn by the crash is skipped by readers; the next append starts a new
+line). Each line::
+
+    {"role": "patient", "start": 12.34, "end": 14.1, "text": "...",
+     "words": [{"word", "start", "end", "conf"}], "at": 1767000000.123,
+     "recording": "recording-patient-1.webm"}
+
+``start``/``end`` (and the words' times) are seconds since the visit started
+(the doctor's admit, ``admitted_at``), so both speakers, and a speaker whose
+leg was re-established, share one clock; ``at`` is the wall time of
+``start``; ``recording`` the file the words are in (its ``started_at`` in
+``recordings.json`` places them in it).
+
+``transcript.vtt`` (WebVTT, cues in order of start, the speaker as the voice)
+is derived from the lines and rewritten atomically after every append. It is
+rebuilt from the file, not from what this process wrote, because the two
+speakers' legs may be on different workers; each writer reads only the lines
+added since its last look. Every change happens under an exclusive ``flock``
+of ``.transcript.lock`` (as for ``recordings.json``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from media._files import atomic_write, fsync_dir
+
+logger = logging.getLogger(__name__)
+
+JSONL = "transcript.jsonl"
+VTT = "transcript.vtt"
+LOCK = ".transcript.lock"
+
+
+def _clock(seconds: float) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def render_vtt(entries: Iterable[dict[str, Any]]) -> str:
+    """WebVTT of transcript lines: one cue per line in order of start, ``<v Role>``."""
+    out = ["WEBVTT", ""]
+    for e in sorted(entries, key=lambda e: (e["start"], e["end"], e["role"])):
+        start = float(e["start"])
+        end = max(float(e["end"]), start + 0.001)  # a cue must end after it starts
+        out += [f"{_clock(start)} --> {_clock(end)}", f"<v {_escape(str(e['role']).title())}>{_escape(str(e['text']))}", ""]
+    return "\n".join(out)
+
+
+def parse_lines(data: bytes, where: str = JSONL) -> list[dict[str, Any]]:
+    """Complete, valid lines of ``data`` (a line torn by a crash is skipped)."""
+    entries = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            logger.warning("Transcript(%s) skips a damaged line (%d bytes)", where, len(line))
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+class Transcript:
+    """One visit folder's transcript, as one writer sees it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._entries: list[dict[str, Any]] = []
+        self._read_to = 0  # bytes of transcript.jsonl already in _entries
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every line of the transcript, in the order they were written."""
+        try:
+            return parse_lines((self.folder / JSONL).read_bytes(), str(self.folder / JSONL))
+        except FileNotFoundError:
+            return []
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Add a line (durably), then rewrite the VTT."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = self.folder / JSONL
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # the last line was torn by a crash: do not glue onto it
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if not size:
+                fsync_dir(self.folder)
+            self._catch_up(path)
+            atomic_write(self.folder / VTT, render_vtt(self._entries).encode())
+        finally:
+            os.close(lock)
+
+    def _catch_up(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            f.seek(self._read_to)
+            data = f.read()
+        complete = data.rfind(b"\n") + 1
+        self._entries += parse_lines(data[:complete], str(path))
+        self._read_to += complete

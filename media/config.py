@@ -33,6 +33,9 @@ class MediaSettings:
     recordings_dir: Path
     """Root of the charts; a visit's files go to ``<root>/<clinic>/<visit>/``."""
 
+    public_url: str = "http://127.0.0.1:8080"
+    """The node's public base URL: the chart's FHIR export links its files there."""
+
     worker_id: str = field(default_factory=default_worker_id)
     """This worker's name in Redis (consumer name, leg owner, control stream)."""
 

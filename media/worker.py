@@ -47,6 +47,7 @@ from media.jobs import Job, check_offer
 from media.leg import ChartLeg, LegState
 from media.recorder import SUFFIX
 from media.stt import ModelSource
+from telemed import chart
 from telemed import keys as telemed_keys
 from telemed.exceptions import Conflict, Forbidden, NotFound, TelemedError, Unavailable
 from telemed.visits import State
@@ -321,12 +322,25 @@ class Worker:
     def leg_closed(self, leg: ChartLeg) -> None:
         if self.legs.get(leg.key) is leg:
             del self.legs[leg.key]
-        if leg.transcribed is not None and not leg.transcribed.done():
-            self._transcripts.add(leg.transcribed)
-            leg.transcribed.add_done_callback(self._transcripts.discard)
+        finishing = self._spawn(self._reseal(leg), f"reseal {leg!r}")
+        self._transcripts.add(finishing)
+        finishing.add_done_callback(self._transcripts.discard)
         release = self._spawn(self._release(leg), f"release {leg!r}")
         self._releases.add(release)
         release.add_done_callback(self._releases.discard)
+
+    async def _reseal(self, leg: ChartLeg) -> None:
+        """Once the leg's last words are in the transcript: if the visit's chart
+        was sealed already (the visit ended before this leg finished writing),
+        seal it again so its manifest and FHIR export cover the final files."""
+        if leg.transcribed is not None:
+            await asyncio.gather(leg.transcribed, return_exceptions=True)
+        if not (leg.folder / chart.VISIT).is_file():
+            return  # the node seals when it writes visit.json, after the visit
+        try:
+            await asyncio.to_thread(chart.seal, leg.folder, self.settings.public_url)
+        except Exception:
+            logger.exception("Worker(%s) could not reseal the chart of %s", self.worker_id, leg.job.visit)
 
     async def _release(self, leg: ChartLeg) -> None:
         try:

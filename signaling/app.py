@@ -12,6 +12,7 @@ from aiohttp import web
 from signaling import presence
 from signaling._redis_manager import RedisManager
 from signaling.call_ns import CallNamespace
+from signaling.chart_http import add_chart_routes
 from signaling.chat_ns import ChatNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
 from signaling.hub import Hub
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 #: rule); below it, each event's own limits answer with a ``bad_request``.
 MAX_SOCKET_MESSAGE = 256 * 1024
 
+
+#: Seconds between a node's looks for ended visits whose chart is not written
+#: (the node that ended a visit writes its chart at once).
+CHART_ROUND = 5.0
 
 def make_app(settings: Settings) -> web.Application:
     """A node's application. Redis is contacted lazily; nothing blocks here."""
@@ -64,10 +69,12 @@ def make_app(settings: Settings) -> web.Application:
     app[HUB] = hub
     sio.attach(app, socketio_path="socket.io")
     add_routes(app, hub)
+    add_chart_routes(app)
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         hub.spawn(presence.heartbeat(hub, queue_ns, namespaces), name="presence-heartbeat")
         hub.spawn(presence.sweep(hub, notifier), name="grace-sweep")
+        hub.spawn(hub.charts.run(CHART_ROUND), name="charts")
         yield
         for task in list(hub.tasks):
             task.cancel()

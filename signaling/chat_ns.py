@@ -34,6 +34,7 @@ class ChatNamespace(AuthedNamespace):
         message, duplicate = await self.hub.chat.send(p.visit_id, claims, p.client_id, p.text)
         if not duplicate:
             self.hub.metrics.chat_messages.inc()
+            self.hub.charts.chat_sent(message, clinic)
             body = message.to_dict()
             await self.emit("message", body, room=rooms.patient(p.visit_id))
             await self.emit("message", body, room=rooms.staff(clinic))

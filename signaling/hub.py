@@ -13,8 +13,10 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 
+from signaling.charts import ChartKeeper
 from signaling.metrics import Metrics
 from telemed import _scripts, keys
+from telemed.audit import AuditLog
 from telemed.chat import ChatLog
 from telemed.exceptions import Forbidden, RateLimited, Unauthorized
 from telemed.settings import Settings
@@ -33,11 +35,15 @@ class Hub:
     metrics: Metrics = field(default_factory=Metrics)
     room: WaitingRoom = field(init=False)
     chat: ChatLog = field(init=False)
+    audit: AuditLog = field(init=False)
+    charts: ChartKeeper = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.room = WaitingRoom(self.redis, self.settings)
         self.chat = ChatLog(self.redis)
+        self.audit = AuditLog(self.settings.audit_path())
+        self.charts = ChartKeeper(self.settings, self.redis, self.room, self.chat, self.audit, self.spawn)
         self._connect = self.redis.register_script(_scripts.CONNECT)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -51,6 +57,27 @@ class Hub:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def audit_event(self, action: str, claims: Claims | None, visit_id: str, target: str = "") -> None:
+        """Append an admit or an end to the audit trail. It happened already (in
+        Redis), so a trail that cannot be written is logged, not thrown back."""
+        try:
+            clinic = claims.clinic if claims else await self.room.clinic_of(visit_id)
+            await self.audit.arecord(
+                action,
+                actor_role=claims.role.value if claims else "system",
+                actor_sub=claims.sub if claims else "",
+                clinic=clinic,
+                visit=visit_id,
+                target=target,
+            )
+        except Exception:
+            logger.exception("Visit(%s) %s could not be audited", visit_id, action)
+
+    async def ended(self, visit_id: str, claims: Claims | None, reason: str) -> None:
+        """A visit ended on this node: audit it and write its chart now."""
+        await self.audit_event("end", claims, visit_id, target=reason)
+        self.charts.wake()
 
     async def check_live(self, claims: Claims) -> None:
         """Refuse a token that expired, was revoked, or whose visit ended.

@@ -106,6 +106,7 @@ async def sweep_once(hub: Hub, notifier: QueueNotifier) -> int:
         if change is not None:
             ended += 1
             hub.metrics.visits_ended.labels(EndReason.ABSENT.value).inc()
+            await hub.ended(visit_id, None, EndReason.ABSENT.value)
             logger.info("Visit(%s) ended: patient absent beyond the grace period", visit_id)
             await notifier.visit_changed(await hub.room.get(visit_id))
     return ended

@@ -91,6 +91,7 @@ class QueueNamespace(AuthedNamespace):
         assert claims.visit is not None
         change = await self.hub.room.end(claims.visit, by=claims.sub, reason=EndReason.LEFT)
         self.hub.metrics.visits_ended.labels(EndReason.LEFT.value).inc()
+        await self.hub.ended(claims.visit, claims, EndReason.LEFT.value)
         visit = await self.hub.room.get(claims.visit)
         await self.notifier.visit_changed(visit)
         return {"visit": visit.for_patient(), "version": change.version if change else None}
@@ -130,6 +131,7 @@ class QueueNamespace(AuthedNamespace):
         )
         self.hub.metrics.admits.inc()
         logger.info("Visit(%s) admitted by %s", change.visit_id, claims.sub)
+        await self.hub.audit_event("admit", claims, change.visit_id)
         result = await self._changed(change.visit_id, change.version)
         return {**result, "ice_servers": ice_servers(self.hub.settings, claims.sub)}
 
@@ -145,6 +147,7 @@ class QueueNamespace(AuthedNamespace):
             reason = EndReason.CANCELLED
         change = await self.hub.room.end(p.visit_id, by=claims.sub, reason=reason)
         self.hub.metrics.visits_ended.labels(reason.value).inc()
+        await self.hub.ended(p.visit_id, claims, reason.value)
         return await self._changed(p.visit_id, change.version if change else None)
 
     async def _changed(self, visit_id: str, version: int | None) -> dict[str, Any]:

@@ -114,7 +114,7 @@ history(ARGV[7] .. vid .. ARGV[8], ARGV[2], from, to, 'admit', doctor)
 return {'ok', from, to, redis.call('INCR', KEYS[2]), vid}
 """
 
-#: KEYS: visit, history, queue, version, durations, seen, chat, chat_ids, in_visit
+#: KEYS: visit, history, queue, version, durations, seen, chat, chat_ids, in_visit, charts pending
 #: ARGV: rules, now, end reason, by, ttl after end, max duration samples,
 #:       doctor_visits key prefix, only_if_absent_before_ms ('' = always)
 END = PRELUDE + r"""
@@ -137,6 +137,7 @@ if from == 'in_visit' then
   redis.call('SREM', KEYS[9], vid)
 end
 history(KEYS[2], ARGV[2], from, to, 'end:' .. ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[10], ARGV[2], vid)
 for _, k in ipairs({KEYS[1], KEYS[2], KEYS[7], KEYS[8]}) do
   redis.call('EXPIRE', k, tonumber(ARGV[5]))
 end
@@ -200,4 +201,15 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 return 1
+"""
+
+
+#: Take up to ARGV[3] visits whose chart is due (score <= now) for a lease.
+#: KEYS: charts pending. ARGV: now, lease seconds, how many
+CLAIM_CHARTS = r"""
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, vid in ipairs(due) do
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), vid)
+end
+return due
 """

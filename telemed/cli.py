@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from telemed.exceptions import ConfigError, TelemedError
+from telemed.exceptions import ConfigError, Conflict, NotFound, TelemedError
 from telemed.settings import Secret, Settings, parse_duration
 from telemed.tokens import Role, mint
 
@@ -69,6 +69,7 @@ def _media_settings(settings: Settings) -> MediaSettings:
     return MediaSettings(
         redis_url=settings.redis_url,
         recordings_dir=settings.recordings_dir,
+        public_url=settings.public_url,
         addresses=settings.media_addresses or (default_addresses() if settings.dev else ()),
         announced_address=settings.media_announced_address,
         stun_urls=settings.stun_urls,
@@ -252,6 +253,108 @@ def cmd_clinic_set(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _operator() -> str:
+    """The audit's actor sub for commands run on the host: the OS user, if it is an id."""
+    import getpass
+
+    from telemed.tokens import ID_PATTERN
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+    return user if ID_PATTERN.fullmatch(user) else ""
+
+
+def _chart_folder(settings: Settings, visit_id: str, clinic: str | None) -> Path:
+    from telemed import chart
+    from telemed.tokens import check_id
+
+    check_id(visit_id, "visit")
+    if clinic is not None:
+        check_id(clinic, "clinic")
+    where = chart.find(settings.recordings_dir, visit_id, clinic)
+    if where is None:
+        raise NotFound(f"no chart of visit {visit_id} under {settings.recordings_dir} (give --clinic if two clinics have it)")
+    return where
+
+
+def cmd_chart_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from telemed import chart
+
+    where = _chart_folder(settings, args.visit, args.clinic)
+    report = chart.verify(where)
+    for problem in report.problems:
+        print(f"{problem.kind}: {problem.name}: {problem.message}")
+    print(f"chart {where.parent.name}/{where.name}: {report.files} files, " + ("intact" if report.ok else f"{len(report.problems)} problem(s)"))
+    return 0 if report.ok else 1
+
+
+def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
+    import zipfile
+
+    from media._files import atomic_write
+    from telemed import chart
+    from telemed.audit import AuditLog
+
+    where = _chart_folder(settings, args.visit, args.clinic)
+    report = chart.verify(where)
+    if not report.ok:
+        for problem in report.problems:
+            print(f"{problem.kind}: {problem.name}: {problem.message}", file=sys.stderr)
+        raise Conflict("the chart does not match its manifest (see above); not exported")
+    AuditLog(settings.audit_path()).append(
+        "export", actor_role="system", actor_sub=_operator(), clinic=where.parent.name, visit=where.name, target=args.format
+    )
+    if args.format == "fhir":
+        data = (where / chart.FHIR).read_bytes()
+        if args.out in (None, "-"):
+            sys.stdout.buffer.write(data)
+        else:
+            atomic_write(Path(args.out), data)
+        return 0
+    out = Path(args.out or f"{where.name}.zip")
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in [*chart.chart_files(where), chart.MANIFEST]:
+            z.write(where / name, f"{where.name}/{name}")
+    tmp.replace(out)
+    print(f"chart {where.name} exported to {out}")
+    return 0
+
+
+def cmd_chart_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from signaling.charts import purge
+    from telemed.audit import AuditLog
+
+    older_than = parse_duration(args.older_than) if args.older_than else settings.retention
+    if older_than <= 0:
+        raise ConfigError("give --older-than (e.g. 30d) or set TELEMED_RETENTION")
+    if args.dry_run:
+        from telemed import chart
+
+        for clinic, visit_id, _ in chart.expired(settings.recordings_dir, older_than):
+            print(f"would remove {clinic}/{visit_id}")
+        return 0
+    removed = asyncio.run(purge(settings.recordings_dir, older_than, AuditLog(settings.audit_path()), sub=_operator()))
+    print(f"removed {len(removed)} chart(s) older than {args.older_than or settings.retention}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from telemed.audit import AuditLog, verify
+
+    path = Path(args.file) if args.file else settings.audit_path()
+    report = verify(path)
+    for problem in report.problems:
+        print(f"{problem.kind}: line {problem.line} (seq {problem.seq}): {problem.message}")
+    head = f"seq {report.head.seq} hash {report.head.hash}" if report.head else "empty"
+    print(f"audit {path}: {report.records} records, head {head}: " + ("intact" if report.ok else f"{len(report.problems)} problem(s)"))
+    if report.ok and path.exists():
+        AuditLog(path).append("verify", actor_role="system", actor_sub=_operator(), target=f"seq={report.head.seq if report.head else 0}")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="telemed", description="Self-hosted telemedicine server.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -292,6 +395,29 @@ def parser() -> argparse.ArgumentParser:
     cset.add_argument("clinic")
     cset.add_argument("--walk-in", choices=["on", "off"], required=True, help="the standing /clinic/<clinic> link")
     cset.set_defaults(func=cmd_clinic_set)
+
+    charts = sub.add_parser("chart", help="visit charts (run where the recordings folder is)")
+    chsub = charts.add_subparsers(dest="chart_command", required=True)
+    export = chsub.add_parser("export", help="export a chart (checked against its manifest first)")
+    export.add_argument("visit")
+    export.add_argument("--clinic")
+    export.add_argument("--format", choices=["fhir", "zip"], default="fhir")
+    export.add_argument("--out", help="file to write (fhir: default stdout; zip: <visit>.zip)")
+    export.set_defaults(func=cmd_chart_export)
+    cverify = chsub.add_parser("verify", help="re-check every file of a chart against its manifest")
+    cverify.add_argument("visit")
+    cverify.add_argument("--clinic")
+    cverify.set_defaults(func=cmd_chart_verify)
+    cpurge = chsub.add_parser("purge", help="remove charts whose visit ended longer ago than --older-than")
+    cpurge.add_argument("--older-than", help="e.g. 30d (default TELEMED_RETENTION)")
+    cpurge.add_argument("--dry-run", action="store_true")
+    cpurge.set_defaults(func=cmd_chart_purge)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    averify = asub.add_parser("verify", help="check the hash chain: edited, removed or reordered records")
+    averify.add_argument("--file", help="the log (default TELEMED_AUDIT_LOG)")
+    averify.set_defaults(func=cmd_audit_verify)
     return p
 
 

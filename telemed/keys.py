@@ -101,6 +101,15 @@ def clinic_settings(clinic: str) -> str:
 #: Sorted set visit -> last time (ms) a socket of its patient was seen.
 PATIENTS_SEEN = f"{PREFIX}patients:seen"
 
+#: Sorted set visit -> when a node may take it: ended visits whose chart is
+#: not written yet. The end script adds a visit; the node that writes the
+#: chart claims it (score = now + lease) and removes it when done, so a node
+#: that dies half-way leaves it for another.
+CHARTS_PENDING = f"{PREFIX}charts:pending"
+
+#: Held (SET NX EX) by the node running the retention purge.
+CHARTS_PURGE_LOCK = f"{PREFIX}charts:purge"
+
 
 def revoked(jti: str) -> str:
     """Marker of a revoked token id; expires with the token."""

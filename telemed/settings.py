@@ -149,6 +149,14 @@ class Settings:
     media_max_legs: int = 40
     """Chart legs one worker holds at most (``TELEMED_MEDIA_MAX_LEGS``)."""
 
+    retention: float = 0.0
+    """How long chart folders are kept after their visit ended, in seconds
+    (``TELEMED_RETENTION``, e.g. ``3650d``); 0 keeps them until ``telemed chart
+    purge`` removes them. With a value, a node removes older charts every hour."""
+
+    audit_log: Path | None = None
+    """The audit trail (``TELEMED_AUDIT_LOG``); default ``<recordings>/.audit/audit.jsonl``."""
+
     stt_model: str = ""
     """Speech-to-text model for the media worker (``TELEMED_STT_MODEL``): a folder
     holding a Vosk model, or the name of an installed package that ships one.
@@ -173,6 +181,9 @@ class Settings:
     """Set by ``telemed dev``: a generated secret is acceptable."""
 
     log_level: str = "INFO"
+
+    def audit_path(self) -> Path:
+        return self.audit_log or self.recordings_dir / ".audit" / "audit.jsonl"
 
     def origins(self) -> list[str]:
         """The socket origin allow-list, defaulting to the public URL's origin."""
@@ -243,6 +254,8 @@ class Settings:
             media_addresses=_csv(get("TELEMED_MEDIA_ADDRESSES")),
             media_announced_address=get("TELEMED_MEDIA_ANNOUNCED_ADDRESS"),
             media_max_legs=media_max_legs,
+            retention=_duration(get("TELEMED_RETENTION")) if get("TELEMED_RETENTION") else 0.0,
+            audit_log=Path(get("TELEMED_AUDIT_LOG")) if get("TELEMED_AUDIT_LOG") else None,
             stt_model=get("TELEMED_STT_MODEL"),
             captions_to_patient=_flag(get("TELEMED_CAPTIONS_TO_PATIENT")),
             walk_in_per_minute=walk_in_rate,

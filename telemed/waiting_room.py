@@ -270,6 +270,7 @@ class WaitingRoom:
                 keys.chat(visit_id),
                 keys.chat_ids(visit_id),
                 keys.in_visit(clinic),
+                keys.CHARTS_PENDING,
             ],
             args=[
                 *self._rules(action),

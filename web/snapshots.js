@@ -2,10 +2,11 @@
 //
 // The media worker takes the picture from the patient's chart leg (`snapshot`
 // {visit_id} over /media → {snapshot: {id, file, sharpness, brightness, width,
-// height, taken_at}}) and stores the JPEG in the chart. The page cannot show
-// that file until the chart has a file route, so each gallery entry shows the
-// worker's facts plus a preview grabbed from the call's video at the same
-// moment.
+// height, taken_at}}) and stores the JPEG in the chart. Each gallery entry
+// shows the worker's facts and, at once, a preview grabbed from the call's
+// video at the same moment; the chart's own JPEG replaces it when it has been
+// fetched from the chart file route (GET /api/visits/{visit}/files/{file},
+// with the staff token: an <img> cannot send one, so it is fetched as a blob).
 
 import { formatClock, h } from "/static/common.js";
 
@@ -51,6 +52,21 @@ export class SnapshotGallery {
   clear() {
     this.shots = [];
     this.list.replaceChildren();
+  }
+
+  /**
+   * Show the chart's copy of a shot in place of its preview.
+   * @param item the element add() returned
+   * @param url the chart file route of the shot
+   * @param token the staff token
+   */
+  async showStored(item, url, token) {
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (!response.ok) throw new Error(`the chart answered ${response.status}`);
+    const blob = await response.blob();
+    const img = h("img", { class: "shot-preview shot-stored", src: URL.createObjectURL(blob), alt: `Snapshot stored in the chart (${item.dataset.file})` });
+    item.querySelector(".shot-preview").replaceWith(img);
+    return img;
   }
 
   /** Add a shot (newest first) and return its element. */

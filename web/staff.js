@@ -931,7 +931,11 @@ async function takeSnapshot() {
   try {
     const reply = await request(socket, "snapshot", { visit_id: visitId }, 15000);
     if (state.current !== visitId) return;
-    gallery.add(reply.snapshot, preview);
+    const item = gallery.add(reply.snapshot, preview);
+    if (reply.snapshot.file) {
+      // The preview stays if the chart's copy cannot be fetched (the visit goes on).
+      gallery.showStored(item, `/api/visits/${encodeURIComponent(visitId)}/files/${reply.snapshot.file}`, state.token).catch(() => {});
+    }
     const warnings = snapshotWarnings(reply.snapshot);
     $("#snapshot-state").textContent = `Snapshot saved to the chart.${warnings.length ? ` ${warnings.join(" ")}` : ""}`;
   } catch (err) {

@@ -72,7 +72,12 @@ def test_whole_visit(ui: UI, node: Node, clinic: str) -> None:
     expect(shot).to_contain_text(re.compile(r"snapshots/[\w.-]+\.jpg"))
     expect(shot).to_contain_text(re.compile(r"Sharpness \d+ · brightness \d+"))
     expect(doctor.locator("#snapshot-state")).to_contain_text("Snapshot saved to the chart")
-    expect(shot.locator("img.shot-preview")).to_have_attribute("src", re.compile(r"^data:image/jpeg"))
+    # The chart's own JPEG, fetched through the chart file route, replaces the screen preview.
+    stored = shot.locator("img.shot-stored")
+    expect(stored).to_have_attribute("src", re.compile(r"^blob:"))
+    doctor.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=stored.element_handle())
+    width, height = stored.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    expect(shot).to_contain_text(f"{width}×{height}")  # the worker's JPEG, not the scaled screen grab
     name = shot.get_attribute("data-file")
     assert name and (node.chart(clinic, visit_id) / name).stat().st_size > 1000
     send_chat(doctor.get_by_role("group", name=re.compile("Chat with")), "I can see you well.")

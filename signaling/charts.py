@@ -1,0 +1,249 @@
+"""The node's part of the chart: chat copied into the folder while the visit
+runs, and the whole chart written when it ends, by whichever node is there.
+
+- **Chat, incrementally.** After an acknowledged message the visit is marked;
+  a flush about a second later appends what the folder lacks (by stream id,
+  under the chart lock, so several nodes writing one chat write each line once).
+- **The end.** The end script puts the visit in ``tm:charts:pending``. Every
+  node claims due visits there (a lease), writes ``visit.json`` and the rest
+  of the chat, seals the folder (FHIR and manifest) and removes the visit from
+  the set. A node killed half-way leaves the lease to run out; another node
+  finishes the chart. The node that ended the visit is woken at once.
+- **Retention.** With ``TELEMED_RETENTION`` set, one node at a time (a Redis
+  lock) removes charts older than that, every hour, and audits each removal.
+
+File work runs in threads (``asyncio.to_thread``): fsync must not stall the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from media import keys as media_keys
+from media.chart import INDEX, ChartIndex
+from telemed import _scripts, chart, keys
+from telemed.audit import AuditLog
+from telemed.chat import ChatLog, Message
+from telemed.exceptions import NotFound
+from telemed.settings import Settings
+from telemed.waiting_room import WaitingRoom
+
+logger = logging.getLogger(__name__)
+
+#: How long a node may take to write one chart before another may try.
+LEASE = 60.0
+
+#: Chat is copied to the folder this long after a message (several at once).
+CHAT_DELAY = 1.0
+
+#: While a recording of an ended visit is still open, its chart is looked at
+#: again this often, for at most this long.
+RECHECK = 5.0
+RECHECK_FOR = 300.0
+
+#: Chat messages read from Redis per call.
+PAGE = 1000
+
+#: How often retention runs (when set).
+PURGE_EVERY = 3600.0
+
+
+class ChartKeeper:
+    def __init__(self, settings: Settings, redis: Any, room: WaitingRoom, chat: ChatLog, audit: AuditLog,
+                 spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]) -> None:
+        self.settings = settings
+        self.spawn = spawn
+        self.redis = redis
+        self.room = room
+        self.chat = chat
+        self.audit = audit
+        self._claim = redis.register_script(_scripts.CLAIM_CHARTS)
+        self._woken: asyncio.Task[None] | None = None
+        self._again = False
+        self._chat_due: dict[str, str] = {}  # visit -> clinic
+        self._chat_flush: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self.written = 0
+
+    def where(self, clinic: str, visit_id: str) -> Path:
+        return chart.folder(self.settings.recordings_dir, clinic, visit_id)
+
+    # -- chat while the visit runs --------------------------------------------------------
+
+    def chat_sent(self, message: Message, clinic: str) -> None:
+        """A message was stored: copy it to the folder soon (batched)."""
+        self._chat_due[message.visit_id] = clinic
+        if self._chat_flush is None:
+            self._chat_flush = asyncio.get_running_loop().call_later(CHAT_DELAY, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._chat_flush = None
+        if self._flushing is None or self._flushing.done():
+            self._flushing = self.spawn(self._flush_chat(), "chart chat")
+        else:  # still writing the last batch: try again later
+            self._chat_flush = asyncio.get_running_loop().call_later(CHAT_DELAY, self._start_flush)
+
+    async def _flush_chat(self) -> None:
+        due, self._chat_due = self._chat_due, {}
+        for visit_id, clinic in due.items():
+            try:
+                await self.copy_chat(clinic, visit_id)
+            except (OSError, RedisError) as exc:
+                # Not lost: the stream has it, and the end of the visit copies it all.
+                logger.warning("Chart(%s) chat not copied yet: %s", visit_id, type(exc).__name__)
+
+    async def copy_chat(self, clinic: str, visit_id: str) -> int:
+        """Append the visit's stored messages the folder does not have yet."""
+        where = self.where(clinic, visit_id)
+        messages = [chart.chat_line(m.to_dict()) for m in await self._all_chat(visit_id)]
+        if not messages:
+            return 0
+
+        def write() -> int:
+            with chart.locked(where):
+                return chart.append_chat(where, messages)
+
+        return await asyncio.to_thread(write)
+
+    async def _all_chat(self, visit_id: str) -> list[Message]:
+        out: list[Message] = []
+        after: str | None = None
+        while True:
+            page = await self.chat.history(visit_id, after=after, limit=PAGE)
+            out += page
+            if len(page) < PAGE:
+                return out
+            after = page[-1].id
+
+    # -- the end of a visit ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A visit ended here: write its chart now rather than at the next round."""
+        if self._woken is None or self._woken.done():
+            self._woken = self.spawn(self._write_now(), "charts now")
+        else:
+            self._again = True  # the round under way may have missed it
+
+    async def _write_now(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            try:
+                await self.write_due()
+            except RedisError as exc:
+                logger.warning("charts: Redis unavailable (%s); the next round retries", type(exc).__name__)
+                return
+
+    async def run(self, interval: float) -> None:
+        """Write the charts of ended visits, forever (one per node)."""
+        last_purge = 0.0
+        while True:
+            try:
+                await self.write_due()
+                if self.settings.retention and time.time() - last_purge > PURGE_EVERY:
+                    last_purge = time.time()
+                    await self.purge_expired()
+            except RedisError as exc:
+                logger.warning("charts: Redis unavailable (%s); retrying", type(exc).__name__)
+            except Exception:
+                logger.exception("charts: round failed")
+            # A plain sleep: on 3.11, wait_for and asyncio.timeout around an event
+            # can swallow the cancellation that stops the node (seen: a node that
+            # never finished shutting down). wake() starts a round of its own.
+            await asyncio.sleep(interval)
+
+    async def write_due(self, limit: int = 20) -> int:
+        """Claim due charts and write them; returns how many were written."""
+        done = 0
+        while True:
+            due = await self._claim(keys=[keys.CHARTS_PENDING], args=[repr(time.time()), LEASE, limit])
+            for visit_id in due:
+                try:
+                    settled = await self.finalise(visit_id)
+                except Exception:
+                    logger.exception("Chart(%s) could not be written; retrying after the lease", visit_id)
+                    continue
+                if settled:
+                    await self.redis.zrem(keys.CHARTS_PENDING, visit_id)
+                else:  # a recording is still open: look again soon
+                    await self.redis.zadd(keys.CHARTS_PENDING, {visit_id: time.time() + RECHECK})
+                done += 1
+            if len(due) < limit:
+                return done
+
+    async def finalise(self, visit_id: str) -> bool:
+        """Write an ended visit's ``visit.json``, complete its chat, seal the
+        folder. Returns False while a recording of it is still open (its
+        worker reseals when it finishes; if the worker died, the next look
+        marks the file interrupted)."""
+        try:
+            visit = await self.room.get(visit_id)
+        except NotFound:
+            logger.error("Chart(%s) cannot be written: the visit is gone from Redis", visit_id)
+            return True
+        history = await self.room.history(visit_id)
+        messages = [chart.chat_line(m.to_dict()) for m in await self._all_chat(visit_id)]
+        record = chart.visit_record(visit, history, messages)
+        where = self.where(visit.clinic, visit_id)
+
+        open_files = await asyncio.to_thread(_recording, where)
+        alive = {w for w in open_files if await self.redis.exists(media_keys.worker(w))}
+        if open_files.keys() - alive:
+            index = ChartIndex(where)
+            for role in {r for w, roles in open_files.items() if w not in alive for r in roles}:
+                await asyncio.to_thread(index.close_stale, role, lambda w: w not in alive)
+
+        def write() -> None:
+            with chart.locked(where):
+                chart.write_json(where / chart.VISIT, record)
+                chart.append_chat(where, messages)
+            chart.seal(where, self.settings.public_url)
+
+        await asyncio.to_thread(write)
+        self.written += 1
+        logger.info("Chart(%s) written", visit_id)
+        gave_up = visit.ended_at is not None and time.time() - visit.ended_at > RECHECK_FOR
+        return not alive or gave_up
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def purge_expired(self) -> list[str]:
+        """Remove charts older than the retention setting (one node at a time)."""
+        if not self.settings.retention:
+            return []
+        if not await self.redis.set(keys.CHARTS_PURGE_LOCK, "1", nx=True, ex=int(PURGE_EVERY)):
+            return []
+        return await purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system")
+
+
+async def purge(root: Path, older_than: float, audit: AuditLog, actor: str = "system", sub: str = "") -> list[str]:
+    """Remove every chart whose visit ended more than ``older_than`` seconds ago;
+    each removal is audited before the files go."""
+    removed = []
+    for clinic, visit_id, where in await asyncio.to_thread(chart.expired, root, older_than):
+        await audit.arecord("purge", actor_role=actor, actor_sub=sub, clinic=clinic, visit=visit_id, target=f"older_than={int(older_than)}s")
+        await asyncio.to_thread(chart.remove, where)
+        removed.append(visit_id)
+        logger.info("Chart(%s) removed (retention)", visit_id)
+    return removed
+
+
+def _recording(where: Path) -> dict[str, set[str]]:
+    """Workers with a file of this chart still ``recording``, and the roles of those files."""
+    try:
+        index = json.loads((where / INDEX).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    out: dict[str, set[str]] = {}
+    for r in index.get("recordings", []):
+        if r.get("state") == "recording":
+            out.setdefault(str(r.get("worker", "")), set()).add(str(r.get("role", "")))
+    return out

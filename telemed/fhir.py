@@ -1,0 +1,751 @@
+"""A visit's chart as a FHIR R4 Bundle, so a clinic's record system can import it.
+
+The bundle is built from what the chart folder holds (``visit.json``,
+``chat.jsonl``, ``recordings.json``, the transcript) with the ``fhir.resources``
+models of FHIR 4.3.0 (R4B, whose resources here are the R4 shapes clinics
+integrate with), so content that is not valid FHIR raises instead of being
+exported. Nothing here reads a file or the clock: the same chart always gives
+the same JSON, byte for byte, because every ``fullUrl`` is a UUID5 of the visit
+id and what the entry is.
+
+What the bundle holds (type ``collection``):
+
+- one ``Encounter``: class ``VR`` (virtual), status ``finished``, or
+  ``cancelled`` when the patient was never admitted; ``priority`` from the ESI
+  acuity (:data:`ESI_PRIORITY`); ``statusHistory`` from the visit's history;
+- an ``Observation`` of the ESI level (LOINC 75636-1 with its LOINC answer) and
+  one of the triage note (a text code: no LOINC code was confirmed for it);
+- a ``Consent`` each for the visit (scope ``treatment``) and the recording
+  (scope ``patient-privacy``): ``active`` when given, ``rejected`` when refused;
+- a ``Communication`` per chat message, in chat order;
+- a ``Media`` per recording file (video; an interrupted file is ``stopped``
+  with a note) and per snapshot (image);
+- a ``DocumentReference`` for the transcript (its JSONL and VTT files).
+
+People are not resources of their own: the patient and the staff are
+references by identifier (system :data:`SUBJECT_SYSTEM`, value = the token's
+``sub``), the way the clinic's own system knows them.
+
+Attachments point at the chart file route (``{base_url}/api/visits/{visit}/
+files/{name}``) and carry ``size`` and ``hash``. FHIR's ``hash`` is the base64
+SHA-1 of the file, which cannot be derived from the SHA-256 the chart keeps, so
+:class:`FileInfo` takes both (:meth:`FileInfo.of` computes them); the SHA-256
+goes along in the extension :data:`SHA256_EXTENSION` (hex).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.consent import Consent
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.media import Media
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+
+from telemed.visits import State
+
+# -- code systems and identifier systems ----------------------------------------
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
+PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
+LOINC = "http://loinc.org"
+
+#: Identifier systems of the things telemed names. Chat message and chart file
+#: values are ``<visit>/<id>``: a stream id or file name is unique in one visit only.
+VISIT_SYSTEM = "urn:telemed:visit"
+SUBJECT_SYSTEM = "urn:telemed:subject"
+CLINIC_SYSTEM = "urn:telemed:clinic"
+CHAT_SYSTEM = "urn:telemed:chat-message"
+FILE_SYSTEM = "urn:telemed:chart-file"
+CONSENT_POLICY = "urn:telemed:consent-policy:"
+
+#: Extensions of our own: the file's SHA-256 (hex) on an Attachment, and why the
+#: visit ended on the Encounter (R4 has no element for either).
+SHA256_EXTENSION = "urn:telemed:fhir:attachment-sha256"
+END_REASON_EXTENSION = "urn:telemed:fhir:end-reason"
+
+#: ESI level -> Encounter.priority (v3-ActPriority code, display). ESI 1 needs a
+#: life-saving intervention now (emergency); 2 (high risk) and 3 (stable, needs
+#: several resources; "urgent" in common ESI usage) call for prompt action; 4
+#: and 5 wait their turn. The level itself is in the ESI Observation.
+ESI_PRIORITY: dict[int, tuple[str, str]] = {
+    1: ("EM", "emergency"),
+    2: ("UR", "urgent"),
+    3: ("UR", "urgent"),
+    4: ("R", "routine"),
+    5: ("R", "routine"),
+}
+
+#: LOINC 75636-1 "Emergency severity index [ESI]" and its answer list LL3056-0.
+ESI_CODE = ("75636-1", "Emergency severity index [ESI]")
+ESI_ANSWERS: dict[int, tuple[str, str]] = {
+    1: ("LA21567-5", "Requires immediate life-saving intervention"),
+    2: ("LA21752-3", "High risk or confused/lethargic/disoriented or severe pain/distress"),
+    3: ("LA21753-1", "Needs 2 or more resources"),
+    4: ("LA21754-9", "Needs 1 resource"),
+    5: ("LA21755-6", "Needs no resources"),
+}
+
+#: Visit state -> Encounter status while it lasts (``ended`` is ``finished`` or
+#: ``cancelled``, see :func:`_final_status`).
+ENCOUNTER_STATUS: dict[str, str] = {
+    State.CREATED: "planned",
+    State.WAITING: "arrived",
+    State.IN_TRIAGE: "triaged",
+    State.READY: "triaged",
+    State.IN_VISIT: "in-progress",
+}
+
+#: Recording state in ``recordings.json`` -> Media status.
+RECORDING_STATUS = {"recording": "in-progress", "complete": "completed", "interrupted": "stopped"}
+
+#: Token role -> resource type of its references, and the Encounter participant type of staff.
+RESOURCE_OF_ROLE = {"patient": "Patient", "nurse": "Practitioner", "doctor": "Practitioner", "admin": "Practitioner"}
+PARTICIPANT_TYPE = {
+    "doctor": ("PPRF", "primary performer"),
+    "nurse": ("SPRF", "secondary performer"),
+    "admin": ("PART", "Participation"),
+}
+
+#: Content types of chart files the ``files`` listing does not describe. A fixed
+#: table rather than ``mimetypes``, whose answers depend on the host.
+DEFAULT_CONTENT_TYPE = {
+    ".webm": "video/webm",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jsonl": "application/x-ndjson",
+    ".vtt": "text/vtt",
+}
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:telemed:fhir")
+_HEX = re.compile(r"[0-9a-f]+")
+_UNSIGNED_INT_MAX = 2**31 - 1  # Attachment.size is an R4 unsignedInt
+
+R = TypeVar("R", bound=Resource)
+
+
+class BundleError(ValueError):
+    """The chart cannot be exported as valid FHIR; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the bundle says of one chart file."""
+
+    size: int
+    """Bytes."""
+    sha256: str
+    """Hex digest (lower case), as the chart's own checks use it."""
+    content_type: str
+    sha1: str | None = None
+    """Hex digest; FHIR's ``Attachment.hash`` is SHA-1, so without it the hash is left out."""
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise BundleError(f"file size must not be negative, not {self.size}")
+        for name, digest, length in (("sha256", self.sha256, 64), ("sha1", self.sha1, 40)):
+            if digest is not None and (len(digest) != length or not _HEX.fullmatch(digest)):
+                raise BundleError(f"{name} must be {length} lower-case hex digits, not {digest!r}")
+
+    @classmethod
+    def of(cls, data: bytes, content_type: str) -> FileInfo:
+        """Size and both digests of a file's bytes."""
+        return cls(len(data), hashlib.sha256(data).hexdigest(), content_type, hashlib.sha1(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class TranscriptRef:
+    """The transcript as the bundle describes it: its files and when it was spoken."""
+
+    files: tuple[str, ...] = ("transcript.jsonl", "transcript.vtt")
+    """Chart files that hold it, each one content attachment."""
+    start: float | None = None
+    """Wall time (Unix seconds) the first utterance began."""
+    end: float | None = None
+    """Wall time the last utterance ended."""
+    recordings: tuple[str, ...] = ()
+    """Recording files the words were heard in, linked from the document."""
+    language: str = ""
+    """BCP-47 tag of the speech model's language (``ko``); empty when unknown."""
+
+    @classmethod
+    def from_lines(
+        cls,
+        lines: Iterable[Mapping[str, Any]],
+        *,
+        files: tuple[str, ...] = ("transcript.jsonl", "transcript.vtt"),
+        language: str = "",
+    ) -> TranscriptRef:
+        """Summarise ``transcript.jsonl`` lines (``at`` is the wall time of ``start``)."""
+        starts: list[float] = []
+        ends: list[float] = []
+        recordings: list[str] = []
+        for i, line in enumerate(lines, 1):
+            where = f"transcript.jsonl line {i}"
+            at = _time(line, "at", where)
+            starts.append(at)
+            ends.append(at + max(0.0, _time(line, "end", where) - _time(line, "start", where)))
+            file = line.get("recording")
+            if isinstance(file, str) and file and file not in recordings:
+                recordings.append(file)
+        return cls(
+            files=files,
+            start=min(starts, default=None),
+            end=max(ends, default=None),
+            recordings=tuple(recordings),
+            language=language,
+        )
+
+
+# -- input checks -----------------------------------------------------------------
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise BundleError(f"{where} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _opt_time(d: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BundleError(f"{where}: {key!r} must be Unix seconds, not {value!r}")
+    return float(value)
+
+
+def _time(d: Mapping[str, Any], key: str, where: str) -> float:
+    value = _opt_time(d, key, where)
+    if value is None:
+        raise BundleError(f"{where}: {key!r} is missing")
+    return value
+
+
+def _str(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = d.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise BundleError(f"{where}: {key!r} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _instant(t: float) -> str:
+    try:
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError) as exc:
+        raise BundleError(f"time {t!r} is out of range") from exc
+
+
+def _period(start: float | None, end: float | None, where: str) -> dict[str, str]:
+    if start is not None and end is not None and end < start:
+        raise BundleError(f"{where}: ends ({end}) before it starts ({start})")
+    out = {}
+    if start is not None:
+        out["start"] = _instant(start)
+    if end is not None:
+        out["end"] = _instant(end)
+    return out
+
+
+def _make(model: type[R], data: dict[str, Any], where: str) -> R:
+    """Validate one resource; a failure names the chart item it came from."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError(f"{where} is not a valid FHIR {model.__name__}: {exc}") from exc
+
+
+def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": display}]}
+
+
+# -- the chart being exported --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Person:
+    role: str
+    sub: str
+    name: str
+
+    def ref(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": RESOURCE_OF_ROLE[self.role],
+            "identifier": {"system": SUBJECT_SYSTEM, "value": self.sub},
+        }
+        if self.name:
+            out["display"] = self.name
+        return out
+
+
+def _person(role: object, sub: object, name: object, where: str) -> _Person:
+    if role not in RESOURCE_OF_ROLE:
+        raise BundleError(f"{where}: unknown role {role!r}")
+    if not isinstance(sub, str) or not sub:
+        raise BundleError(f"{where}: 'sub' must be a non-empty string, not {sub!r}")
+    if name is not None and not isinstance(name, str):
+        raise BundleError(f"{where}: 'name' must be a string, not {name!r}")
+    return _Person(str(role), sub, (name or "").strip())
+
+
+class _Chart:
+    """The visit's ids, people and files, shared by the resource builders."""
+
+    def __init__(self, visit: Mapping[str, Any], files: Mapping[str, FileInfo], base_url: str) -> None:
+        if visit.get("format") != 1:
+            raise BundleError(f"visit.json: unknown format {visit.get('format')!r} (this code reads 1)")
+        self.visit = visit
+        self.id = _str(visit, "id", "visit.json")
+        self.clinic = _str(visit, "clinic", "visit.json")
+        self.files = files
+        self.base_url = base_url.rstrip("/")
+        self.people: list[_Person] = []
+        for i, p in enumerate(visit.get("participants") or []):
+            where = f"visit.json participants[{i}]"
+            p = _mapping(p, where)
+            person = _person(p.get("role"), p.get("sub"), p.get("name"), where)
+            if all((q.role, q.sub) != (person.role, person.sub) for q in self.people):
+                self.people.append(person)
+        self.patient = next((p for p in self.people if p.role == "patient"), None)
+        self.encounter_url = self.full_url("encounter")
+
+    def full_url(self, kind: str, key: str = "") -> str:
+        return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{self.clinic}/{self.id}/{kind}/{key}')}"
+
+    def encounter_ref(self) -> dict[str, Any]:
+        return {"reference": self.encounter_url, "type": "Encounter"}
+
+    def subject(self) -> dict[str, Any]:
+        """``subject``: the patient, when the visit has one."""
+        return {"subject": self.patient.ref()} if self.patient else {}
+
+    def person(self, role: str, sub: str | None = None) -> _Person | None:
+        """The first participant with the role (and sub)."""
+        return next((p for p in self.people if p.role == role and (sub is None or p.sub == sub)), None)
+
+    def staff_by_sub(self, sub: str) -> _Person:
+        """A staff member by sub; one missing from ``participants`` is still a Practitioner."""
+        found = next((p for p in self.people if p.sub == sub and p.role != "patient"), None)
+        return found or _Person("nurse", sub, "")
+
+    def file_url(self, name: str) -> str:
+        return f"{self.base_url}/api/visits/{quote(self.id, safe='')}/files/{quote(name, safe='/')}"
+
+    def attachment(self, name: str, *, creation: float | None = None, language: str = "") -> dict[str, Any]:
+        """An Attachment of a chart file; without size and hash when ``files`` does not list it."""
+        info = self.files.get(name)
+        suffix = name[name.rfind(".") :].lower() if "." in name else ""
+        out: dict[str, Any] = {
+            "contentType": info.content_type if info else DEFAULT_CONTENT_TYPE.get(suffix, "application/octet-stream"),
+            "url": self.file_url(name),
+            "title": name,
+        }
+        if language:
+            out["language"] = language
+        if creation is not None:
+            out["creation"] = _instant(creation)
+        if info:
+            out["extension"] = [{"url": SHA256_EXTENSION, "valueString": info.sha256}]
+            if info.size <= _UNSIGNED_INT_MAX:
+                out["size"] = info.size
+            if info.sha1:
+                out["hash"] = base64.b64encode(bytes.fromhex(info.sha1)).decode()
+        return out
+
+    def file_identifier(self, name: str) -> list[dict[str, str]]:
+        return [{"system": FILE_SYSTEM, "value": f"{self.id}/{name}"}]
+
+
+# -- resources ---------------------------------------------------------------------
+
+
+def _final_status(admitted: float | None) -> str:
+    """An ended visit's Encounter status: ``cancelled`` when the patient was never admitted."""
+    return "finished" if admitted is not None else "cancelled"
+
+
+def _state(value: object, where: str) -> str:
+    if value not in {s.value for s in State}:
+        raise BundleError(f"{where}: unknown visit state {value!r}")
+    return str(value)
+
+
+def _status_history(chart: _Chart, created: float, final: str) -> list[dict[str, Any]]:
+    """Past Encounter statuses from the visit's transitions (the current one is ``status``)."""
+    out: list[dict[str, Any]] = []
+    state, status, since = State.CREATED.value, ENCOUNTER_STATUS[State.CREATED], created
+    for i, h in enumerate(chart.visit.get("history") or []):
+        where = f"visit.json history[{i}]"
+        h = _mapping(h, where)
+        src, dst, at = _state(h.get("from"), where), _state(h.get("to"), where), _time(h, "at", where)
+        if src != state:
+            raise BundleError(f"{where}: goes from {src!r}, but the visit was {state!r} then")
+        new = final if dst == State.ENDED else ENCOUNTER_STATUS[dst]
+        if new != status:
+            out.append({"status": status, "period": _period(since, at, where)})
+            status, since = new, at
+        state = dst
+    if chart.visit.get("history") and state != chart.visit.get("state"):
+        raise BundleError(f"visit.json: history ends in {state!r}, but the state is {chart.visit.get('state')!r}")
+    return out
+
+
+def _encounter(chart: _Chart) -> Encounter:
+    visit = chart.visit
+    state = _state(visit.get("state"), "visit.json state")
+    times = _mapping(visit.get("times") or {}, "visit.json times")
+    created = _time(times, "created", "visit.json times")
+    checked_in = _opt_time(times, "checked_in", "visit.json times")
+    admitted = _opt_time(times, "admitted", "visit.json times")
+    ended = _opt_time(times, "ended", "visit.json times")
+    if state == State.ENDED and ended is None:
+        raise BundleError("visit.json: the visit has ended but times.ended is missing")
+    status = _final_status(admitted) if state == State.ENDED else ENCOUNTER_STATUS[state]
+    start = next(t for t in (admitted, checked_in, created) if t is not None)
+
+    data: dict[str, Any] = {
+        "identifier": [{"system": VISIT_SYSTEM, "value": chart.id}],
+        "status": status,
+        "class": {"system": ACT_CODE, "code": "VR", "display": "virtual"},
+        "period": _period(start, ended, "visit.json times"),
+        "serviceProvider": {
+            "type": "Organization",
+            "identifier": {"system": CLINIC_SYSTEM, "value": chart.clinic},
+        },
+        **chart.subject(),
+    }
+    history = _status_history(chart, created, status)
+    if history:
+        data["statusHistory"] = history
+    acuity = _acuity(visit)
+    if acuity is not None:
+        code, display = ESI_PRIORITY[acuity]
+        data["priority"] = _coding(ACT_PRIORITY, code, display)
+    reason = _str(visit, "reason", "visit.json", required=False).strip()
+    if reason:
+        data["reasonCode"] = [{"text": reason}]
+    participants = [
+        {"type": [_coding(PARTICIPATION_TYPE, *PARTICIPANT_TYPE[p.role])], "individual": p.ref()}
+        for p in chart.people
+        if p.role in PARTICIPANT_TYPE
+    ]
+    if participants:
+        data["participant"] = participants
+    end_reason = visit.get("end_reason")
+    if end_reason:
+        data["extension"] = [{"url": END_REASON_EXTENSION, "valueCode": end_reason}]
+    return _make(Encounter, data, "visit.json")
+
+
+def _acuity(visit: Mapping[str, Any]) -> int | None:
+    acuity = visit.get("acuity")
+    if acuity is None:
+        return None
+    if isinstance(acuity, bool) or not isinstance(acuity, int) or acuity not in ESI_PRIORITY:
+        raise BundleError(f"visit.json: acuity must be an ESI level 1-5 or null, not {acuity!r}")
+    return acuity
+
+
+def _observations(chart: _Chart) -> Iterator[tuple[str, Observation]]:
+    """The ESI level and the triage note, each when the visit has one."""
+    triage = chart.visit.get("triage")
+    base: dict[str, Any] = {"status": "final", "encounter": chart.encounter_ref(), **chart.subject()}
+    note = ""
+    if triage is not None:
+        triage = _mapping(triage, "visit.json triage")
+        note = _str(triage, "note", "visit.json triage", required=False).strip()
+        at = _opt_time(triage, "at", "visit.json triage")
+        if at is not None:
+            base["effectiveDateTime"] = _instant(at)
+        by = _str(triage, "by", "visit.json triage", required=False)
+        if by:
+            base["performer"] = [chart.staff_by_sub(by).ref()]
+    acuity = _acuity(chart.visit)
+    if acuity is not None:
+        answer, display = ESI_ANSWERS[acuity]
+        data = {
+            **base,
+            "category": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")],
+            "code": {**_coding(LOINC, *ESI_CODE), "text": "ESI triage level"},
+            "valueCodeableConcept": {**_coding(LOINC, answer, display), "text": f"ESI {acuity}"},
+        }
+        yield chart.full_url("observation", "acuity"), _make(Observation, data, "visit.json acuity")
+    if note:
+        data = {**base, "code": {"text": "Triage note"}, "valueString": note}
+        yield chart.full_url("observation", "triage-note"), _make(Observation, data, "visit.json triage")
+
+
+def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
+    """The visit and recording consents, once the patient has answered them."""
+    consent = chart.visit.get("consent")
+    if consent is None:
+        return
+    consent = _mapping(consent, "visit.json consent")
+    at = _opt_time(consent, "at", "visit.json consent")
+    if at is None:
+        return  # never asked (the patient did not check in)
+    if chart.patient is None:
+        raise BundleError("visit.json: a consent is recorded but no participant is the patient")
+    version = _str(consent, "version", "visit.json consent", required=False).strip()
+    policy: dict[str, Any] = (
+        {"policy": [{"uri": CONSENT_POLICY + quote(version, safe="")}]}
+        if version
+        else {"policyRule": {"text": "Clinic consent form (version not recorded)"}}
+    )
+    kinds = (
+        ("visit", "treatment", "Treatment", {"code": [{"text": "Telehealth video visit"}]}),
+        (
+            "recording",
+            "patient-privacy",
+            "Privacy Consent",
+            {
+                "action": [
+                    {**_coding(CONSENT_ACTION, "collect", "Collect"), "text": "Record the visit's audio and video"}
+                ]
+            },
+        ),
+    )
+    for key, scope, scope_display, provision in kinds:
+        given = consent.get(key)
+        if not isinstance(given, bool):
+            raise BundleError(f"visit.json consent: {key!r} must be true or false, not {given!r}")
+        data = {
+            "status": "active" if given else "rejected",
+            "scope": _coding(CONSENT_SCOPE, scope, scope_display),
+            "category": [_coding(LOINC, "59284-0", "Consent Document")],
+            "patient": chart.patient.ref(),
+            "dateTime": _instant(at),
+            **policy,
+            "provision": {"type": "permit", **provision},
+        }
+        yield chart.full_url("consent", key), _make(Consent, data, f"visit.json consent.{key}")
+
+
+def _communications(chart: _Chart, chat: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Communication]]:
+    for i, message in enumerate(chat, 1):
+        where = f"chat.jsonl line {i}"
+        message = _mapping(message, where)
+        mid = _str(message, "id", where)
+        where = f"{where} (id {mid})"
+        sender = _person(message.get("role"), message.get("sub"), message.get("name"), where)
+        if not sender.name:
+            known = chart.person(sender.role, sender.sub)
+            sender = known or sender
+        data: dict[str, Any] = {
+            "identifier": [{"system": CHAT_SYSTEM, "value": f"{chart.id}/{mid}"}],
+            "status": "completed",
+            "medium": [_coding(PARTICIPATION_MODE, "ONLINEWRIT", "online written")],
+            **chart.subject(),
+            "encounter": chart.encounter_ref(),
+            "sent": _instant(_time(message, "at", where)),
+            "sender": sender.ref(),
+            "payload": [{"contentString": _str(message, "text", where)}],
+        }
+        recipients = [p.ref() for p in chart.people if p.sub != sender.sub]
+        if recipients:
+            data["recipient"] = recipients
+        yield chart.full_url("chat", mid), _make(Communication, data, where)
+
+
+def _media(chart: _Chart, recordings: Mapping[str, Any]) -> Iterator[tuple[str, Media]]:
+    """A Media per recording file, then per snapshot, in the index's order."""
+    for i, r in enumerate(recordings.get("recordings") or []):
+        where = f"recordings.json recordings[{i}]"
+        r = _mapping(r, where)
+        file = _str(r, "file", where)
+        where = f"recordings.json {file}"
+        state = r.get("state")
+        if state not in RECORDING_STATUS:
+            raise BundleError(f"{where}: unknown state {state!r}")
+        started, ended = _opt_time(r, "started_at", where), _opt_time(r, "ended_at", where)
+        duration = _opt_time(r, "duration", where)
+        gap = _opt_time(r, "gap_before", where)
+        notes = []
+        if state == "interrupted":
+            held = f"; the file holds {duration:.1f} s" if duration is not None else ""
+            notes.append(f"Recording interrupted: its media worker stopped before the visit ended{held}.")
+        elif state == "recording":
+            notes.append("Still being recorded when the chart was exported.")
+        if gap is not None and gap > 0:
+            notes.append(f"{gap:.1f} s gap since this participant's previous recording (connection re-established).")
+        data = _media_base(chart, r, file, "video", "Video", where, started)
+        data["status"] = RECORDING_STATUS[str(state)]
+        if started is not None or ended is not None:
+            data["createdPeriod"] = _period(started, ended, where)
+        if duration is not None:
+            data["duration"] = duration
+        data["note"] = data.get("note", []) + [{"text": n} for n in notes]
+        yield chart.full_url("media", file), _make(Media, _drop_empty(data), where)
+
+    for i, s in enumerate(recordings.get("snapshots") or []):
+        where = f"recordings.json snapshots[{i}]"
+        s = _mapping(s, where)
+        file = _str(s, "file", where)
+        where = f"recordings.json {file}"
+        taken = _opt_time(s, "taken_at", where)
+        data = _media_base(chart, s, file, "image", "Image", where, taken)
+        data["status"] = "completed"
+        if taken is not None:
+            data["createdDateTime"] = _instant(taken)
+        for key in ("width", "height"):
+            if s.get(key) is not None:
+                data[key] = s[key]
+        yield chart.full_url("media", file), _make(Media, _drop_empty(data), where)
+
+
+def _media_base(
+    chart: _Chart, entry: Mapping[str, Any], file: str, kind: str, display: str, where: str, creation: float | None
+) -> dict[str, Any]:
+    role = entry.get("role")
+    if role not in RESOURCE_OF_ROLE:
+        raise BundleError(f"{where}: unknown role {role!r}")
+    data: dict[str, Any] = {
+        "identifier": chart.file_identifier(file),
+        "type": _coding(MEDIA_TYPE, kind, display),
+        "encounter": chart.encounter_ref(),
+        "content": chart.attachment(file, creation=creation),
+    }
+    person = chart.person(str(role))
+    if person:
+        data["subject"] = person.ref()
+    if file not in chart.files:
+        data["note"] = [{"text": "The file is missing from the chart folder."}]
+    return data
+
+
+def _drop_empty(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v != []}
+
+
+def _document(chart: _Chart, transcript: TranscriptRef, recorded: Iterable[str]) -> DocumentReference:
+    if not transcript.files:
+        raise BundleError("transcript: no files to attach")
+    ended = chart.visit.get("state") == State.ENDED
+    context: dict[str, Any] = {"encounter": [chart.encounter_ref()]}
+    if transcript.start is not None or transcript.end is not None:
+        context["period"] = _period(transcript.start, transcript.end, "transcript")
+    recorded = set(recorded)
+    related = [
+        {"reference": chart.full_url("media", f), "type": "Media"} for f in transcript.recordings if f in recorded
+    ]
+    if related:
+        context["related"] = related
+    data: dict[str, Any] = {
+        "identifier": chart.file_identifier(transcript.files[0]),
+        "status": "current",
+        "docStatus": "final" if ended else "preliminary",
+        "type": {"text": "Visit transcript (automatic speech recognition)"},
+        **chart.subject(),
+        "description": "Machine transcript of the visit's speech; not reviewed by a clinician.",
+        "content": [{"attachment": chart.attachment(name, language=transcript.language)} for name in transcript.files],
+        "context": context,
+    }
+    when = _opt_time(chart.visit.get("times") or {}, "ended", "visit.json times") or transcript.end
+    if when is not None:
+        data["date"] = _instant(when)
+    return _make(DocumentReference, _drop_empty(data), "transcript")
+
+
+# -- the bundle --------------------------------------------------------------------
+
+
+def build_bundle(
+    visit: Mapping[str, Any],
+    chat: Sequence[Mapping[str, Any]],
+    recordings: Mapping[str, Any] | None,
+    transcript: TranscriptRef | None,
+    files: Mapping[str, FileInfo],
+    *,
+    base_url: str,
+) -> dict[str, Any]:
+    """The chart as a FHIR R4 ``collection`` Bundle, JSON-ready.
+
+    :param visit: ``visit.json``.
+    :param chat: the lines of ``chat.jsonl``, in order.
+    :param recordings: ``recordings.json``, or None when the visit has none.
+    :param transcript: the transcript, or None when there is none.
+    :param files: chart file name (``snapshots/s1.jpg``) -> its size, digests and
+        content type; a referenced file missing here is exported without size
+        and hash (and its Media says it is missing).
+    :param base_url: where the chart file route is served (``https://clinic.example``);
+        empty for server-relative URLs.
+    :raises BundleError: the input breaks the chart's contract, or would make invalid FHIR.
+
+    CPU-bound (about half a millisecond per chat message): run it in an executor.
+    """
+    chart = _Chart(_mapping(visit, "visit.json"), files, base_url)
+    entries: list[tuple[str, Resource]] = [(chart.encounter_url, _encounter(chart))]
+    entries += _observations(chart)
+    entries += _consents(chart)
+    entries += _communications(chart, chat)
+    recorded: list[str] = []
+    if recordings is not None:
+        recordings = _mapping(recordings, "recordings.json")
+        entries += _media(chart, recordings)
+        recorded = [r.get("file") for r in recordings.get("recordings") or []]
+    if transcript is not None:
+        entries.append((chart.full_url("document", "transcript"), _document(chart, transcript, recorded)))
+
+    seen: set[str] = set()
+    for url, resource in entries:
+        if url in seen:
+            raise BundleError(f"two {resource.get_resource_type()} entries for one chart item ({url})")
+        seen.add(url)
+    times = _mapping(chart.visit.get("times") or {}, "visit.json times")
+    stamp = max(t for t in (_opt_time(times, k, "visit.json times") for k in times) if t is not None)
+    data = {
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": chart.full_url("bundle")},
+        "type": "collection",
+        "timestamp": _instant(stamp),
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
+    }
+    bundle = _make(Bundle, data, "the bundle")
+    out: dict[str, Any] = json.loads(bundle.model_dump_json())
+    dangling = unresolved_references(out)
+    if dangling:
+        raise BundleError(f"references to no entry: {', '.join(dangling)}")
+    return out
+
+
+def unresolved_references(bundle: Mapping[str, Any]) -> list[str]:
+    """Every ``urn:uuid:`` reference in the bundle that is no entry's ``fullUrl`` (empty when all resolve)."""
+    full_urls = {e.get("fullUrl") for e in bundle.get("entry") or [] if isinstance(e, Mapping)}
+    dangling: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == "reference" and isinstance(value, str):
+                    if value.startswith("urn:uuid:") and value not in full_urls and value not in dangling:
+                        dangling.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(bundle.get("entry") or [])
+    return dangling

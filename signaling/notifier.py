@@ -70,6 +70,9 @@ class QueueNotifier:
         self._staff_pending: set[str] = set()
         self._staff_pushed: dict[str, float] = {}
         self._queue_length: dict[str, int] = {}
+        #: clinic -> number of the latest position push (an older one still
+        #: sending stops: what it has left to say is out of date)
+        self._push_gen: dict[str, int] = {}
 
     # -- who is here -------------------------------------------------------------
 
@@ -133,7 +136,10 @@ class QueueNotifier:
         here = self._patients.get(clinic)
         if not here:
             return
+        gen = self._push_gen[clinic] = self._push_gen.get(clinic, 0) + 1
         positions = await self.hub.room.positions(clinic, list(here))
+        if self._push_gen[clinic] != gen:
+            return  # a newer push read the queue after this one
         self.hub.metrics.queue_length.labels(clinic).set(positions.length)
         self._queue_length[clinic] = positions.length
         sent = 0
@@ -154,6 +160,8 @@ class QueueNotifier:
             sent += 1
             if sent % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other events in between a long push
+                if self._push_gen[clinic] != gen:
+                    return  # superseded: the newer push sends everyone their newer place
 
     async def _send_local(self, sid: str, packet: str) -> None:
         """Hand a ready packet to engine.io for one local socket.

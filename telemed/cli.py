@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -37,9 +38,25 @@ def _logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+#: Allocations between two young-generation collections (Python's default: 700).
+GC_YOUNG = 20_000
+
+
 def _run(main: Coroutine[Any, Any, None]) -> None:
     """Run the service on uvloop when it is installed (faster sockets and timers,
-    which is most of a node's work), else on asyncio's own loop."""
+    which is most of a node's work), else on asyncio's own loop.
+
+    The cycle collector is tuned for a server holding thousands of sockets
+    (measured with bench.waiting_room, docs/benchmarks.md): what exists by now
+    (modules, classes: the FHIR models alone are some 100,000 objects) lives as
+    long as the process and is frozen out of its passes, and young collections
+    run every 20,000 allocations instead of 700 (each pass walks what the young
+    objects point at, so thousands of small passes stalled the loop more than
+    a few larger ones). The node freezes survivors as it runs too
+    (:func:`signaling.app.make_app`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 10, 10)
     try:
         import uvloop
     except ImportError:

@@ -79,6 +79,7 @@ async def run_visit(node: str, connect: Any, worker: Worker | None, wav: Path | 
         assert wav is not None
         speaking = Browser(tracks=(MediaPlayer(str(wav)).audio, BarsTrack(640, 480)))
         browsers = [speaking, Browser()]
+        await doctor.ok("/media", "status", {"visit_id": visit_id})  # follow the visit's media events, as the page does
         await offer_leg(patient, visit_id, speaking)
         await offer_leg(doctor, visit_id, browsers[1])
         for role in ("patient", "doctor"):

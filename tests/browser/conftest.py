@@ -16,6 +16,7 @@ open in a failed test to ``test-artifacts/failures/<test>/``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -200,6 +201,13 @@ def _chromium_wrapper(folder: Path, pid: int, chromium: str) -> str:
 @pytest.fixture(scope="package")
 def node(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """``telemed dev`` on a free port, with its own Redis, secret and chart folder."""
+    with dev_node(chromium, tmp_path_factory) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def dev_node(chromium: str, tmp_path_factory: pytest.TempPathFactory, name: str = "browser-node", **settings: str) -> Iterator[Node]:
+    """Start ``telemed dev`` (``settings``: more ``TELEMED_*`` variables); stop it after."""
     root = tmp_path_factory.mktemp("telemed-dev")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
@@ -211,12 +219,13 @@ def node(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         TELEMED_RECORDINGS_DIR=str(root / "recordings"),
         TELEMED_MEDIA_ADDRESSES="127.0.0.1",
         PYTHONUNBUFFERED="1",
+        **settings,
     )
     use_netns = os.environ.get("TELEMED_TEST_NETNS", "1") != "0" and _netns.available()
     argv = [sys.executable, "-m", "telemed.cli", "dev", "--port", str(port)]
     if use_netns:
         argv = _netns.command("new") + argv
-    log_path = ARTIFACTS / "browser-node.log"
+    log_path = ARTIFACTS / f"{name}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None

@@ -13,14 +13,14 @@ import shutil
 import subprocess
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from telemed.tokens import Role
-from tests.browser.conftest import UI, Node, shoot
+from tests.browser.conftest import ARGS, UI, Node, dev_node, shoot
 from tests.browser.steps import admit, check_in, media_flows, recording_shown
 
 #: "Hello. My throat hurts a lot. I have had a fever and a cough since yesterday."
@@ -88,4 +88,44 @@ def test_captions_of_the_patients_speech(
     expect(line.locator(".caption-text")).not_to_be_empty()
     expect(doctor.locator("#captions-state")).to_have_text("Live")
     shoot(doctor, "doctor-captions")
+    # By default the captions are the doctor's: the patient's page never shows them.
+    expect(patient.locator("#captions-panel")).to_be_hidden()
+    assert patient.locator("#captions li").count() == 0
     ui.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def captioned_node(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A second ``telemed dev`` that shows patients the captions too."""
+    with dev_node(chromium, tmp_path_factory, name="captions-to-patient-node", TELEMED_CAPTIONS_TO_PATIENT="1") as started:
+        yield started
+
+
+@pytest.mark.timeout(300)
+def test_the_patient_sees_the_captions_where_the_clinic_turned_that_on(
+    captioned_node: Node, clinic: str, playwright: Playwright, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    wav = speech_wav(tmp_path)
+    speaking = playwright.chromium.launch(
+        executable_path=captioned_node.chromium, args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"], headless=True
+    )
+    ui = UI(node=captioned_node, browser=speaking, request=request)
+    try:
+        _, link = captioned_node.create_visit(clinic, "Min-jun Kim")
+        patient = ui.page("patient", phone=True)
+        doctor = ui.page("doctor")
+        doctor.goto(captioned_node.staff_link(captioned_node.token(Role.DOCTOR, clinic, name="Dr. Seo")))
+        check_in(patient, link, "목이 아파요")
+        admit(doctor, "Min-jun Kim")
+        media_flows(doctor, "doctor (the patient's speech)")
+        wait_for_captions(doctor)
+        line = patient.locator("#captions .caption-patient:not(.caption-partial)").first
+        expect(line).to_be_visible(timeout=CAPTION_S * 1000)
+        expect(line.locator(".caption-who")).to_have_text("You:")
+        expect(line.locator(".caption-text")).not_to_be_empty()
+        expect(patient.locator("#captions-panel")).to_be_visible()
+        shoot(patient, "patient-captions", sizes=("phone",))
+        ui.assert_clean()
+    finally:
+        ui.close()
+        speaking.close()

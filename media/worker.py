@@ -50,6 +50,7 @@ from media.stt import ModelSource
 from telemed import chart
 from telemed import keys as telemed_keys
 from telemed.exceptions import Conflict, Forbidden, NotFound, TelemedError, Unavailable
+from telemed.fhir import BundleError
 from telemed.visits import State
 
 logger = logging.getLogger(__name__)
@@ -339,6 +340,8 @@ class Worker:
             return  # the node seals when it writes visit.json, after the visit
         try:
             await asyncio.to_thread(chart.seal, leg.folder, self.settings.public_url)
+        except BundleError:
+            pass  # logged by the seal (where, not what); the manifest is written
         except Exception:
             logger.exception("Worker(%s) could not reseal the chart of %s", self.worker_id, leg.job.visit)
 

@@ -33,6 +33,7 @@ from telemed import _scripts, chart, keys
 from telemed.audit import AuditLog
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
+from telemed.fhir import BundleError
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
 
@@ -205,7 +206,10 @@ class ChartKeeper:
             with chart.locked(where):
                 chart.write_json(where / chart.VISIT, record)
                 chart.append_chat(where, messages)
-            chart.seal(where, self.settings.public_url)
+            try:
+                chart.seal(where, self.settings.public_url)
+            except BundleError:
+                pass  # logged; the manifest is written, and trying again would not help
 
         await asyncio.to_thread(write)
         self.written += 1

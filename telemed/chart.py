@@ -231,7 +231,8 @@ def _seal(where: Path, base_url: str) -> dict[str, Any] | None:
         write_json(where / FHIR, bundle)
     except fhir.BundleError as exc:
         error = exc
-        logger.error("Chart(%s) has no FHIR export: %s", where.name, exc)
+        # Only where the problem is: the rest of the message may quote chart content.
+        logger.error("Chart(%s) has no FHIR export: a problem in %s", where.name, str(exc).split(":", 1)[0][:80])
     files = []
     for name in chart_files(where):
         size, sha256, _ = digest(where / name)

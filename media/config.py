@@ -33,6 +33,10 @@ class MediaSettings:
     recordings_dir: Path
     """Root of the charts; a visit's files go to ``<root>/<clinic>/<visit>/``."""
 
+    audit_log: Path | None = None
+    """The audit trail the node writes (``TELEMED_AUDIT_LOG``; default
+    ``<recordings>/.audit/audit.jsonl``): a worker records its seals there."""
+
     public_url: str = "http://127.0.0.1:8080"
     """The node's public base URL: the chart's FHIR export links its files there."""
 

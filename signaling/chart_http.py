@@ -20,9 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
+from signaling._address import client_address
 from signaling.http import HUB, bearer
 from telemed import chart
-from telemed.exceptions import Forbidden, NotFound, TelemedError
+from telemed.exceptions import Forbidden, NotFound, TelemedError, Unauthorized
 from telemed.tokens import ID_PATTERN, Claims, Role
 
 STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
@@ -50,11 +51,21 @@ async def _audit(request: web.Request, action: str, claims: Claims | None, targe
 
 
 async def _folder(request: web.Request, action: str) -> tuple[Claims, Path]:
-    """The caller's claims and the chart folder, or a refusal (audited)."""
+    """The caller's claims and the chart folder, or a refusal (audited).
+
+    Bad tokens count against the caller's address as at socket connect, and an
+    address over the limit is refused unaudited: a flood of anonymous requests
+    must not become a flood of fsynced audit records."""
     hub = request.app[HUB]
     claims: Claims | None = None
+    address = client_address(request, hub.settings.trust_forwarded)
+    await hub.check_address(address)
     try:
-        claims = await bearer(request, frozenset(Role))
+        try:
+            claims = await bearer(request, frozenset(Role))
+        except Unauthorized:
+            await hub.count_auth_failure(address)
+            raise
         if claims.role not in STAFF:
             raise Forbidden("the chart is for the clinic's staff")
         visit_id = request.match_info["visit"]

@@ -171,6 +171,7 @@ class ChartKeeper:
                     settled = await self.finalise(visit_id)
                 except Exception:
                     logger.exception("Chart(%s) could not be written; retrying after the lease", visit_id)
+                    await self._keep(visit_id)
                     continue
                 if settled:
                     await self.redis.zrem(keys.CHARTS_PENDING, visit_id)
@@ -179,6 +180,18 @@ class ChartKeeper:
                 done += 1
             if len(due) < limit:
                 return done
+
+    async def _keep(self, visit_id: str) -> None:
+        """A chart that cannot be written yet keeps what it is written from: the
+        visit's keys in Redis live on while it is retried (else, after a week of
+        failures, the chat would expire unwritten)."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in (keys.visit(visit_id), keys.visit_history(visit_id), keys.chat(visit_id), keys.chat_ids(visit_id)):
+                pipe.expire(key, keys.ENDED_VISIT_TTL)
+            await pipe.execute()
+        except RedisError:
+            pass  # the next retry tries again
 
     async def finalise(self, visit_id: str) -> bool:
         """Write an ended visit's ``visit.json``, complete its chat, seal the
@@ -207,7 +220,7 @@ class ChartKeeper:
                 chart.write_json(where / chart.VISIT, record)
                 chart.append_chat(where, messages)
             try:
-                chart.seal(where, self.settings.public_url)
+                chart.seal(where, self.settings.public_url, self.audit)
             except BundleError:
                 pass  # logged; the manifest is written, and trying again would not help
 
@@ -225,14 +238,19 @@ class ChartKeeper:
             return []
         if not await self.redis.set(keys.CHARTS_PURGE_LOCK, "1", nx=True, ex=int(PURGE_EVERY)):
             return []
-        return await purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system")
+        pending = set(await self.redis.zrange(keys.CHARTS_PENDING, 0, -1))
+        return await purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system", skip=pending)
 
 
-async def purge(root: Path, older_than: float, audit: AuditLog, actor: str = "system", sub: str = "") -> list[str]:
-    """Remove every chart whose visit ended more than ``older_than`` seconds ago;
-    each removal is audited before the files go."""
+async def purge(root: Path, older_than: float, audit: AuditLog, actor: str = "system", sub: str = "",
+                skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Remove every chart whose visit ended more than ``older_than`` seconds ago
+    (not those in ``skip``: charts still being written); each removal is
+    audited before the files go."""
     removed = []
     for clinic, visit_id, where in await asyncio.to_thread(chart.expired, root, older_than):
+        if visit_id in skip:
+            continue
         await audit.arecord("purge", actor_role=actor, actor_sub=sub, clinic=clinic, visit=visit_id, target=f"older_than={int(older_than)}s")
         await asyncio.to_thread(chart.remove, where)
         removed.append(visit_id)

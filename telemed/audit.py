@@ -69,6 +69,9 @@ class Action(enum.StrEnum):
     PURGE = "purge"
     REFUSED = "refused"
     VERIFY = "verify"
+    #: A chart was sealed; ``target`` is ``sha256:<hex>`` of its manifest file,
+    #: so a manifest recomputed after the fact does not match.
+    SEAL = "seal"
     #: Written by :meth:`AuditLog.append` itself when the head witness disagrees
     #: with the file (records were cut off or rewritten since the last append).
     HEAD_MISMATCH = "head_mismatch"
@@ -429,9 +432,11 @@ class AuditLog:
             logger.error("%r head witness is unreadable; file ends at seq=%d", self, file_seq)
             return f"head:unreadable/file:{file_seq}"
         if witness is None:
-            if last is not None:
-                logger.warning("%r head witness missing; recreating it at seq=%d", self, file_seq)
-            return None
+            if last is None or file_seq == 1:
+                return None  # a new log (or a crash before its first witness)
+            # Records but no witness: deleting it is how a cut tail would be hidden.
+            logger.error("%r head witness missing while the file ends at seq=%d", self, file_seq)
+            return f"head:missing/file:{file_seq}"
         if last is not None and (
             (witness.seq == last["seq"] and witness.hash == last["hash"])
             or (witness.seq == last["seq"] - 1 and witness.hash == last.get("prev"))
@@ -786,6 +791,8 @@ def verify(path: Path) -> AuditReport:
             problems.append(_head_mismatch_problem(e))
     if witness is not None:
         _check_witness(chain, tip, witness, n_lines, malformed, problems)
+    elif tip is not None and tip.seq > 1 and not any(p.line == 0 for p in problems):
+        problems.append(Problem(0, None, "truncated", f"{head_path(path).name} is missing: the end of the log cannot be checked"))
     problems.sort(key=lambda p: (p.line, p.kind))
     return AuditReport(
         ok=not problems,

@@ -44,6 +44,7 @@ from media.transcript import JSONL as TRANSCRIPT
 from media.transcript import VTT as TRANSCRIPT_VTT
 from media.transcript import parse_lines
 from telemed import fhir
+from telemed.audit import AuditLog
 from telemed.visits import Visit
 
 logger = logging.getLogger(__name__)
@@ -198,16 +199,18 @@ def write_json(path: Path, doc: Any) -> None:
 # -- sealing -----------------------------------------------------------------------------
 
 
-def seal(where: Path, base_url: str) -> dict[str, Any] | None:
-    """Write ``fhir.json`` and ``manifest.json`` from what the folder holds now.
-    Returns the manifest, or None if the folder has no ``visit.json`` yet (the
-    visit has not been finalised). Raises :class:`telemed.fhir.BundleError` for
-    a chart that cannot be exported (the manifest is still written)."""
+def seal(where: Path, base_url: str, audit: AuditLog | None = None) -> dict[str, Any] | None:
+    """Write ``fhir.json`` and ``manifest.json`` from what the folder holds now,
+    and record the manifest's SHA-256 in the audit trail (``seal``), so that a
+    manifest recomputed later by someone else does not verify. Returns the
+    manifest, or None if the folder has no ``visit.json`` yet (the visit has not
+    been finalised). Raises :class:`telemed.fhir.BundleError` for a chart that
+    cannot be exported (the manifest is still written and recorded)."""
     with locked(where):
-        return _seal(where, base_url)
+        return _seal(where, base_url, audit)
 
 
-def _seal(where: Path, base_url: str) -> dict[str, Any] | None:
+def _seal(where: Path, base_url: str, audit: AuditLog | None) -> dict[str, Any] | None:
     try:
         visit = json.loads((where / VISIT).read_text())
     except FileNotFoundError:
@@ -231,6 +234,8 @@ def _seal(where: Path, base_url: str) -> dict[str, Any] | None:
         write_json(where / FHIR, bundle)
     except fhir.BundleError as exc:
         error = exc
+        # An older export would describe files that changed since: none is better.
+        (where / FHIR).unlink(missing_ok=True)
         # Only where the problem is: the rest of the message may quote chart content.
         logger.error("Chart(%s) has no FHIR export: a problem in %s", where.name, str(exc).split(":", 1)[0][:80])
     files = []
@@ -239,6 +244,9 @@ def _seal(where: Path, base_url: str) -> dict[str, Any] | None:
         files.append({"name": name, "size": size, "sha256": sha256})
     manifest = {"format": FORMAT, "visit": visit.get("id"), "clinic": visit.get("clinic"), "sealed_at": round(time.time(), 3), "files": files}
     write_json(where / MANIFEST, manifest)
+    if audit is not None:
+        audit.append("seal", actor_role="system", clinic=where.parent.name, visit=where.name,
+                     target=f"sha256:{digest(where / MANIFEST)[1]}")
     if error is not None:
         raise error
     return manifest
@@ -249,6 +257,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except ValueError:
+        raise fhir.BundleError(f"{path.name}: not JSON") from None
 
 
 def _transcript(where: Path) -> fhir.TranscriptRef | None:
@@ -267,7 +277,8 @@ class Problem:
     name: str
     kind: str
     """``missing`` (listed, not there), ``changed`` (size or SHA-256 differ),
-    ``unlisted`` (there, not listed), ``no_manifest``, ``bad_manifest``."""
+    ``unlisted`` (there, not listed), ``no_manifest``, ``bad_manifest``,
+    ``unsealed`` (the audit trail has no seal of it)."""
     message: str
 
 
@@ -282,8 +293,18 @@ class Verification:
         return not self.problems
 
 
-def verify(where: Path) -> Verification:
-    """Re-check every file of a sealed chart against its manifest."""
+def sealed_manifest(audit_path: Path, clinic: str, visit_id: str) -> str | None:
+    """SHA-256 of the manifest the visit's chart was last sealed with, per the audit trail."""
+    found = None
+    for record in AuditLog(audit_path).read():
+        if record.get("action") == "seal" and record.get("visit") == visit_id and record.get("clinic") == clinic:
+            found = str(record.get("target", "")).removeprefix("sha256:")
+    return found
+
+
+def verify(where: Path, audit_path: Path | None = None) -> Verification:
+    """Re-check every file of a sealed chart against its manifest, and (given the
+    audit trail) the manifest against the one the chart was last sealed with."""
     report = Verification(where)
     try:
         manifest = json.loads((where / MANIFEST).read_text())
@@ -294,6 +315,15 @@ def verify(where: Path) -> Verification:
     except (ValueError, KeyError, TypeError) as exc:
         report.problems.append(Problem(MANIFEST, "bad_manifest", f"the manifest cannot be read: {exc}"))
         return report
+    if (manifest.get("visit"), manifest.get("clinic")) != (where.name, where.parent.name):
+        # A sealed folder copied to another visit or clinic is not that visit's chart.
+        report.problems.append(Problem(MANIFEST, "bad_manifest", "the manifest is of another visit or clinic"))
+    if audit_path is not None:
+        sealed = sealed_manifest(audit_path, where.parent.name, where.name)
+        if sealed is None:
+            report.problems.append(Problem(MANIFEST, "unsealed", "the audit trail holds no seal of this chart"))
+        elif sealed != digest(where / MANIFEST)[1]:
+            report.problems.append(Problem(MANIFEST, "changed", "the manifest is not the one the chart was sealed with"))
     present = set(chart_files(where))
     for name, entry in sorted(listed.items()):
         report.files += 1
@@ -335,9 +365,25 @@ def ended_at(where: Path) -> float | None:
         return None
 
 
+#: Shortest retention: longer than Redis keeps an ended visit (7 days), so no
+#: chart is removed while a node or worker could still write it again.
+MIN_RETENTION = 8 * 86400.0
+
+#: A folder without ``visit.json`` (chat copied for a visit whose chart was
+#: never written) is removed once it has not changed for this long, or the
+#: retention if that is longer.
+ORPHAN_AFTER = 30 * 86400.0
+
+
 def expired(root: Path, older_than: float, now: float | None = None) -> list[tuple[str, str, Path]]:
-    """Charts (clinic, visit, folder) whose visit ended more than ``older_than`` seconds ago."""
-    cutoff = (time.time() if now is None else now) - older_than
+    """Charts (clinic, visit, folder) whose visit ended more than ``older_than``
+    seconds ago, and folders without ``visit.json`` untouched for
+    :data:`ORPHAN_AFTER` (or ``older_than``, if longer)."""
+    if older_than < MIN_RETENTION:
+        raise ValueError(f"charts are kept at least {MIN_RETENTION / 86400:.0f} days")
+    now = time.time() if now is None else now
+    cutoff = now - older_than
+    orphan_cutoff = now - max(older_than, ORPHAN_AFTER)
     out = []
     for clinic in sorted(root.iterdir()) if root.is_dir() else []:
         if clinic.name.startswith(".") or not clinic.is_dir() or clinic.is_symlink():
@@ -346,9 +392,25 @@ def expired(root: Path, older_than: float, now: float | None = None) -> list[tup
             if where.name.startswith(".") or not where.is_dir() or where.is_symlink():
                 continue
             at = ended_at(where)
-            if at is not None and at < cutoff and (where / VISIT).is_file():
+            if at is None:
+                continue
+            if (where / VISIT).is_file() and at < cutoff:
+                out.append((clinic.name, where.name, where))
+            elif not (where / VISIT).exists() and _last_change(where) < orphan_cutoff:
                 out.append((clinic.name, where.name, where))
     return out
+
+
+def _last_change(where: Path) -> float:
+    """The newest modification time of the folder and anything in it."""
+    newest = where.stat().st_mtime
+    for dirpath, _, filenames in os.walk(where):
+        for name in filenames:
+            try:
+                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+            except FileNotFoundError:
+                pass
+    return newest
 
 
 def remove(where: Path) -> None:

@@ -87,6 +87,7 @@ def _media_settings(settings: Settings) -> MediaSettings:
         redis_url=settings.redis_url,
         recordings_dir=settings.recordings_dir,
         public_url=settings.public_url,
+        audit_log=settings.audit_path(),
         addresses=settings.media_addresses or (default_addresses() if settings.dev else ()),
         announced_address=settings.media_announced_address,
         stun_urls=settings.stun_urls,
@@ -300,7 +301,7 @@ def cmd_chart_verify(args: argparse.Namespace, settings: Settings) -> int:
     from telemed import chart
 
     where = _chart_folder(settings, args.visit, args.clinic)
-    report = chart.verify(where)
+    report = chart.verify(where, settings.audit_path())
     for problem in report.problems:
         print(f"{problem.kind}: {problem.name}: {problem.message}")
     print(f"chart {where.parent.name}/{where.name}: {report.files} files, " + ("intact" if report.ok else f"{len(report.problems)} problem(s)"))
@@ -315,7 +316,7 @@ def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
     from telemed.audit import AuditLog
 
     where = _chart_folder(settings, args.visit, args.clinic)
-    report = chart.verify(where)
+    report = chart.verify(where, settings.audit_path())
     if not report.ok:
         for problem in report.problems:
             print(f"{problem.kind}: {problem.name}: {problem.message}", file=sys.stderr)
@@ -343,10 +344,13 @@ def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_chart_purge(args: argparse.Namespace, settings: Settings) -> int:
     from signaling.charts import purge
     from telemed.audit import AuditLog
+    from telemed.chart import MIN_RETENTION
 
     older_than = parse_duration(args.older_than) if args.older_than else settings.retention
     if older_than <= 0:
         raise ConfigError("give --older-than (e.g. 30d) or set TELEMED_RETENTION")
+    if older_than < MIN_RETENTION:
+        raise ConfigError(f"charts are kept at least {MIN_RETENTION / 86400:.0f} days (Redis keeps an ended visit 7)")
     if args.dry_run:
         from telemed import chart
 

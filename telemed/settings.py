@@ -205,6 +205,8 @@ class Settings:
             raise ConfigError("TELEMED_DEFAULT_ACUITY must be an ESI level 1-5")
         if self.grace_period < 2 * self.presence_interval:
             raise ConfigError("TELEMED_GRACE must be at least twice TELEMED_PRESENCE_INTERVAL")
+        if 0 < self.retention < 8 * 86400:
+            raise ConfigError("TELEMED_RETENTION must be at least 8d (Redis keeps an ended visit 7 days)")
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
 

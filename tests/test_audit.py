@@ -314,3 +314,21 @@ async def test_arecord_from_many_tasks_keeps_one_chain(log: AuditLog) -> None:
     assert verify(log.path).ok
     with pytest.raises(ValueError):
         await log.arecord("fhir_read", actor_role="doctor", visit="John Smith")
+
+
+def test_deleting_the_head_witness_and_the_tail_is_detected(tmp_path: Path) -> None:
+    """The witness is what shows a cut tail; deleting it too must not hide the cut,
+    neither to verify nor after the next append."""
+    from telemed.audit import AuditLog, head_path, verify
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    for n in range(6):
+        log.append("chart_read", actor_role="nurse", actor_sub="n1", clinic="c1", visit=f"v{n}")
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:4]))
+    head_path(path).unlink()
+    report = verify(path)
+    assert not report.ok and [p.kind for p in report.problems] == ["truncated"]
+    log.append("chart_read", actor_role="nurse", actor_sub="n1", clinic="c1", visit="v9")
+    assert not verify(path).ok

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from media.testing import BarsTrack, Browser, speech_wav
 from media.worker import Worker
 from telemed import chart, cli
 from telemed.audit import verify as verify_audit
-from telemed.fhir import unresolved_references
+from telemed.fhir import BundleError, unresolved_references
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -154,10 +155,27 @@ async def test_a_finished_visit_leaves_every_file_and_a_chart_that_verifies(
             assert [(p.name, p.kind) for p in report.problems] == [(name, "changed")], name
         finally:
             path.write_bytes(original)
-    (folder / "chat.jsonl").write_bytes((folder / "chat.jsonl").read_bytes() + b"\n")
+    chat = (folder / "chat.jsonl").read_bytes()
+    (folder / "chat.jsonl").write_bytes(chat + b"\n")
     assert cli.main(["chart", "verify", run["visit"]]) == 1
+    (folder / "chat.jsonl").write_bytes(chat)
     (folder / "stray.txt").write_text("x")
     assert ("stray.txt", "unlisted") in [(p.name, p.kind) for p in chart.verify(folder).problems]
+
+    # Someone who can write the folder recomputes the manifest to match an edit:
+    # the folder agrees with itself, but not with the seal in the audit trail.
+    audit = settings.audit_path()
+    (folder / "stray.txt").unlink()
+    assert chart.verify(folder, audit).ok
+    (folder / "chat.jsonl").write_bytes(chat + b"\n")
+    manifest = json.loads((folder / chart.MANIFEST).read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == "chat.jsonl":
+            entry["size"], entry["sha256"] = chart.digest(folder / "chat.jsonl")[:2]
+    chart.write_json(folder / chart.MANIFEST, manifest)
+    assert chart.verify(folder).ok
+    assert [(p.name, p.kind) for p in chart.verify(folder, audit).problems] == [("manifest.json", "changed")]
+    assert cli.main(["chart", "verify", run["visit"]]) == 1
 
 
 async def test_chat_reaches_the_chart_while_the_visit_runs(node: str, connect: Any, settings: Settings) -> None:
@@ -219,16 +237,54 @@ def test_purge_removes_old_charts_only_and_audits_each(tmp_path: Path, monkeypat
     running = root / "c1" / "v-running"  # no visit.json: the visit goes on
     running.mkdir()
     (running / "chat.jsonl").write_text("")
+    orphan = root / "c2" / "v-orphan"  # chat copied, chart never written, untouched for 40 days
+    orphan.mkdir(parents=True)
+    (orphan / "chat.jsonl").write_text("")
+    for path in (orphan / "chat.jsonl", orphan):
+        os.utime(path, (now - 40 * 86400, now - 40 * 86400))
     monkeypatch.setenv("TELEMED_RECORDINGS_DIR", str(root))
     assert cli.main(["chart", "purge", "--older-than", "30d", "--dry-run"]) == 0
     assert old.exists()
     assert cli.main(["chart", "purge", "--older-than", "30d"]) == 0
-    assert not old.exists() and not other.exists()
+    assert not old.exists() and not other.exists() and not orphan.exists()
     assert recent.exists() and running.exists()
     records = [r for r in map(json.loads, (root / ".audit" / "audit.jsonl").read_text().splitlines())]
-    assert sorted((r["action"], r["clinic"], r["visit"]) for r in records) == [("purge", "c1", "v-old"), ("purge", "c2", "v-old2")]
+    assert sorted((r["action"], r["clinic"], r["visit"]) for r in records) == [
+        ("purge", "c1", "v-old"), ("purge", "c2", "v-old2"), ("purge", "c2", "v-orphan")]
     assert verify_audit(root / ".audit" / "audit.jsonl").ok
     assert cli.main(["chart", "purge"]) == 2  # no age given and no retention set: refused
+    assert cli.main(["chart", "purge", "--older-than", "2d"]) == 2  # shorter than Redis keeps a visit: refused
+    assert recent.exists()
+
+
+async def test_a_chart_still_being_written_is_not_purged(tmp_path: Path) -> None:
+    from signaling.charts import purge
+    from telemed.audit import AuditLog
+
+    root = tmp_path / "recordings"
+    _old_chart(root, "c1", "v-pending", time.time() - 40 * 86400)
+    audit = AuditLog(root / ".audit" / "audit.jsonl")
+    assert await purge(root, 30 * 86400, audit, skip={"v-pending"}) == []
+    assert await purge(root, 30 * 86400, audit) == ["v-pending"]
+
+
+def test_a_copied_or_unexportable_chart_does_not_pass_as_intact(tmp_path: Path) -> None:
+    folder = tmp_path / "c1" / "v1"
+    folder.mkdir(parents=True)
+    chart.write_json(folder / "visit.json", {"format": 1, "id": "v1", "clinic": "c1", "state": "ended", "end_reason": "cancelled",
+                                             "reason": "", "acuity": None, "triage": None, "consent": None, "participants": [],
+                                             "times": {"created": 1.0, "checked_in": None, "admitted": None, "ended": 2.0},
+                                             "history": [{"at": 2.0, "from": "created", "to": "ended", "action": "end:cancelled", "by": "n1"}]})
+    assert chart.seal(folder, "http://x") is not None and (folder / "fhir.json").is_file()
+    assert chart.verify(folder).ok
+    copy = tmp_path / "c2" / "v1"
+    shutil.copytree(folder, copy)
+    assert [p.kind for p in chart.verify(copy).problems] == ["bad_manifest"]
+    # A chart whose export fails keeps no out-of-date fhir.json.
+    (folder / "recordings.json").write_text("{not json")
+    with pytest.raises(BundleError):
+        chart.seal(folder, "http://x")
+    assert not (folder / "fhir.json").exists() and chart.verify(folder).ok
 
 
 def test_audit_verify_command_detects_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,7 +346,7 @@ async def test_a_node_and_a_worker_killed_mid_visit_still_leave_a_consistent_cha
             worker.kill()
     folder = rec / "c1" / visit_id
     await wait_until(lambda: _not_pending(redis, visit_id), 40, "the chart settled")
-    report = chart.verify(folder)
+    report = chart.verify(folder, settings.audit_path())  # the worker was gone: the node sealed it, recorded
     assert report.ok, report.problems
     lines = [json.loads(line) for line in (folder / "chat.jsonl").read_text().splitlines()]
     assert [m["id"] for m in lines] == [a["id"] for a in acks]

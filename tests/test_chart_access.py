@@ -160,3 +160,18 @@ async def test_reads_and_refusals_are_audited_without_health_data(sealed: dict[s
     text = path.read_text()
     assert NAME not in text and SECRET_TEXT not in text and "chest pain" not in text
     assert verify_audit(path).ok
+
+
+async def test_a_flood_of_bad_tokens_is_cut_off_and_does_not_flood_the_audit(sealed: dict[str, Any], settings: Settings) -> None:
+    path = settings.audit_path()
+    before = len(path.read_text().splitlines())
+    statuses = []
+    for _ in range(settings.auth_failures_per_minute + 10):
+        status, body, _ = await get(sealed["node"], f"/api/visits/{sealed['visit']}/chart", "not.a.token")
+        statuses.append(status)
+    assert statuses[: settings.auth_failures_per_minute] == [401] * settings.auth_failures_per_minute
+    assert set(statuses[settings.auth_failures_per_minute:]) == {429}
+    assert len(path.read_text().splitlines()) - before == settings.auth_failures_per_minute
+    # The address is refused for a good token too until the window passes: staff on it wait a minute.
+    status, _, _ = await get(sealed["node"], f"/api/visits/{sealed['visit']}/chart", sealed["tokens"]["nurse-c1"])
+    assert status == 429

@@ -49,7 +49,7 @@ from media.recorder import SUFFIX
 from media.stt import ModelSource
 from telemed import chart
 from telemed import keys as telemed_keys
-from telemed.audit import AuditLog
+from telemed.audit import AuditLog, default_path
 from telemed.exceptions import Conflict, Forbidden, NotFound, TelemedError, Unavailable
 from telemed.fhir import BundleError
 from telemed.visits import State
@@ -340,7 +340,7 @@ class Worker:
         if not (leg.folder / chart.VISIT).is_file():
             return  # the node seals when it writes visit.json, after the visit
         try:
-            audit = AuditLog(self.settings.audit_log or self.settings.recordings_dir / ".audit" / "audit.jsonl")
+            audit = AuditLog(self.settings.audit_log or default_path(self.settings.recordings_dir))
             await asyncio.to_thread(chart.seal, leg.folder, self.settings.public_url, audit)
         except BundleError:
             pass  # logged by the seal (where, not what); the manifest is written

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from media.chart import visit_folder
 from signaling._address import client_address
 from signaling.http import HUB, bearer
 from telemed import chart
@@ -71,7 +72,7 @@ async def _folder(request: web.Request, action: str) -> tuple[Claims, Path]:
         visit_id = request.match_info["visit"]
         if not ID_PATTERN.fullmatch(visit_id):
             raise NotFound("no chart for this visit")
-        where = chart.folder(hub.settings.recordings_dir, claims.clinic, visit_id)
+        where = visit_folder(hub.settings.recordings_dir, claims.clinic, visit_id)
         if where.is_symlink() or not where.is_dir():
             raise NotFound("no chart for this visit")
         return claims, where
@@ -102,14 +103,10 @@ def _url(visit_id: str, name: str) -> str:
 async def get_chart(request: web.Request) -> web.Response:
     claims, where = await _folder(request, "chart_read")
     visit_id = where.name
-    files: list[dict[str, Any]] = []
-    for name in await _list(where):
-        path = where / name
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            continue
-        files.append({"name": name, "size": size, "content_type": chart.content_type(name), "url": _url(visit_id, name)})
+    files = [
+        {"name": name, "size": size, "content_type": chart.content_type(name), "url": _url(visit_id, name)}
+        for name, size in await asyncio.to_thread(_list, where)
+    ]
     visit = await _read_json(where / chart.VISIT)
     await _audit(request, "chart_read", claims)
     return web.json_response(
@@ -148,9 +145,15 @@ async def get_fhir(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={**NO_STORE, "Content-Type": "application/fhir+json"})
 
 
-async def _list(where: Path) -> list[str]:
-    names = await asyncio.to_thread(chart.chart_files, where)
-    return [*names, chart.MANIFEST] if (where / chart.MANIFEST).is_file() else names
+def _list(where: Path) -> list[tuple[str, int]]:
+    """The chart's files (the manifest too) with their sizes."""
+    out = []
+    for name in [*chart.chart_files(where), chart.MANIFEST]:
+        try:
+            out.append((name, (where / name).stat().st_size))
+        except FileNotFoundError:
+            pass  # no manifest yet, or a file replaced this moment
+    return out
 
 
 async def _read_json(path: Path) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from media import keys as media_keys
-from media.chart import INDEX, ChartIndex
+from media.chart import INDEX, ChartIndex, visit_folder
 from telemed import _scripts, chart, keys
 from telemed.audit import AuditLog
 from telemed.chat import ChatLog, Message
@@ -53,6 +53,9 @@ RECHECK_FOR = 300.0
 #: Chat messages read from Redis per call.
 PAGE = 1000
 
+#: Visits whose last copied message a node remembers.
+COPIED_KEPT = 10_000
+
 #: How often retention runs (when set).
 PURGE_EVERY = 3600.0
 
@@ -70,12 +73,14 @@ class ChartKeeper:
         self._woken: asyncio.Task[None] | None = None
         self._again = False
         self._chat_due: dict[str, str] = {}  # visit -> clinic
+        #: visit -> the last stream id this node knows its folder has (so a flush
+        #: reads only newer messages from Redis); the oldest entries go first
+        self._copied: dict[str, str] = {}
         self._chat_flush: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
-        self.written = 0
 
     def where(self, clinic: str, visit_id: str) -> Path:
-        return chart.folder(self.settings.recordings_dir, clinic, visit_id)
+        return visit_folder(self.settings.recordings_dir, clinic, visit_id)
 
     # -- chat while the visit runs --------------------------------------------------------
 
@@ -104,19 +109,25 @@ class ChartKeeper:
     async def copy_chat(self, clinic: str, visit_id: str) -> int:
         """Append the visit's stored messages the folder does not have yet."""
         where = self.where(clinic, visit_id)
-        messages = [chart.chat_line(m.to_dict()) for m in await self._all_chat(visit_id)]
-        if not messages:
+        stored = await self._chat_after(visit_id, self._copied.get(visit_id))
+        if not stored:
             return 0
+        messages = [chart.chat_line(m.to_dict()) for m in stored]
 
         def write() -> int:
             with chart.locked(where):
                 return chart.append_chat(where, messages)
 
-        return await asyncio.to_thread(write)
+        added = await asyncio.to_thread(write)
+        self._copied.pop(visit_id, None)
+        self._copied[visit_id] = stored[-1].id
+        if len(self._copied) > COPIED_KEPT:
+            del self._copied[next(iter(self._copied))]
+        return added
 
-    async def _all_chat(self, visit_id: str) -> list[Message]:
+    async def _chat_after(self, visit_id: str, after: str | None = None) -> list[Message]:
+        """The visit's stored messages after stream id ``after`` (all with None)."""
         out: list[Message] = []
-        after: str | None = None
         while True:
             page = await self.chat.history(visit_id, after=after, limit=PAGE)
             out += page
@@ -204,7 +215,8 @@ class ChartKeeper:
             logger.error("Chart(%s) cannot be written: the visit is gone from Redis", visit_id)
             return True
         history = await self.room.history(visit_id)
-        messages = [chart.chat_line(m.to_dict()) for m in await self._all_chat(visit_id)]
+        self._copied.pop(visit_id, None)
+        messages = [chart.chat_line(m.to_dict()) for m in await self._chat_after(visit_id)]
         record = chart.visit_record(visit, history, messages)
         where = self.where(visit.clinic, visit_id)
 
@@ -225,7 +237,6 @@ class ChartKeeper:
                 pass  # logged; the manifest is written, and trying again would not help
 
         await asyncio.to_thread(write)
-        self.written += 1
         logger.info("Chart(%s) written", visit_id)
         gave_up = visit.ended_at is not None and time.time() - visit.ended_at > RECHECK_FOR
         return not alive or gave_up

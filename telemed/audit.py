@@ -135,6 +135,12 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
+def default_path(recordings_dir: Path) -> Path:
+    """Where the trail is kept unless configured: beside the charts, in a folder
+    no clinic id can name (ids do not start with a dot)."""
+    return recordings_dir / ".audit" / "audit.jsonl"
+
+
 def head_path(path: Path) -> Path:
     """``audit.jsonl`` → ``audit.head``, next to it."""
     return path.with_suffix(".head")

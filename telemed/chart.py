@@ -65,13 +65,6 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
 }
 
-__all__ = ["CHAT", "FHIR", "MANIFEST", "VISIT", "Problem", "chart_files", "folder", "seal", "verify", "visit_folder"]
-
-
-def folder(root: Path, clinic: str, visit_id: str) -> Path:
-    return visit_folder(root, clinic, visit_id)
-
-
 def content_type(name: str) -> str:
     return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
 
@@ -192,8 +185,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return []
 
 
-def write_json(path: Path, doc: Any) -> None:
-    atomic_write(path, json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True).encode() + b"\n")
+def write_json(path: Path, doc: Any) -> bytes:
+    """Write ``doc`` atomically; returns the bytes written."""
+    data = json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True).encode() + b"\n"
+    atomic_write(path, data)
+    return data
 
 
 # -- sealing -----------------------------------------------------------------------------
@@ -215,12 +211,12 @@ def _seal(where: Path, base_url: str, audit: AuditLog | None) -> dict[str, Any] 
         visit = json.loads((where / VISIT).read_text())
     except FileNotFoundError:
         return None
+    # Each file is read once: the export needs its digests, and so does the manifest.
     infos: dict[str, fhir.FileInfo] = {}
     for name in chart_files(where):
-        if name == FHIR:
-            continue
-        size, sha256, sha1 = digest(where / name)
-        infos[name] = fhir.FileInfo(size=size, sha256=sha256, sha1=sha1, content_type=content_type(name))
+        if name != FHIR:
+            size, sha256, sha1 = digest(where / name)
+            infos[name] = fhir.FileInfo(size=size, sha256=sha256, sha1=sha1, content_type=content_type(name))
     error: fhir.BundleError | None = None
     try:
         bundle = fhir.build_bundle(
@@ -231,22 +227,20 @@ def _seal(where: Path, base_url: str, audit: AuditLog | None) -> dict[str, Any] 
             infos,
             base_url=base_url,
         )
-        write_json(where / FHIR, bundle)
+        data = write_json(where / FHIR, bundle)
+        infos[FHIR] = fhir.FileInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_type=content_type(FHIR))
     except fhir.BundleError as exc:
         error = exc
         # An older export would describe files that changed since: none is better.
         (where / FHIR).unlink(missing_ok=True)
         # Only where the problem is: the rest of the message may quote chart content.
         logger.error("Chart(%s) has no FHIR export: a problem in %s", where.name, str(exc).split(":", 1)[0][:80])
-    files = []
-    for name in chart_files(where):
-        size, sha256, _ = digest(where / name)
-        files.append({"name": name, "size": size, "sha256": sha256})
+    files = [{"name": name, "size": info.size, "sha256": info.sha256} for name, info in sorted(infos.items())]
     manifest = {"format": FORMAT, "visit": visit.get("id"), "clinic": visit.get("clinic"), "sealed_at": round(time.time(), 3), "files": files}
-    write_json(where / MANIFEST, manifest)
+    written = write_json(where / MANIFEST, manifest)
     if audit is not None:
         audit.append("seal", actor_role="system", clinic=where.parent.name, visit=where.name,
-                     target=f"sha256:{digest(where / MANIFEST)[1]}")
+                     target=f"sha256:{hashlib.sha256(written).hexdigest()}")
     if error is not None:
         raise error
     return manifest
@@ -344,7 +338,7 @@ def verify(where: Path, audit_path: Path | None = None) -> Verification:
 def find(root: Path, visit_id: str, clinic: str | None = None) -> Path | None:
     """A visit's chart folder (the CLI knows the visit, not always its clinic)."""
     if clinic is not None:
-        where = folder(root, clinic, visit_id)
+        where = visit_folder(root, clinic, visit_id)
         return where if (where / VISIT).is_file() or where.is_dir() else None
     found = [p for p in root.glob(f"*/{visit_id}") if p.is_dir() and not p.parent.name.startswith(".")]
     return found[0] if len(found) == 1 else None

@@ -183,7 +183,9 @@ class Settings:
     log_level: str = "INFO"
 
     def audit_path(self) -> Path:
-        return self.audit_log or self.recordings_dir / ".audit" / "audit.jsonl"
+        from telemed.audit import default_path
+
+        return self.audit_log or default_path(self.recordings_dir)
 
     def origins(self) -> list[str]:
         """The socket origin allow-list, defaulting to the public URL's origin."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from media.config import MediaSettings
+from media.worker import Worker
 from signaling.app import make_app
 from telemed.redis_server import RedisServer
 from telemed.settings import Secret, Settings
@@ -80,6 +83,32 @@ async def start_node(redis: aioredis.Redis, settings: Settings) -> AsyncIterator
 @pytest.fixture
 async def node(start_node: NodeFactory) -> str:
     return await start_node()
+
+
+WorkerFactory = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+async def start_worker(redis: aioredis.Redis, redis_server: RedisServer, settings: Settings) -> AsyncIterator[WorkerFactory]:
+    """Start in-process media workers on the test's Redis and chart folder,
+    offering loopback; ``start_worker(**changes)`` changes their settings."""
+    started: list[Worker] = []
+
+    async def start(**changes: Any) -> Worker:
+        w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=settings.recordings_dir, addresses=("127.0.0.1",),
+                                 public_url=settings.public_url, **changes))
+        await w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in reversed(started):
+        await w.stop()
+
+
+@pytest.fixture
+async def worker(start_worker: WorkerFactory) -> Worker:
+    return await start_worker()
 
 
 def token(role: Role, clinic: str = "c1", *, name: str | None = None, visit: str | None = None, sub: str | None = None, ttl: float = 3600) -> str:

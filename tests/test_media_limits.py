@@ -9,8 +9,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,7 +17,6 @@ from aiortc import RTCPeerConnection
 
 from media import keys
 from media.client import MediaClient
-from media.config import MediaSettings
 from media.testing import Browser, EmitLog, open_visit
 from media.worker import Worker
 from telemed import keys as telemed_keys
@@ -28,15 +25,12 @@ from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.visits import EndReason
 from telemed.waiting_room import WaitingRoom
+from tests.conftest import WorkerFactory
 
 
 @pytest.fixture
-async def worker(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=tmp_path / "recordings", addresses=("127.0.0.1",),
-                             connect_timeout=1.5, claim_idle=0.5))
-    await w.start()
-    yield w
-    await w.stop()
+async def worker(start_worker: WorkerFactory) -> Worker:
+    return await start_worker(connect_timeout=1.5, claim_idle=0.5)
 
 
 def job(visit: str, sdp: str, **over: str) -> dict[str, str]:

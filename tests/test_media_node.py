@@ -5,25 +5,13 @@ takes a snapshot; refusals come back typed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from media.config import MediaSettings
 from media.testing import Browser
 from media.worker import Worker, room_media, room_staff
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
 from tests.conftest import create_visit, token
-
-
-@pytest.fixture
-async def worker(redis, redis_server: RedisServer, settings: Settings) -> AsyncIterator[Worker]:  # type: ignore[no-untyped-def]
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=settings.recordings_dir, addresses=("127.0.0.1",)))
-    await w.start()
-    yield w
-    await w.stop()
 
 
 async def visit_in_progress(node: str, connect, consent: bool = True):  # type: ignore[no-untyped-def]

@@ -7,28 +7,18 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from media import keys
-from media.config import MediaSettings
 from media.testing import TONE_HZ, Browser, EmitLog, decode_recording, open_visit
 from media.worker import Worker
 from telemed import keys as telemed_keys
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
-
-
-@pytest.fixture
-async def worker(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=tmp_path / "recordings", addresses=("127.0.0.1",)))
-    await w.start()
-    yield w
-    await w.stop()
 
 
 @pytest.fixture

@@ -6,29 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import cv2
 import pytest
 import redis.asyncio as aioredis
 
 from media.client import MediaClient
-from media.config import MediaSettings
 from media.testing import Browser, bar_errors, open_visit
 from media.worker import Worker
 from telemed.exceptions import Conflict, NotFound
-from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
-
-
-@pytest.fixture
-async def worker(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=tmp_path / "recordings", addresses=("127.0.0.1",)))
-    await w.start()
-    yield w
-    await w.stop()
 
 
 async def connect(worker: Worker, browser: Browser, visit: str, role: str, sub: str) -> None:

@@ -83,7 +83,7 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
-        address = client_address(environ["aiohttp.request"], self.hub.settings.trust_forwarded)
+        address = client_address(environ["aiohttp.request"], self.hub.settings.trusted_proxies)
         try:
             await self.hub.check_address(address)
             try:

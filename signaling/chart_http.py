@@ -59,7 +59,7 @@ async def _folder(request: web.Request, action: str) -> tuple[Claims, Path]:
     must not become a flood of fsynced audit records."""
     hub = request.app[HUB]
     claims: Claims | None = None
-    address = client_address(request, hub.settings.trust_forwarded)
+    address = client_address(request, hub.settings.trusted_proxies)
     await hub.check_address(address)
     try:
         try:

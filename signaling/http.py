@@ -138,7 +138,7 @@ async def walk_in(request: web.Request) -> web.Response:
     clinic = request.match_info["clinic"]
     if not ID_PATTERN.fullmatch(clinic) or not await hub.room.walk_in_enabled(clinic):
         raise NotFound("this clinic has no walk-in link")
-    address = client_address(request, hub.settings.trust_forwarded)
+    address = client_address(request, hub.settings.trusted_proxies)
     rate_key = keys.walk_in_rate(address)
     pipe = hub.redis.pipeline(transaction=True)
     pipe.incr(rate_key)

@@ -6,6 +6,7 @@ Everything else receives a :class:`Settings`; nothing below the CLI reads
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -174,8 +175,23 @@ class Settings:
     walk_in_per_minute: int = 5
     """Walk-in check-ins allowed per client address and minute."""
 
-    trust_forwarded: bool = False
-    """Take the client address from ``X-Forwarded-For`` (behind a trusted proxy only)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of our own reverse proxies (``TELEMED_TRUSTED_PROXIES``,
+    comma separated, e.g. ``10.0.0.0/8,127.0.0.1``). Only a request whose direct peer
+    is one of them has its client address taken from ``X-Forwarded-For`` (the
+    right-most entry that is not a trusted proxy). Empty: the header is ignored."""
+
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    """Bearer token that ``/metrics`` requires (``TELEMED_METRICS_TOKEN``). Empty:
+    ``/metrics`` is served only to loopback peers that came through no proxy."""
+
+    jwks: str = ""
+    """A clinic's public keys, as a JWKS file path or ``https://`` URL (``TELEMED_JWKS``):
+    tokens signed RS256 or ES256 with one of them (chosen by ``kid``) are accepted
+    besides HS256 tokens signed with the secret. Empty: HS256 only."""
+
+    jwks_refresh: float = 300.0
+    """How often a JWKS URL is fetched again (``TELEMED_JWKS_REFRESH``)."""
 
     dev: bool = False
     """Set by ``telemed dev``: a generated secret is acceptable."""
@@ -209,6 +225,13 @@ class Settings:
             raise ConfigError("TELEMED_GRACE must be at least twice TELEMED_PRESENCE_INTERVAL")
         if 0 < self.retention < 8 * 86400:
             raise ConfigError("TELEMED_RETENTION must be at least 8d (Redis keeps an ended visit 7 days)")
+        if self.jwks_refresh < 10:
+            raise ConfigError("TELEMED_JWKS_REFRESH must be at least 10s")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"TELEMED_TRUSTED_PROXIES: not an address or network: {proxy!r}") from None
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
 
@@ -224,6 +247,11 @@ class Settings:
         def get(name: str, default: str = "") -> str:
             return env.get(name, default).strip()
 
+        if _flag(get("TELEMED_TRUST_FORWARDED")):
+            raise ConfigError(
+                "TELEMED_TRUST_FORWARDED is replaced by TELEMED_TRUSTED_PROXIES: list your proxies' "
+                "addresses or networks (e.g. 10.0.0.0/8,127.0.0.1) and unset TELEMED_TRUST_FORWARDED"
+            )
         try:
             port = int(get("TELEMED_PORT", str(d.port)))
             acuity = int(get("TELEMED_DEFAULT_ACUITY", str(d.default_acuity)))
@@ -267,7 +295,10 @@ class Settings:
             event_burst=event_burst,
             connections_per_token=per_token,
             auth_failures_per_minute=auth_failures,
-            trust_forwarded=_flag(get("TELEMED_TRUST_FORWARDED")),
+            trusted_proxies=_csv(get("TELEMED_TRUSTED_PROXIES")),
+            metrics_token=Secret(get("TELEMED_METRICS_TOKEN")),
+            jwks=get("TELEMED_JWKS"),
+            jwks_refresh=_duration(get("TELEMED_JWKS_REFRESH", "300s")),
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
         )
 

@@ -21,10 +21,11 @@ and nothing of size N crosses Redis per change.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
+
+from socketio import packet
 
 from signaling import rooms
 from signaling.hub import Hub
@@ -53,8 +54,15 @@ QUEUE_CHANGED = "queue_changed"
 
 
 def event_packet(event: str, data: dict[str, Any]) -> str:
-    """A Socket.IO (v5) EVENT packet for this namespace, as python-socketio encodes it."""
-    return f"2{NAMESPACE}," + json.dumps([event, data], separators=(",", ":"))
+    """A Socket.IO EVENT packet for this namespace, encoded by python-socketio's
+    own :class:`~socketio.packet.Packet` (the same text its emit sends).
+
+    ``binary=False``: the data here is JSON (no bytes), and python-socketio's
+    scan of every value for binary data is what made a staff queue push slow
+    (docs/benchmarks.md); the encoding is otherwise its own."""
+    encoded = packet.Packet(packet.EVENT, data=[event, data], namespace=NAMESPACE, binary=False).encode()
+    assert isinstance(encoded, str)  # a list only for binary packets
+    return encoded
 
 
 class QueueNotifier:

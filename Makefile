@@ -31,9 +31,11 @@ browser-deps:
 test: install browser-deps
 	$(BIN)/python -m pytest
 
+# ruff, mypy strict, and the layers (import-linter contracts in setup.cfg).
 lint: install
 	$(BIN)/ruff check telemed signaling media tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.waiting_room --patients 2000 --seconds 60

@@ -145,10 +145,10 @@ async def run_senders(args: argparse.Namespace) -> None:
     import redis.asyncio as aioredis
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    from media.client import MediaClient
     from media.ice import host_addresses
     from media.testing import EmitLog
     from telemed import keys as telemed_keys
+    from telemed.media_protocol import Job, MediaClient
 
     packets = load_packets(Path(args.media))
     loop_seconds = max(at for _, at in packets["video"]) + 1 / FPS
@@ -168,8 +168,8 @@ async def run_senders(args: argparse.Namespace) -> None:
         with host_addresses(["127.0.0.1"]):
             await pc.setLocalDescription(await pc.createOffer())
         job = f"bench-{i}"
-        await media.submit(job=job, visit=f"bench{i}", clinic=CLINIC, role="patient", sub=f"p{i}",
-                           sdp=pc.localDescription.sdp, consent=True)
+        await media.submit(Job(job=job, visit=f"bench{i}", clinic=CLINIC, role="patient", sub=f"p{i}",
+                           sdp=pc.localDescription.sdp, consent=True))
         reply = await emits.wait_for("leg_answer", room=f"leg:{job}", timeout=30)
         if not reply["data"].get("ok"):
             raise RuntimeError(f"leg {i} refused: {reply['data']}")
@@ -199,9 +199,9 @@ async def run_mediarecorder(args: argparse.Namespace) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaRecorder
 
-    from media import keys
     from media.ice import host_addresses
     from telemed import keys as telemed_keys
+    from telemed.media_protocol import keys
 
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
     emitter = socketio.AsyncRedisManager(args.redis_url, channel=telemed_keys.SOCKETIO_CHANNEL, write_only=True)

@@ -143,10 +143,10 @@ async def run_sender(args: argparse.Namespace) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaPlayer
 
-    from media.client import MediaClient
     from media.ice import host_addresses
     from media.testing import EmitLog, Stamped
     from telemed import keys as telemed_keys
+    from telemed.media_protocol import Job, MediaClient
 
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
     emits = await EmitLog(args.redis_url, telemed_keys.SOCKETIO_CHANNEL).start()
@@ -158,8 +158,8 @@ async def run_sender(args: argparse.Namespace) -> None:
     with host_addresses(["127.0.0.1"]):
         await pc.setLocalDescription(await pc.createOffer())
     job = f"bench-{int(time.time() * 1000)}"
-    await MediaClient(redis).submit(job=job, visit=VISIT, clinic=CLINIC, role="patient", sub="p0",
-                                    sdp=pc.localDescription.sdp, consent=True)
+    await MediaClient(redis).submit(Job(job=job, visit=VISIT, clinic=CLINIC, role="patient", sub="p0",
+                                    sdp=pc.localDescription.sdp, consent=True))
     reply = await emits.wait_for("leg_answer", room=f"leg:{job}", timeout=30)
     if not reply["data"].get("ok"):
         raise RuntimeError(f"refused: {reply['data']}")
@@ -201,7 +201,7 @@ async def worker_ready(redis_url: str, worker: str, timeout: float = 120) -> Non
     """Until the worker's heartbeat says its model is loaded."""
     import redis.asyncio as aioredis
 
-    from media import keys
+    from telemed.media_protocol import keys
 
     redis = aioredis.from_url(redis_url, decode_responses=True)
     try:
@@ -249,7 +249,7 @@ def phase(name: str, args: argparse.Namespace, redis_url: str, work: Path, wav: 
 
 def latencies(run: dict[str, Any], spoken: list[dict[str, Any]]) -> list[float]:
     """Per sentence: end of its speech as sent → its first final caption received."""
-    from media.transcript import Transcript
+    from telemed.chart import Transcript
 
     # Caption times count from the visit's start; the chart's lines say where that is.
     line = Transcript(run["folder"]).read()[0]
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from media.stt import load_model, replay
-    from media.transcript import Transcript
+    from telemed.chart import Transcript
     from telemed.redis_server import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="bench-stt-") as tmp:

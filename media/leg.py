@@ -21,16 +21,16 @@ from typing import Any, Protocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 
 from media import ice
-from media.chart import ChartIndex, recording_name
 from media.config import MediaSettings
-from media.jobs import CODECS, Job
-from media.recorder import SUFFIX, Recorder
+from media.jobs import CODECS
+from media.recorder import Recorder, probe_end
 from media.snapshot import Snapshot, write_snapshot
 from media.stt import ModelSource, PipelineConfig
 from media.tap import EncodedFrame, EncodedTap, attach
 from media.transcriber import Transcriber
-from media.transcript import Transcript
+from telemed.chart import ChartIndex, Transcript, recording_name
 from telemed.exceptions import BadRequest, Conflict, TelemedError, Unavailable
+from telemed.media_protocol import Job
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class ChartLeg:
             return
         if self.state is LegState.CLOSED:
             return
-        self.file = recording_name(self.job.role, self.n, SUFFIX)
+        self.file = recording_name(self.job.role, self.n)
         video = self.taps.get("video")
         self.recorder = Recorder(
             self.folder / self.file,
@@ -242,7 +242,7 @@ class ChartLeg:
         gone = await self.host.gone_workers(owners)
         if not gone:
             return []
-        return await asyncio.to_thread(self.index.close_stale, self.job.role, lambda w: w in gone)
+        return await asyncio.to_thread(self.index.close_stale, self.job.role, lambda w: w in gone, probe_end)
 
     def _on_file_open(self, started_at: float) -> None:
         self._announced = self._spawn(self._announce_file(started_at), "file-open")

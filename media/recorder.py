@@ -47,8 +47,7 @@ MAX_PENDING = 500
 #: VP8 decoders take the real size from the first key frame.
 PLACEHOLDER_SIZE = (640, 480)
 
-FORMAT = "webm"
-SUFFIX = ".webm"
+FORMAT = "webm"  # the chart names its files recording-<role>-<n>.webm (telemed.chart.layout)
 
 _OPUS_FRAME_MS = [10, 20, 40, 60] * 3 + [10, 20] * 2 + [2.5, 5, 10, 20] * 4
 
@@ -280,3 +279,17 @@ class Recorder:
 
     def _summary(self) -> str:
         return ", ".join(f"{k} {s.frames} frames ({s.dropped} dropped)" for k, s in self._streams.items())
+
+
+def probe_end(path: Path) -> float:
+    """Seconds of media in a (possibly truncated) recording: the end of its last readable packet."""
+    end = 0.0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux():
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except (av.FFmpegError, OSError) as exc:
+        logger.info("Recorder probe of %s stopped: %s", path.name, exc)
+    return end

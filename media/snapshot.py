@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from media._files import atomic_write
+from telemed.chart import atomic_write, snapshot_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class Snapshot:
 
     id: str
     """Random id; the file is ``snapshots/<id>.jpg``."""
+
+    file: str
+    """The chart-relative name (:func:`telemed.chart.snapshot_name`)."""
 
     path: Path
     """Where the JPEG is."""
@@ -56,7 +59,7 @@ class Snapshot:
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
-            "file": f"snapshots/{self.path.name}",
+            "file": self.file,
             "sharpness": round(self.sharpness, 2),
             "brightness": round(self.brightness, 2),
             "width": self.width,
@@ -94,8 +97,9 @@ def write_snapshot(folder: Path, keyframe: bytes, taken_at: float | None = None)
     if not ok:
         raise SnapshotError("JPEG encoding failed")
     snap_id = uuid.uuid4().hex[:16]
-    path = folder / "snapshots" / f"{snap_id}.jpg"
+    file = snapshot_name(snap_id)
+    path = folder / file
     atomic_write(path, jpeg.tobytes())
     sharpness, brightness = measure(image)
     height, width = image.shape[:2]
-    return Snapshot(snap_id, path, sharpness, brightness, width, height, time.time() if taken_at is None else taken_at)
+    return Snapshot(snap_id, file, path, sharpness, brightness, width, height, time.time() if taken_at is None else taken_at)

@@ -13,7 +13,7 @@ of its own, fed from the event loop, reporting back to it.
   glued across it). The parties get ``captions`` ``{state: "behind",
   waiting_s}`` when shedding starts and ``{state: "live", dropped_s}`` when
   it stops.
-- **Results.** Each final goes to the transcript (:mod:`media.transcript`,
+- **Results.** Each final goes to the transcript (:mod:`telemed.chart.transcript`,
   written by this thread) and, like partials, to the event loop, where one
   task emits them in the order they were made.
 - **Times** of the speaker's timeline (0 = their first audio packet) become
@@ -34,7 +34,7 @@ from typing import Any
 from media.recorder import HOLD
 from media.stt import REASONS, ModelSource, Pipeline, PipelineConfig, Result, SttUnavailable
 from media.tap import EncodedFrame
-from media.transcript import Transcript
+from telemed.chart import Transcript
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The media worker: takes chart-leg offers from Redis, answers them, records,
 and serves snapshot requests for the legs it holds.
 
-- **Jobs** arrive on the stream :data:`media.keys.JOBS` (consumer group
+- **Jobs** arrive on the stream :data:`telemed.media_protocol.keys.JOBS` (consumer group
   ``workers``). A worker reads one when it has room for another leg, answers
   it, publishes the answer to the browser (Socket.IO room ``leg:<job>`` in
   namespace ``/media``, through python-socketio's Redis emitter) and only then
@@ -14,7 +14,7 @@ and serves snapshot requests for the legs it holds.
   its legs within seconds.
 - **Control** requests (snapshot, close) arrive on this worker's own stream
   ``tm:media:ctl:<worker>``; each reply is pushed to ``tm:media:reply:<req>``
-  where the asker waits for it (see :mod:`media.client`).
+  where the asker waits for it (see :mod:`telemed.media_protocol.client`).
 - **One leg per participant**: a new offer from a participant who already has
   a leg replaces the old one (see :meth:`Worker.handle_offer`).
 - **Speech-to-text**: one Vosk model per process, loaded in the background
@@ -40,24 +40,29 @@ import redis.asyncio as aioredis
 import socketio
 from redis.exceptions import RedisError, ResponseError
 
-from media import keys
-from media.chart import recording_name, visit_folder
 from media.config import MediaSettings
-from media.jobs import Job, check_offer
+from media.jobs import check_offer
 from media.leg import ChartLeg, LegState
-from media.recorder import SUFFIX
 from media.stt import ModelSource
 from telemed import chart
 from telemed import keys as telemed_keys
 from telemed.audit import AuditLog, default_path
+from telemed.chart import BundleError, recording_name, visit_folder
 from telemed.exceptions import Conflict, Forbidden, NotFound, TelemedError, Unavailable
-from telemed.fhir import BundleError
+from telemed.media_protocol import (
+    NAMESPACE,
+    ControlRequest,
+    Job,
+    error_reply,
+    keys,
+    ok_reply,
+    room_leg,
+    room_media,
+    room_staff,
+)
 from telemed.visits import State
 
 logger = logging.getLogger(__name__)
-
-#: Namespace of the media events (``leg_answer``, ``recording``, ``caption``, ``captions``).
-NAMESPACE = "/media"
 
 #: A job whose handling killed (or timed out) this many workers is dropped.
 MAX_DELIVERIES = 3
@@ -79,21 +84,6 @@ if redis.call('HGET', KEYS[1], 'job') == ARGV[1] then
 end
 return 0
 """
-
-
-def room_leg(job_id: str) -> str:
-    """The requesting browser's socket, joined by the node when it queued the job."""
-    return f"leg:{job_id}"
-
-
-def room_media(visit_id: str) -> str:
-    """Both parties' ``/media`` sockets of a visit: recording started / stopped."""
-    return f"media:{visit_id}"
-
-
-def room_staff(visit_id: str) -> str:
-    """The doctor's ``/media`` sockets of a visit: captions (unless the patient sees them too)."""
-    return f"media:{visit_id}:staff"
 
 
 class Worker:
@@ -297,7 +287,7 @@ class Worker:
             n = int(await self.redis.incr(key))
             await self.redis.expire(key, keys.SEQ_TTL)
             try:
-                fd = os.open(leg.folder / recording_name(leg.job.role, n, SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(leg.folder / recording_name(leg.job.role, n), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue  # a counter lost with a flushed Redis: skip files that exist
             os.close(fd)
@@ -475,23 +465,22 @@ class Worker:
     async def _control(self, fields: dict[str, str]) -> None:
         req, op = fields.get("req", ""), fields.get("op", "")
         try:
-            leg = self.legs.get((fields.get("visit", ""), fields.get("role", "")))
-            if op == "snapshot":
+            request = ControlRequest.from_fields(fields)
+            leg = self.legs.get((request.visit, request.role))
+            if request.op == "snapshot":
                 if leg is None:
                     raise NotFound("no chart leg of that participant here")
                 snap = await leg.snapshot()
-                result: dict[str, Any] = {"ok": True, "visit_id": leg.job.visit, "role": leg.job.role, **snap.to_dict()}
-            elif op == "close":
-                if leg is not None and fields.get("job") in (None, "", leg.job.id):
-                    await leg.close(fields.get("reason") or "closed on request")
-                result = {"ok": True}
-            else:
-                raise NotFound(f"no such operation: {op!r}")
+                result = ok_reply(visit_id=leg.job.visit, role=leg.job.role, **snap.to_dict())
+            else:  # close
+                if leg is not None and request.job in ("", leg.job.id):
+                    await leg.close(request.reason or "closed on request")
+                result = ok_reply()
         except TelemedError as exc:
-            result = {"ok": False, "error": exc.to_dict()}
+            result = error_reply(exc)
         except Exception:
             logger.exception("Worker(%s) control request %s failed", self.worker_id, op)
-            result = {"ok": False, "error": TelemedError("the worker failed on this request").to_dict()}
+            result = error_reply(TelemedError("the worker failed on this request"))
         if req:
             try:
                 pipe = self.redis.pipeline(transaction=True)

@@ -4,9 +4,13 @@ Staff (nurse, doctor, admin) of the visit's clinic only; patients get nothing.
 A chart is looked for in the caller's own clinic's folder only, so a visit of
 another clinic is "not found", exactly like one that does not exist. File
 names are checked before any path is built: one or two parts (``snapshots/x.jpg``)
-of letters, digits, ``_ . -``, not starting with a dot; the resolved file must
-be a regular file inside the folder with no symlink on the way. Anything
-else is 404. Every read and every refusal is audited before the answer goes.
+of letters, digits, ``_ . -``, not starting with a dot. The file is then opened
+step by step from the recordings folder's descriptor, every step with
+``O_NOFOLLOW`` (``openat``), so a symlink anywhere on the way is refused and
+what is served is the file that was checked: a symlink swapped in after the
+check changes nothing (the response reads the open file through
+``/proc/self/fd``). It must be a regular file. Anything else is 404. Every
+read and every refusal is audited before the answer goes.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import asyncio
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from media.chart import visit_folder
 from signaling._address import client_address
 from signaling.http import HUB, bearer
 from telemed import chart
+from telemed.chart import visit_folder
 from telemed.exceptions import Forbidden, NotFound, TelemedError, Unauthorized
 from telemed.tokens import ID_PATTERN, Claims, Role
 
@@ -81,19 +86,57 @@ async def _folder(request: web.Request, action: str) -> tuple[Claims, Path]:
         raise
 
 
-def _file(where: Path, name: str) -> Path:
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_chart_file(root: Path, where: Path, name: str) -> int:
+    """A descriptor of chart file ``name`` of folder ``where`` (inside ``root``),
+    opened without following any symlink below ``root``; the caller closes it.
+    Raises :class:`NotFound` for a bad name, a symlink, or anything but a regular file."""
     parts = name.split("/")
     if not 1 <= len(parts) <= 2 or not all(PART.fullmatch(p) for p in parts):
         raise NotFound("no such file in this chart")
-    path = where
-    for part in parts:
-        path = path / part
-        if path.is_symlink():
+    steps = [*where.relative_to(root).parts, *parts]
+    fds: list[int] = []
+    try:
+        fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        for folder in steps[:-1]:
+            fds.append(os.open(folder, _DIR, dir_fd=fds[-1]))
+        fd = os.open(steps[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fds[-1])
+        fds.append(fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotFound("no such file in this chart")
-    real, base = os.path.realpath(path), os.path.realpath(where)
-    if not real.startswith(base + os.sep) or not path.is_file():
-        raise NotFound("no such file in this chart")
-    return path
+    except OSError:  # ELOOP for a symlink, ENOTDIR, ENOENT, ...
+        for d in fds:
+            os.close(d)
+        raise NotFound("no such file in this chart") from None
+    except BaseException:
+        for d in fds:
+            os.close(d)
+        raise
+    for d in fds[:-1]:
+        os.close(d)
+    return fd
+
+
+class _SentFileResponse(web.FileResponse):
+    """A file response sent inside the handler: aiohttp prepares a returned
+    response once more, which for a sent file must do nothing."""
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+async def serve_fd(request: web.Request, fd: int, headers: dict[str, str]) -> web.StreamResponse:
+    """Send the open file ``fd`` (with aiohttp's ranges, conditional requests and
+    sendfile). ``/proc/self/fd/N`` reopens the very file the descriptor holds,
+    whatever its path now points to; the response is sent before this returns,
+    so the descriptor may be closed after."""
+    response = _SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)
+    await response.prepare(request)
+    return response
 
 
 def _url(visit_id: str, name: str) -> str:
@@ -125,24 +168,33 @@ async def get_chart(request: web.Request) -> web.Response:
 async def get_file(request: web.Request) -> web.StreamResponse:
     claims, where = await _folder(request, "file_download")
     name = request.match_info["name"]
+    root = request.app[HUB].settings.recordings_dir
     try:
-        path = _file(where, name)
+        opened = await asyncio.to_thread(open_chart_file, root, where, name)
     except NotFound as exc:
         await _audit(request, "file_download", claims, exc=exc)
         raise
-    await _audit(request, "file_download", claims, target=name)
-    return web.FileResponse(path, headers={**NO_STORE, "Content-Type": chart.content_type(name)})
+    try:
+        await _audit(request, "file_download", claims, target=name)
+        return await serve_fd(request, opened, {**NO_STORE, "Content-Type": chart.content_type(name)})
+    finally:
+        os.close(opened)
 
 
 async def get_fhir(request: web.Request) -> web.StreamResponse:
     claims, where = await _folder(request, "fhir_read")
-    path = where / chart.FHIR
-    if path.is_symlink() or not path.is_file():
+    root = request.app[HUB].settings.recordings_dir
+    try:
+        opened = await asyncio.to_thread(open_chart_file, root, where, chart.FHIR)
+    except NotFound:
         exc = NotFound("the chart has no FHIR export yet (the visit has not ended)")
         await _audit(request, "fhir_read", claims, exc=exc)
-        raise exc
-    await _audit(request, "fhir_read", claims, target=chart.FHIR)
-    return web.FileResponse(path, headers={**NO_STORE, "Content-Type": "application/fhir+json"})
+        raise exc from None
+    try:
+        await _audit(request, "fhir_read", claims, target=chart.FHIR)
+        return await serve_fd(request, opened, {**NO_STORE, "Content-Type": "application/fhir+json"})
+    finally:
+        os.close(opened)
 
 
 def _list(where: Path) -> list[tuple[str, int]]:

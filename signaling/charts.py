@@ -18,7 +18,6 @@ File work runs in threads (``asyncio.to_thread``): fsync must not stall the loop
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -27,13 +26,12 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from media import keys as media_keys
-from media.chart import INDEX, ChartIndex, visit_folder
 from telemed import _scripts, chart, keys
 from telemed.audit import AuditLog
+from telemed.chart import BundleError, ChartIndex, visit_folder
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
-from telemed.fhir import BundleError
+from telemed.media_protocol import keys as media_keys
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
 
@@ -220,7 +218,7 @@ class ChartKeeper:
         record = chart.visit_record(visit, history, messages)
         where = self.where(visit.clinic, visit_id)
 
-        open_files = await asyncio.to_thread(_recording, where)
+        open_files = await asyncio.to_thread(chart.still_recording, where)
         alive = {w for w in open_files if await self.redis.exists(media_keys.worker(w))}
         if open_files.keys() - alive:
             index = ChartIndex(where)
@@ -250,33 +248,5 @@ class ChartKeeper:
         if not await self.redis.set(keys.CHARTS_PURGE_LOCK, "1", nx=True, ex=int(PURGE_EVERY)):
             return []
         pending = set(await self.redis.zrange(keys.CHARTS_PENDING, 0, -1))
-        return await purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system", skip=pending)
+        return await chart.purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system", skip=pending)
 
-
-async def purge(root: Path, older_than: float, audit: AuditLog, actor: str = "system", sub: str = "",
-                skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Remove every chart whose visit ended more than ``older_than`` seconds ago
-    (not those in ``skip``: charts still being written); each removal is
-    audited before the files go."""
-    removed = []
-    for clinic, visit_id, where in await asyncio.to_thread(chart.expired, root, older_than):
-        if visit_id in skip:
-            continue
-        await audit.arecord("purge", actor_role=actor, actor_sub=sub, clinic=clinic, visit=visit_id, target=f"older_than={int(older_than)}s")
-        await asyncio.to_thread(chart.remove, where)
-        removed.append(visit_id)
-        logger.info("Chart(%s) removed (retention)", visit_id)
-    return removed
-
-
-def _recording(where: Path) -> dict[str, set[str]]:
-    """Workers with a file of this chart still ``recording``, and the roles of those files."""
-    try:
-        index = json.loads((where / INDEX).read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    out: dict[str, set[str]] = {}
-    for r in index.get("recordings", []):
-        if r.get("state") == "recording":
-            out.setdefault(str(r.get("worker", "")), set()).add(str(r.get("role", "")))
-    return out

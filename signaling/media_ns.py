@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from media.client import MediaClient
-from media.worker import room_leg, room_media, room_staff
 from signaling._base import AuthedNamespace, event
 from signaling.hub import Hub
 from signaling.schemas import LegOffer, SnapshotRequest, VisitRef
 from telemed.exceptions import Conflict, Forbidden, NotFound
+from telemed.media_protocol import NAMESPACE, Job, MediaClient, room_leg, room_media, room_staff
 from telemed.tokens import Claims, Role, new_id
 from telemed.visits import State, Visit
 
@@ -34,7 +33,7 @@ class MediaNamespace(AuthedNamespace):
     roles = PARTIES
 
     def __init__(self, hub: Hub) -> None:
-        super().__init__("/media", hub)
+        super().__init__(NAMESPACE, hub)
         self.media = MediaClient(hub.redis)
 
     async def joined(self, sid: str, claims: Claims) -> None:
@@ -71,20 +70,13 @@ class MediaNamespace(AuthedNamespace):
         visit = await self._visit_in_progress(claims, p.visit_id)
         if not visit.consent_recording:
             raise Forbidden("the patient did not consent to recording", reason="no_consent")
-        job = new_id()
-        await self.enter_room(sid, room_leg(job))
+        job = Job(job=new_id(), visit=visit.id, clinic=visit.clinic, role=claims.role.value, sub=claims.sub,
+                  sdp=p.sdp, consent=visit.consent_recording)
+        await self.enter_room(sid, room_leg(job.id))
         await self._follow(sid, claims, visit.id)
-        await self.media.submit(
-            job=job,
-            visit=visit.id,
-            clinic=visit.clinic,
-            role=claims.role.value,
-            sub=claims.sub,
-            sdp=p.sdp,
-            consent=visit.consent_recording,
-        )
-        logger.info("Visit(%s) chart leg offered by the %s (job %s)", visit.id, claims.role.value, job)
-        return {"job": job}
+        await self.media.submit(job)
+        logger.info("Visit(%s) chart leg offered by the %s (job %s)", visit.id, claims.role.value, job.id)
+        return {"job": job.id}
 
     @event(VisitRef, PARTIES)
     async def on_status(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:

@@ -311,8 +311,8 @@ def cmd_chart_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
     import zipfile
 
-    from media._files import atomic_write
     from telemed import chart
+    from telemed.chart import atomic_write
     from telemed.audit import AuditLog
 
     where = _chart_folder(settings, args.visit, args.clinic)
@@ -342,9 +342,8 @@ def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chart_purge(args: argparse.Namespace, settings: Settings) -> int:
-    from signaling.charts import purge
     from telemed.audit import AuditLog
-    from telemed.chart import MIN_RETENTION
+    from telemed.chart import MIN_RETENTION, purge
 
     older_than = parse_duration(args.older_than) if args.older_than else settings.retention
     if older_than <= 0:

@@ -24,7 +24,7 @@ from media.testing import BarsTrack, Browser, speech_wav
 from media.worker import Worker
 from telemed import chart, cli
 from telemed.audit import verify as verify_audit
-from telemed.fhir import BundleError, unresolved_references
+from telemed.chart.fhir import BundleError, unresolved_references
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -253,8 +253,8 @@ def test_purge_removes_old_charts_only_and_audits_each(tmp_path: Path, monkeypat
 
 
 async def test_a_chart_still_being_written_is_not_purged(tmp_path: Path) -> None:
-    from signaling.charts import purge
     from telemed.audit import AuditLog
+    from telemed.chart import purge
 
     root = tmp_path / "recordings"
     _old_chart(root, "c1", "v-pending", time.time() - 40 * 86400)

@@ -175,3 +175,49 @@ async def test_a_flood_of_bad_tokens_is_cut_off_and_does_not_flood_the_audit(sea
     # The address is refused for a good token too until the window passes: staff on it wait a minute.
     status, _, _ = await get(sealed["node"], f"/api/visits/{sealed['visit']}/chart", sealed["tokens"]["nurse-c1"])
     assert status == 429
+
+
+async def test_a_file_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path: Any, aiohttp_client: Any) -> None:
+    """The file is opened without following symlinks, and the response reads the
+    open file: a symlink swapped in between the check and the sending changes
+    nothing. Ranges still work (media players ask for them)."""
+    from aiohttp import web
+
+    from signaling.chart_http import open_chart_file, serve_fd
+    from telemed.exceptions import NotFound
+
+    root = tmp_path / "recordings"
+    where = root / "c1" / "v1"
+    where.mkdir(parents=True)
+    (where / "visit.json").write_bytes(b'{"the": "chart"}')
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"someone else's data")
+
+    fd = open_chart_file(root, where, "visit.json")
+    try:
+        os.rename(where / "visit.json", where / ".moved")
+        os.symlink(outside, where / "visit.json")  # the swap, after the check
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await serve_fd(request, fd, {"Content-Type": "application/json"})
+
+        app = web.Application()
+        app.router.add_get("/f", handler)
+        client = await aiohttp_client(app)
+        whole = await client.get("/f")
+        assert (whole.status, await whole.read()) == (200, b'{"the": "chart"}')
+        part = await client.get("/f", headers={"Range": "bytes=2-4"})
+        assert (part.status, await part.read()) == (206, b"the")
+    finally:
+        os.close(fd)
+    # Opened now, the symlink is refused, and so is a symlinked folder on the way.
+    with pytest.raises(NotFound):
+        open_chart_file(root, where, "visit.json")
+    (where / "moved").write_bytes(b"{}")
+    os.symlink(root / "c1", root / "c2")
+    with pytest.raises(NotFound):
+        open_chart_file(root, root / "c2" / "v1", "moved")
+    os.close(open_chart_file(root, where, "moved"))  # the same file by its real path opens
+    (where / "snapshots").mkdir()
+    with pytest.raises(NotFound):  # a folder is not a file
+        open_chart_file(root, where, "snapshots")

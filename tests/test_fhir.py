@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from telemed.fhir import (
+from telemed.chart.fhir import (
     ENCOUNTER_STATUS,
     ESI_PRIORITY,
     SHA256_EXTENSION,

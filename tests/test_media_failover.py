@@ -17,9 +17,9 @@ import av
 import pytest
 import redis.asyncio as aioredis
 
-from media.client import MediaClient
 from media.testing import Browser, EmitLog, decode_recording, open_visit, spawn_worker
 from telemed import keys as telemed_keys
+from telemed.media_protocol import Job, MediaClient
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
@@ -39,7 +39,7 @@ async def processes() -> AsyncIterator[list[subprocess.Popen[Any]]]:
 
 async def offer_through_redis(media: MediaClient, emits: EmitLog, browser: Browser, visit: str, job: str) -> None:
     """What the node does with a browser's offer: queue it, relay the answer."""
-    await media.submit(job=job, visit=visit, clinic="c1", role="patient", sub="p1", sdp=await browser.offer(), consent=True)
+    await media.submit(Job(job=job, visit=visit, clinic="c1", role="patient", sub="p1", sdp=await browser.offer(), consent=True))
     reply = await emits.wait_for("leg_answer", room=f"leg:{job}", namespace="/media")
     assert reply["data"]["ok"], reply
     await browser.accept(reply["data"]["sdp"])

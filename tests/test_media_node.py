@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from media.testing import Browser
-from media.worker import Worker, room_media, room_staff
+from media.worker import Worker
+from telemed.media_protocol import room_media, room_staff
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role

@@ -7,15 +7,16 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from media import keys
 from media.testing import TONE_HZ, Browser, EmitLog, decode_recording, open_visit
 from media.worker import Worker
 from telemed import keys as telemed_keys
+from telemed.media_protocol import keys
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
@@ -30,6 +31,18 @@ async def emits(redis_server: RedisServer) -> AsyncIterator[EmitLog]:
 
 def job(visit: str, sdp: str, role: str = "patient", job_id: str = "j1", sub: str = "p1") -> dict[str, str]:
     return {"job": job_id, "visit": visit, "clinic": "c1", "role": role, "sub": sub, "sdp": sdp, "consent": "1"}
+
+
+async def finished(folder: Path, count: int, timeout: float = 10) -> dict[str, Any]:
+    """``recordings.json`` once it lists ``count`` recordings and none is still being
+    written (the worker marks a file complete after closing it)."""
+    index = folder / "recordings.json"
+    async with asyncio.timeout(timeout):
+        while True:
+            recordings = json.loads(index.read_text())["recordings"] if index.exists() else []
+            if len(recordings) == count and all(r["state"] != "recording" for r in recordings):
+                return {"recordings": recordings}
+            await asyncio.sleep(0.05)
 
 
 async def test_ten_second_leg_records_what_was_sent(
@@ -53,8 +66,9 @@ async def test_ten_second_leg_records_what_was_sent(
     stopped = await emits.wait_for("recording", room=f"media:{visit}", data={
         "visit_id": visit, "role": "patient", "state": "stopped", "file": "recording-patient-1.webm", "reason": "sender ended"})
     assert stopped
-    await asyncio.sleep(0.2)
-    assert not await redis.exists(keys.leg(visit, "patient"))
+    async with asyncio.timeout(5):  # the leg is forgotten once closed
+        while await redis.exists(keys.leg(visit, "patient")):
+            await asyncio.sleep(0.05)
 
     folder = settings.recordings_dir / "c1" / visit
     got = await asyncio.to_thread(decode_recording, folder / "recording-patient-1.webm")
@@ -115,7 +129,7 @@ async def test_lost_packets_cost_frames_not_the_file(
         await asyncio.sleep(5)
     finally:
         await browser.close()
-    await asyncio.sleep(0.3)
+    await finished(settings.recordings_dir / "c1" / visit, 1)
     assert dropped
     assert browser.video is not None
     got = await asyncio.to_thread(decode_recording, settings.recordings_dir / "c1" / visit / "recording-patient-1.webm")
@@ -146,6 +160,6 @@ async def test_a_camera_turned_off_leaves_the_microphone_recording(
         assert leg.taps["audio"].frames > heard + 30
     finally:
         await browser.close()
-    await asyncio.sleep(0.3)
+    await finished(settings.recordings_dir / "c1" / visit, 1)
     got = await asyncio.to_thread(decode_recording, settings.recordings_dir / "c1" / visit / "recording-patient-1.webm")
     assert got.video_end < 2.2 and got.audio_end > 2.8

@@ -11,10 +11,10 @@ import cv2
 import pytest
 import redis.asyncio as aioredis
 
-from media.client import MediaClient
 from media.testing import Browser, bar_errors, open_visit
 from media.worker import Worker
 from telemed.exceptions import Conflict, NotFound
+from telemed.media_protocol import MediaClient
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
 

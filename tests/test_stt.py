@@ -28,9 +28,9 @@ from aiortc.contrib.media import MediaPlayer
 from media.config import MediaSettings
 from media.stt import load_model, replay
 from media.testing import Browser, EmitLog, Spoken, Stamped, decode_recording, open_visit, speech_wav
-from media.transcript import Transcript
 from media.worker import Worker
 from telemed import keys as telemed_keys
+from telemed.chart import Transcript
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
@@ -236,4 +236,7 @@ async def test_without_a_model_the_leg_records_and_the_doctor_hears_captions_are
     got = await asyncio.to_thread(decode_recording, folder / "recording-patient-1.webm")
     assert got.audio_seconds > 1.5 and abs(got.tone_hz - 440) < 5
     assert not (folder / "transcript.jsonl").exists()
+    # A marker published on the channel after the worker stopped: a caption would have come before it.
+    await redis.publish(telemed_keys.SOCKETIO_CHANNEL, json.dumps({"method": "emit", "event": "marker", "data": [{}]}))
+    await emits.wait_for("marker")
     assert not emits.find("caption")

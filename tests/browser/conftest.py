@@ -144,8 +144,8 @@ class Node:
 
     def close_leg(self, visit_id: str, role: str, reason: str) -> None:
         """Have the worker close a participant's chart leg, as when it loses one."""
-        from media.client import MediaClient
         from telemed.exceptions import Unavailable
+        from telemed.media_protocol import MediaClient
 
         async def close() -> None:
             client = aioredis.from_url(self.redis_url(), decode_responses=True)

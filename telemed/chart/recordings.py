@@ -1,72 +1,35 @@
-"""The media part of a visit's chart folder: file names and ``recordings.json``.
+"""``recordings.json``: the index of a chart's recordings and snapshots.
 
-``recordings/<clinic>/<visit>/`` gets ``recording-<role>-<n>.webm`` (``n``
-counts the participant's legs: a leg re-established after a failure continues
-in the next file), ``snapshots/<id>.jpg``, and ``recordings.json``, the index
-of both in the order they started, with start and end times so a gap between
-two files of one participant is visible (``gap_before``, seconds).
+The media workers write ``recording-<role>-<n>.webm`` (``n`` counts the
+participant's legs: a leg re-established after a failure continues in the
+next file) and ``snapshots/<id>.jpg``; this index lists both in the order they
+started, with start and end times so a gap between two files of one
+participant is visible (``gap_before``, seconds).
 
 Several workers may write one visit's index at once (the patient's leg on one,
-the doctor's on another), so every change is read-modify-write under an
-exclusive ``flock`` of ``.recordings.lock`` and written atomically. The
-folder must be shared by the workers (one host, or a file system with working
-locks).
+the doctor's on another), so every change is read-modify-write under the
+recordings lock and written atomically.
+
+This module reads no media: how long a cut file really plays is measured by
+the caller (the worker, which has PyAV) and passed in as ``probe``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import av
-
-from media._files import atomic_write
-from telemed.exceptions import BadRequest
-from telemed.tokens import check_id
+from telemed.chart.files import atomic_write, locked
+from telemed.chart.layout import RECORDINGS, RECORDINGS_LOCK
 
 logger = logging.getLogger(__name__)
 
-INDEX = "recordings.json"
-LOCK = ".recordings.lock"
-
 #: Entry states: being written; finished by its worker; its worker died.
 RECORDING, COMPLETE, INTERRUPTED = "recording", "complete", "interrupted"
-
-
-def safe_id(value: str, what: str) -> str:
-    """An id that is safe as one path component (``check_id`` and no leading dot: not ``..``)."""
-    check_id(value, what)
-    if value.startswith("."):
-        raise BadRequest(f"{what} must not start with '.'")
-    return value
-
-
-def visit_folder(root: Path, clinic: str, visit_id: str) -> Path:
-    return root / safe_id(clinic, "clinic") / safe_id(visit_id, "visit")
-
-
-def recording_name(role: str, n: int, suffix: str) -> str:
-    return f"recording-{role}-{n}{suffix}"
-
-
-def probe_end(path: Path) -> float:
-    """Seconds of media in a (possibly truncated) recording: the end of its last readable packet."""
-    end = 0.0
-    try:
-        with av.open(str(path)) as container:
-            for packet in container.demux():
-                if packet.pts is None or packet.time_base is None:
-                    continue
-                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-    except (av.FFmpegError, OSError) as exc:
-        logger.info("ChartIndex probe of %s stopped: %s", path.name, exc)
-    return end
 
 
 def _fill_gaps(recordings: list[dict[str, Any]]) -> None:
@@ -88,7 +51,7 @@ class ChartIndex:
 
     def read(self) -> dict[str, Any]:
         try:
-            doc: dict[str, Any] = json.loads((self.folder / INDEX).read_text())
+            doc: dict[str, Any] = json.loads((self.folder / RECORDINGS).read_text())
         except FileNotFoundError:
             doc = {}
         doc.setdefault("recordings", [])
@@ -97,16 +60,11 @@ class ChartIndex:
 
     @contextmanager
     def _change(self) -> Iterator[dict[str, Any]]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(self.folder, RECORDINGS_LOCK):
             doc = self.read()
             yield doc
             _fill_gaps(doc["recordings"])
-            atomic_write(self.folder / INDEX, json.dumps(doc, indent=1).encode())
-        finally:
-            os.close(fd)  # releases the lock
+            atomic_write(self.folder / RECORDINGS, json.dumps(doc, indent=1).encode())
 
     # -- recordings -----------------------------------------------------------------
 
@@ -121,16 +79,24 @@ class ChartIndex:
                 if r["file"] == file:
                     r.update(fields)
 
-    def close_stale(self, role: str, is_gone: Callable[[str], bool]) -> list[str]:
+    def close_stale(self, role: str, is_gone: Callable[[str], bool],
+                    probe: Callable[[Path], float] | None = None) -> list[str]:
         """Mark the participant's files still ``recording`` by a worker that is
-        gone as ``interrupted``, with the end of what the file really holds.
-        Returns the files marked."""
+        gone as ``interrupted``, with how much the file holds. Returns the files
+        marked.
+
+        :param probe: seconds of media in a possibly truncated file (a worker
+            passes one that demuxes it). Without one (a node, which reads no
+            media) the file's last write counts: the recorder writes every
+            packet as it arrives, so that is when the recording stopped, up to
+            the last second that a cut file may not decode."""
         marked: list[str] = []
         with self._change() as doc:
             for r in doc["recordings"]:
                 if r["role"] != role or r["state"] != RECORDING or not is_gone(r.get("worker", "")):
                     continue
-                duration = probe_end(self.folder / r["file"])
+                path = self.folder / r["file"]
+                duration = probe(path) if probe is not None else _written_for(path, r.get("started_at"))
                 r.update(
                     state=INTERRUPTED,
                     duration=round(duration, 3),
@@ -146,3 +112,24 @@ class ChartIndex:
     def add_snapshot(self, entry: dict[str, Any]) -> None:
         with self._change() as doc:
             doc["snapshots"].append(entry)
+
+
+def _written_for(path: Path, started_at: float | None) -> float:
+    try:
+        last = path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+    return max(0.0, last - started_at) if started_at else 0.0
+
+
+def still_recording(where: Path) -> dict[str, set[str]]:
+    """Workers with a file of this chart still ``recording``, and the roles of those files."""
+    try:
+        index = json.loads((where / RECORDINGS).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    out: dict[str, set[str]] = {}
+    for r in index.get("recordings", []):
+        if r.get("state") == RECORDING:
+            out.setdefault(str(r.get("worker", "")), set()).add(str(r.get("role", "")))
+    return out

@@ -35,16 +35,9 @@ goes along in the extension :data:`SHA256_EXTENSION` (hex).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import math
-import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from fhir.resources.R4B.bundle import Bundle
@@ -55,329 +48,53 @@ from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.resource import Resource
-from pydantic import ValidationError
 
+from telemed.chart._fhir_input import (
+    BundleError,
+    FileInfo,
+    TranscriptRef,
+    _Chart,
+    _coding,
+    _instant,
+    _make,
+    _mapping,
+    _opt_time,
+    _period,
+    _person,
+    _str,
+    _time,
+)
+from telemed.chart.fhir_codes import (
+    ACT_CODE,
+    ACT_PRIORITY,
+    CHAT_SYSTEM,
+    CLINIC_SYSTEM,
+    CONSENT_ACTION,
+    CONSENT_POLICY,
+    CONSENT_SCOPE,
+    ENCOUNTER_STATUS,
+    END_REASON_EXTENSION,
+    ESI_ANSWERS,
+    ESI_CODE,
+    ESI_PRIORITY,
+    LOINC,
+    MEDIA_TYPE,
+    OBSERVATION_CATEGORY,
+    PARTICIPANT_TYPE,
+    PARTICIPATION_MODE,
+    PARTICIPATION_TYPE,
+    RECORDING_STATUS,
+    RESOURCE_OF_ROLE,
+    SHA256_EXTENSION,
+    VISIT_SYSTEM,
+)
 from telemed.visits import State
 
-# -- code systems and identifier systems ----------------------------------------
-
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
-PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
-MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
-CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
-LOINC = "http://loinc.org"
-
-#: Identifier systems of the things telemed names. Chat message and chart file
-#: values are ``<visit>/<id>``: a stream id or file name is unique in one visit only.
-VISIT_SYSTEM = "urn:telemed:visit"
-SUBJECT_SYSTEM = "urn:telemed:subject"
-CLINIC_SYSTEM = "urn:telemed:clinic"
-CHAT_SYSTEM = "urn:telemed:chat-message"
-FILE_SYSTEM = "urn:telemed:chart-file"
-CONSENT_POLICY = "urn:telemed:consent-policy:"
-
-#: Extensions of our own: the file's SHA-256 (hex) on an Attachment, and why the
-#: visit ended on the Encounter (R4 has no element for either).
-SHA256_EXTENSION = "urn:telemed:fhir:attachment-sha256"
-END_REASON_EXTENSION = "urn:telemed:fhir:end-reason"
-
-#: ESI level -> Encounter.priority (v3-ActPriority code, display). ESI 1 needs a
-#: life-saving intervention now (emergency); 2 (high risk) and 3 (stable, needs
-#: several resources; "urgent" in common ESI usage) call for prompt action; 4
-#: and 5 wait their turn. The level itself is in the ESI Observation.
-ESI_PRIORITY: dict[int, tuple[str, str]] = {
-    1: ("EM", "emergency"),
-    2: ("UR", "urgent"),
-    3: ("UR", "urgent"),
-    4: ("R", "routine"),
-    5: ("R", "routine"),
-}
-
-#: LOINC 75636-1 "Emergency severity index [ESI]" and its answer list LL3056-0.
-ESI_CODE = ("75636-1", "Emergency severity index [ESI]")
-ESI_ANSWERS: dict[int, tuple[str, str]] = {
-    1: ("LA21567-5", "Requires immediate life-saving intervention"),
-    2: ("LA21752-3", "High risk or confused/lethargic/disoriented or severe pain/distress"),
-    3: ("LA21753-1", "Needs 2 or more resources"),
-    4: ("LA21754-9", "Needs 1 resource"),
-    5: ("LA21755-6", "Needs no resources"),
-}
-
-#: Visit state -> Encounter status while it lasts (``ended`` is ``finished`` or
-#: ``cancelled``, see :func:`_final_status`).
-ENCOUNTER_STATUS: dict[str, str] = {
-    State.CREATED: "planned",
-    State.WAITING: "arrived",
-    State.IN_TRIAGE: "triaged",
-    State.READY: "triaged",
-    State.IN_VISIT: "in-progress",
-}
-
-#: Recording state in ``recordings.json`` -> Media status.
-RECORDING_STATUS = {"recording": "in-progress", "complete": "completed", "interrupted": "stopped"}
-
-#: Token role -> resource type of its references, and the Encounter participant type of staff.
-RESOURCE_OF_ROLE = {"patient": "Patient", "nurse": "Practitioner", "doctor": "Practitioner", "admin": "Practitioner"}
-PARTICIPANT_TYPE = {
-    "doctor": ("PPRF", "primary performer"),
-    "nurse": ("SPRF", "secondary performer"),
-    "admin": ("PART", "Participation"),
-}
-
-#: Content types of chart files the ``files`` listing does not describe. A fixed
-#: table rather than ``mimetypes``, whose answers depend on the host.
-DEFAULT_CONTENT_TYPE = {
-    ".webm": "video/webm",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".jsonl": "application/x-ndjson",
-    ".vtt": "text/vtt",
-}
-
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:telemed:fhir")
-_HEX = re.compile(r"[0-9a-f]+")
-_UNSIGNED_INT_MAX = 2**31 - 1  # Attachment.size is an R4 unsignedInt
-
-R = TypeVar("R", bound=Resource)
-
-
-class BundleError(ValueError):
-    """The chart cannot be exported as valid FHIR; the message names the file and field."""
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """What the bundle says of one chart file."""
-
-    size: int
-    """Bytes."""
-    sha256: str
-    """Hex digest (lower case), as the chart's own checks use it."""
-    content_type: str
-    sha1: str | None = None
-    """Hex digest; FHIR's ``Attachment.hash`` is SHA-1, so without it the hash is left out."""
-
-    def __post_init__(self) -> None:
-        if self.size < 0:
-            raise BundleError(f"file size must not be negative, not {self.size}")
-        for name, digest, length in (("sha256", self.sha256, 64), ("sha1", self.sha1, 40)):
-            if digest is not None and (len(digest) != length or not _HEX.fullmatch(digest)):
-                raise BundleError(f"{name} must be {length} lower-case hex digits, not {digest!r}")
-
-    @classmethod
-    def of(cls, data: bytes, content_type: str) -> FileInfo:
-        """Size and both digests of a file's bytes."""
-        return cls(len(data), hashlib.sha256(data).hexdigest(), content_type, hashlib.sha1(data).hexdigest())
-
-
-@dataclass(frozen=True)
-class TranscriptRef:
-    """The transcript as the bundle describes it: its files and when it was spoken."""
-
-    files: tuple[str, ...] = ("transcript.jsonl", "transcript.vtt")
-    """Chart files that hold it, each one content attachment."""
-    start: float | None = None
-    """Wall time (Unix seconds) the first utterance began."""
-    end: float | None = None
-    """Wall time the last utterance ended."""
-    recordings: tuple[str, ...] = ()
-    """Recording files the words were heard in, linked from the document."""
-    language: str = ""
-    """BCP-47 tag of the speech model's language (``ko``); empty when unknown."""
-
-    @classmethod
-    def from_lines(
-        cls,
-        lines: Iterable[Mapping[str, Any]],
-        *,
-        files: tuple[str, ...] = ("transcript.jsonl", "transcript.vtt"),
-        language: str = "",
-    ) -> TranscriptRef:
-        """Summarise ``transcript.jsonl`` lines (``at`` is the wall time of ``start``)."""
-        starts: list[float] = []
-        ends: list[float] = []
-        recordings: list[str] = []
-        for i, line in enumerate(lines, 1):
-            where = f"transcript.jsonl line {i}"
-            at = _time(line, "at", where)
-            starts.append(at)
-            ends.append(at + max(0.0, _time(line, "end", where) - _time(line, "start", where)))
-            file = line.get("recording")
-            if isinstance(file, str) and file and file not in recordings:
-                recordings.append(file)
-        return cls(
-            files=files,
-            start=min(starts, default=None),
-            end=max(ends, default=None),
-            recordings=tuple(recordings),
-            language=language,
-        )
-
-
-# -- input checks -----------------------------------------------------------------
-
-
-def _mapping(value: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise BundleError(f"{where} must be an object, not {type(value).__name__}")
-    return value
-
-
-def _opt_time(d: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = d.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BundleError(f"{where}: {key!r} must be Unix seconds, not {value!r}")
-    return float(value)
-
-
-def _time(d: Mapping[str, Any], key: str, where: str) -> float:
-    value = _opt_time(d, key, where)
-    if value is None:
-        raise BundleError(f"{where}: {key!r} is missing")
-    return value
-
-
-def _str(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
-    value = d.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise BundleError(f"{where}: {key!r} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _instant(t: float) -> str:
-    try:
-        return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (OverflowError, OSError, ValueError) as exc:
-        raise BundleError(f"time {t!r} is out of range") from exc
-
-
-def _period(start: float | None, end: float | None, where: str) -> dict[str, str]:
-    if start is not None and end is not None and end < start:
-        raise BundleError(f"{where}: ends ({end}) before it starts ({start})")
-    out = {}
-    if start is not None:
-        out["start"] = _instant(start)
-    if end is not None:
-        out["end"] = _instant(end)
-    return out
-
-
-def _make(model: type[R], data: dict[str, Any], where: str) -> R:
-    """Validate one resource; a failure names the chart item it came from."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise BundleError(f"{where} is not a valid FHIR {model.__name__}: {exc}") from exc
-
-
-def _coding(system: str, code: str, display: str) -> dict[str, Any]:
-    return {"coding": [{"system": system, "code": code, "display": display}]}
-
-
-# -- the chart being exported --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Person:
-    role: str
-    sub: str
-    name: str
-
-    def ref(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": RESOURCE_OF_ROLE[self.role],
-            "identifier": {"system": SUBJECT_SYSTEM, "value": self.sub},
-        }
-        if self.name:
-            out["display"] = self.name
-        return out
-
-
-def _person(role: object, sub: object, name: object, where: str) -> _Person:
-    if role not in RESOURCE_OF_ROLE:
-        raise BundleError(f"{where}: unknown role {role!r}")
-    if not isinstance(sub, str) or not sub:
-        raise BundleError(f"{where}: 'sub' must be a non-empty string, not {sub!r}")
-    if name is not None and not isinstance(name, str):
-        raise BundleError(f"{where}: 'name' must be a string, not {name!r}")
-    return _Person(str(role), sub, (name or "").strip())
-
-
-class _Chart:
-    """The visit's ids, people and files, shared by the resource builders."""
-
-    def __init__(self, visit: Mapping[str, Any], files: Mapping[str, FileInfo], base_url: str) -> None:
-        if visit.get("format") != 1:
-            raise BundleError(f"visit.json: unknown format {visit.get('format')!r} (this code reads 1)")
-        self.visit = visit
-        self.id = _str(visit, "id", "visit.json")
-        self.clinic = _str(visit, "clinic", "visit.json")
-        self.files = files
-        self.base_url = base_url.rstrip("/")
-        self.people: list[_Person] = []
-        for i, p in enumerate(visit.get("participants") or []):
-            where = f"visit.json participants[{i}]"
-            p = _mapping(p, where)
-            person = _person(p.get("role"), p.get("sub"), p.get("name"), where)
-            if all((q.role, q.sub) != (person.role, person.sub) for q in self.people):
-                self.people.append(person)
-        self.patient = next((p for p in self.people if p.role == "patient"), None)
-        self.encounter_url = self.full_url("encounter")
-
-    def full_url(self, kind: str, key: str = "") -> str:
-        return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{self.clinic}/{self.id}/{kind}/{key}')}"
-
-    def encounter_ref(self) -> dict[str, Any]:
-        return {"reference": self.encounter_url, "type": "Encounter"}
-
-    def subject(self) -> dict[str, Any]:
-        """``subject``: the patient, when the visit has one."""
-        return {"subject": self.patient.ref()} if self.patient else {}
-
-    def person(self, role: str, sub: str | None = None) -> _Person | None:
-        """The first participant with the role (and sub)."""
-        return next((p for p in self.people if p.role == role and (sub is None or p.sub == sub)), None)
-
-    def staff_by_sub(self, sub: str) -> _Person:
-        """A staff member by sub; one missing from ``participants`` is still a Practitioner."""
-        found = next((p for p in self.people if p.sub == sub and p.role != "patient"), None)
-        return found or _Person("nurse", sub, "")
-
-    def file_url(self, name: str) -> str:
-        return f"{self.base_url}/api/visits/{quote(self.id, safe='')}/files/{quote(name, safe='/')}"
-
-    def attachment(self, name: str, *, creation: float | None = None, language: str = "") -> dict[str, Any]:
-        """An Attachment of a chart file; without size and hash when ``files`` does not list it."""
-        info = self.files.get(name)
-        suffix = name[name.rfind(".") :].lower() if "." in name else ""
-        out: dict[str, Any] = {
-            "contentType": info.content_type if info else DEFAULT_CONTENT_TYPE.get(suffix, "application/octet-stream"),
-            "url": self.file_url(name),
-            "title": name,
-        }
-        if language:
-            out["language"] = language
-        if creation is not None:
-            out["creation"] = _instant(creation)
-        if info:
-            out["extension"] = [{"url": SHA256_EXTENSION, "valueString": info.sha256}]
-            if info.size <= _UNSIGNED_INT_MAX:
-                out["size"] = info.size
-            if info.sha1:
-                out["hash"] = base64.b64encode(bytes.fromhex(info.sha1)).decode()
-        return out
-
-    def file_identifier(self, name: str) -> list[dict[str, str]]:
-        return [{"system": FILE_SYSTEM, "value": f"{self.id}/{name}"}]
-
+__all__ = [
+    "BundleError", "FileInfo", "TranscriptRef", "build_bundle", "unresolved_references",
+    # the tables, for callers that read the export
+    "ENCOUNTER_STATUS", "ESI_PRIORITY", "SHA256_EXTENSION",
+]
 
 # -- resources ---------------------------------------------------------------------
 

@@ -20,26 +20,17 @@ is derived from the lines and rewritten atomically after every append. It is
 rebuilt from the file, not from what this process wrote, because the two
 speakers' legs may be on different workers; each writer reads only the lines
 added since its last look. Every change happens under an exclusive ``flock``
-of ``.transcript.lock`` (as for ``recordings.json``).
+of the transcript lock (as for ``recordings.json``).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from media._files import atomic_write, fsync_dir
-
-logger = logging.getLogger(__name__)
-
-JSONL = "transcript.jsonl"
-VTT = "transcript.vtt"
-LOCK = ".transcript.lock"
+from telemed.chart.files import append_line, atomic_write, locked, parse_lines, read_jsonl
+from telemed.chart.layout import TRANSCRIPT, TRANSCRIPT_LOCK, TRANSCRIPT_VTT
 
 
 def _clock(seconds: float) -> str:
@@ -64,22 +55,6 @@ def render_vtt(entries: Iterable[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def parse_lines(data: bytes, where: str = JSONL) -> list[dict[str, Any]]:
-    """Complete, valid lines of ``data`` (a line torn by a crash is skipped)."""
-    entries = []
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            logger.warning("Transcript(%s) skips a damaged line (%d bytes)", where, len(line))
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
-
-
 class Transcript:
     """One visit folder's transcript, as one writer sees it."""
 
@@ -90,34 +65,15 @@ class Transcript:
 
     def read(self) -> list[dict[str, Any]]:
         """Every line of the transcript, in the order they were written."""
-        try:
-            return parse_lines((self.folder / JSONL).read_bytes(), str(self.folder / JSONL))
-        except FileNotFoundError:
-            return []
+        return read_jsonl(self.folder / TRANSCRIPT)
 
     def append(self, entry: dict[str, Any]) -> None:
         """Add a line (durably), then rewrite the VTT."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        lock = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            path = self.folder / JSONL
-            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    line = b"\n" + line  # the last line was torn by a crash: do not glue onto it
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if not size:
-                fsync_dir(self.folder)
+        with locked(self.folder, TRANSCRIPT_LOCK):
+            path = self.folder / TRANSCRIPT
+            append_line(path, entry)
             self._catch_up(path)
-            atomic_write(self.folder / VTT, render_vtt(self._entries).encode())
-        finally:
-            os.close(lock)
+            atomic_write(self.folder / TRANSCRIPT_VTT, render_vtt(self._entries).encode())
 
     def _catch_up(self, path: Path) -> None:
         with open(path, "rb") as f:

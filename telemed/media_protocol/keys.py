@@ -1,6 +1,6 @@
-"""Every Redis key, stream and TTL the media worker uses (to merge into
-:mod:`telemed.keys`). Keys of one visit carry the visit id in braces, like the
-rest of the project's keys, so a Redis Cluster keeps them in one slot.
+"""Every Redis key, stream and TTL between nodes and media workers (the rest
+of the project's keys are in :mod:`telemed.keys`). Keys of one visit carry the
+visit id in braces, like the rest, so a Redis Cluster keeps them in one slot.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from telemed.keys import PREFIX
 # -- lifetimes -----------------------------------------------------------------
 
 #: A worker's presence and its legs' ownership expire after this many missed
-#: refreshes (every ``MediaSettings.heartbeat``, 5 s by default, so 15 s): then
+#: refreshes (a worker beats every 5 s by default, so 15 s): then
 #: the worker counts as gone, the node stops routing snapshot requests to it,
 #: and the files it left ``recording`` are marked interrupted.
 WORKER_TTL_BEATS = 3

@@ -4,9 +4,9 @@ to any worker.
 
 A node handling the ``/media`` socket events would::
 
-    job = new_id()
-    await sio.enter_room(sid, f"leg:{job}", namespace="/media")
-    await media.submit(job=job, visit=..., clinic=..., role=..., sub=..., sdp=..., consent=...)
+    job = Job(job=new_id(), visit=..., clinic=..., role=..., sub=..., sdp=..., consent=...)
+    await sio.enter_room(sid, room_leg(job.id), namespace=NAMESPACE)
+    await media.submit(job)
     # the worker emits "leg_answer" {job, ok, sdp | error} to room leg:<job>
 
     result = await media.snapshot(visit_id)      # {id, file, sharpness, brightness, ...}
@@ -20,7 +20,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from media import keys
 from telemed.exceptions import (
     BadRequest,
     Conflict,
@@ -31,6 +30,8 @@ from telemed.exceptions import (
     Unauthorized,
     Unavailable,
 )
+from telemed.media_protocol import keys
+from telemed.media_protocol.jobs import ControlRequest, Job
 
 _BY_CODE: dict[str, type[TelemedError]] = {
     cls.code: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, RateLimited, Unavailable)
@@ -50,13 +51,9 @@ class MediaClient:
         # Typed Any: redis-py's stubs cannot express decode_responses=True (str replies).
         self.redis: Any = redis
 
-    async def submit(
-        self, *, job: str, visit: str, clinic: str, role: str, sub: str, sdp: str, consent: bool
-    ) -> str:
+    async def submit(self, job: Job) -> str:
         """Queue a chart-leg offer for whichever worker takes it; returns the stream id."""
-        fields = {"job": job, "visit": visit, "clinic": clinic, "role": role, "sub": sub, "sdp": sdp,
-                  "consent": "1" if consent else "0"}
-        stream_id: str = await self.redis.xadd(keys.JOBS, fields, maxlen=keys.JOBS_MAXLEN, approximate=True)
+        stream_id: str = await self.redis.xadd(keys.JOBS, job.to_fields(), maxlen=keys.JOBS_MAXLEN, approximate=True)
         return stream_id
 
     async def leg(self, visit: str, role: str) -> dict[str, str] | None:
@@ -67,8 +64,8 @@ class MediaClient:
     async def request(self, worker: str, op: str, timeout: float = 3.0, **fields: str) -> dict[str, Any]:
         """Send a control request to one worker and wait for its reply."""
         req = uuid.uuid4().hex
-        await self.redis.xadd(keys.control(worker), {"req": req, "op": op, **fields},
-                              maxlen=keys.CONTROL_MAXLEN, approximate=True)
+        request = ControlRequest.model_validate({"req": req, "op": op, **fields})
+        await self.redis.xadd(keys.control(worker), request.to_fields(), maxlen=keys.CONTROL_MAXLEN, approximate=True)
         got = await self.redis.blpop([keys.reply(req)], timeout=timeout)
         if got is None:
             raise Unavailable("the media worker did not answer in time")

@@ -1,0 +1,86 @@
+"""What the node writes into the chart: ``visit.json`` and ``chat.jsonl``.
+
+``chat.jsonl`` is copied from the visit's Redis stream while the visit runs
+(about a second after each message) and completed at its end; every copy adds
+only the lines the file lacks, by stream id, under the chart lock, so several
+nodes copying one chat write each line once. ``visit.json`` is written when
+the visit has ended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from telemed.chart.files import atomic_write, parse_lines
+from telemed.chart.layout import CHAT, FORMAT
+from telemed.visits import Visit
+
+
+def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``visit.json``: the visit as the chart keeps it. Participants are the
+    patient, the doctor, the nurse who triaged, and everyone who wrote in the chat."""
+    people: dict[tuple[str, str], str] = {}
+
+    def add(role: str, sub: str, name: str = "") -> None:
+        if sub and not people.get((role, sub)):  # new, or known without a name so far
+            people[(role, sub)] = name
+
+    add("patient", visit.patient_sub, visit.patient_name)
+    for message in chat:
+        add(str(message["role"]), str(message["sub"]), str(message.get("name", "")))
+    if visit.triaged_by:
+        add("nurse", visit.triaged_by)
+    add("doctor", visit.doctor, visit.doctor_name)
+    order = {"patient": 0, "nurse": 1, "doctor": 2, "admin": 3}
+    participants = [{"role": r, "sub": s, "name": n} for (r, s), n in sorted(people.items(), key=lambda p: (order.get(p[0][0], 9), p[0][1]))]
+    triaged = next((h for h in reversed(history) if h.get("action") == "triage"), None)
+    checked_in = visit.checked_in_at
+    return {
+        "format": FORMAT,
+        "id": visit.id,
+        "clinic": visit.clinic,
+        "state": visit.state.value,
+        "end_reason": visit.end_reason,
+        "reason": visit.reason,
+        "acuity": visit.acuity,
+        "triage": {"note": visit.triage_note, "by": visit.triaged_by, "at": triaged["at"] if triaged else None}
+        if (visit.triage_note or visit.triaged_by)
+        else None,
+        # Consent is given at check-in, with the wording version the page showed.
+        "consent": {"visit": visit.consent_visit, "recording": visit.consent_recording, "version": visit.consent_version, "at": checked_in}
+        if checked_in is not None
+        else None,
+        "participants": participants,
+        "times": {"created": visit.created_at, "checked_in": checked_in, "admitted": visit.admitted_at, "ended": visit.ended_at},
+        "history": history,
+    }
+
+
+def chat_line(message: dict[str, Any]) -> dict[str, Any]:
+    """One ``chat.jsonl`` line of a stored chat message (:class:`telemed.chat.Message`)."""
+    return {"id": message["id"], "client_id": message["client_id"], "at": message["ts"], "role": message["role"],
+            "sub": message["sender"], "name": message["name"], "text": message["text"]}
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def append_chat(where: Path, messages: Iterable[dict[str, Any]]) -> int:
+    """Add the chat lines ``chat.jsonl`` lacks (by stream id) and rewrite it
+    atomically; returns how many were added. Call under :func:`locked`."""
+    path = where / CHAT
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    lines = parse_lines(data, CHAT)
+    after = _stream_id(str(lines[-1]["id"])) if lines else (-1, -1)
+    new = [m for m in messages if _stream_id(str(m["id"])) > after]
+    if new or not path.exists():
+        atomic_write(path, data + b"".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for m in new))
+    return len(new)

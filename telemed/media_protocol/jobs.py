@@ -1,0 +1,132 @@
+"""What travels between nodes and media workers through Redis: a chart-leg
+job, a control request, and its reply. Both sides validate with these models,
+so a field means one thing everywhere.
+
+The worker treats every field of a job as hostile: the node checked the
+caller, but a bug there (or a hand-written job) must still get a clear error
+and leave nothing behind. The offer's SDP is vetted by the worker itself
+(``media.jobs.check_offer``), with the SDP parser of the media stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from telemed.chart.layout import safe_id
+from telemed.exceptions import BadRequest, TelemedError
+
+#: Largest offer accepted (the same limit as call signaling).
+MAX_SDP = 64 * 1024
+
+#: The participants who send a chart leg.
+ROLES = frozenset({"patient", "doctor"})
+
+_IDS = ("job", "visit", "clinic", "sub")
+
+
+class Job(BaseModel):
+    """One offer for a chart leg, as the node puts it on the job stream."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    id: str = Field(alias="job")
+    """Chosen by the node; the answer goes to Socket.IO room ``leg:<id>``."""
+
+    visit: str
+    clinic: str
+
+    role: str
+    """``patient`` or ``doctor``: whose camera and microphone (:data:`ROLES`)."""
+
+    sub: str
+    """The sender's subject (checked against the visit's record)."""
+
+    sdp: str
+    """The browser's offer, with its ICE candidates (gathering complete)."""
+
+    consent: bool | None = None
+    """Consent to recording as the node saw it; the visit's record in Redis decides."""
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if value not in ROLES:
+            raise ValueError("job: role must be patient or doctor")
+        return value
+
+    @field_validator("sdp")
+    @classmethod
+    def _sdp_size(cls, value: str) -> str:
+        if len(value.encode("utf-8", "replace")) > MAX_SDP:
+            raise ValueError(f"offer: at most {MAX_SDP} bytes")
+        return value
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Job:
+        """Validate a job's stream fields; raises :class:`BadRequest` naming the field."""
+        for name in (*_IDS, "role", "sdp"):
+            value = fields.get(name)
+            if not isinstance(value, str) or not value:
+                raise BadRequest(f"job: {name} is missing", fields=[name])
+        if fields["role"] not in ROLES:
+            raise BadRequest("job: role must be patient or doctor", fields=["role"])
+        for name in _IDS:
+            safe_id(str(fields[name]), name)
+        consent = fields.get("consent")
+        try:
+            return cls.model_validate({**{k: fields[k] for k in (*_IDS, "role", "sdp")},
+                                       "consent": None if consent in (None, "") else consent in ("1", "true", "yes")})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else "job"
+            raise BadRequest(str(error["msg"]).removeprefix("Value error, "), fields=[name]) from None
+
+    def to_fields(self) -> dict[str, str]:
+        """The job's stream fields (what :meth:`from_fields` reads)."""
+        return {"job": self.id, "visit": self.visit, "clinic": self.clinic, "role": self.role, "sub": self.sub,
+                "sdp": self.sdp, "consent": "" if self.consent is None else ("1" if self.consent else "0")}
+
+
+class ControlRequest(BaseModel):
+    """A request to the worker holding a leg, on that worker's control stream."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    req: str = ""
+    """Where the reply goes (``keys.reply(req)``); empty: no reply wanted."""
+
+    op: Literal["snapshot", "close"]
+    visit: str
+    role: str
+
+    job: str = ""
+    """``close`` only: close the leg only if it is still this job's."""
+
+    reason: str = ""
+    """``close`` only: told to the participant."""
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> ControlRequest:
+        op = fields.get("op")
+        if op not in ("snapshot", "close"):
+            raise BadRequest(f"no such operation: {op!r}", fields=["op"])
+        try:
+            return cls.model_validate(dict(fields))
+        except ValidationError as exc:
+            raise BadRequest("control request: " + str(exc.errors()[0]["msg"]), fields=["control"]) from None
+
+    def to_fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v != "" or k in ("op", "visit", "role")}
+
+
+def ok_reply(**fields: Any) -> dict[str, Any]:
+    """A successful control reply."""
+    return {"ok": True, **fields}
+
+
+def error_reply(exc: TelemedError) -> dict[str, Any]:
+    """A failed control reply: the typed error the asker raises again (:func:`error_from_dict`)."""
+    return {"ok": False, "error": exc.to_dict()}

@@ -1,0 +1,25 @@
+"""Socket.IO rooms and the namespace of the media events.
+
+The node puts sockets in these rooms; the workers emit to them through
+python-socketio's Redis emitter, so a worker needs no sockets of its own.
+"""
+
+from __future__ import annotations
+
+#: Namespace of the media events (``leg_answer``, ``recording``, ``caption``, ``captions``).
+NAMESPACE = "/media"
+
+
+def room_leg(job_id: str) -> str:
+    """The requesting browser's socket, joined by the node when it queued the job."""
+    return f"leg:{job_id}"
+
+
+def room_media(visit_id: str) -> str:
+    """Both parties' ``/media`` sockets of a visit: recording started / stopped."""
+    return f"media:{visit_id}"
+
+
+def room_staff(visit_id: str) -> str:
+    """The doctor's ``/media`` sockets of a visit: captions (unless the patient sees them too)."""
+    return f"media:{visit_id}:staff"

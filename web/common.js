@@ -186,6 +186,17 @@ export function showScreen(name, { focus = true } = {}) {
 }
 
 /**
+ * Show or hide an inline confirmation box in place of the button that asks
+ * for it; focus goes to the box's last button (the safe answer) or back to
+ * the button.
+ */
+export function toggleConfirm(boxSel, buttonSel, show, { focus = true } = {}) {
+  $(boxSel).hidden = !show;
+  $(buttonSel).hidden = show;
+  if (focus) $(show ? `${boxSel} .btn:last-child` : buttonSel).focus();
+}
+
+/**
  * A message area for errors and notices (never alert()). Messages can be
  * dismissed; one with a key replaces the previous message with that key.
  */

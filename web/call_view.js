@@ -1,0 +1,156 @@
+// The call as both pages show it (patient's and doctor's alike): own camera
+// and microphone in the small picture, the other party's video on the stage,
+// the microphone and camera buttons, and the call's state line. It holds the
+// current Call (call.js) and the page's own MediaStream. Who offers, and when
+// a call is started over, is each side's business (doctor_call.js,
+// patient_call.js).
+//
+// Elements (same ids on both pages): #call-state, #remote-video,
+// #remote-empty, #local-video, #tap-to-play, #toggle-mic, #toggle-cam,
+// #call-media-note.
+
+import { $ } from "/static/common.js";
+import { CALL_STATES, Call } from "/static/call.js";
+import { openMedia, playVideo, stopStream } from "/static/media.js";
+
+export class CallView {
+  constructor() {
+    /** Own camera and microphone while open; null otherwise (the call then only receives). */
+    this.media = null;
+    /** Resolves with `media` (or null) once opening it has finished; null before. */
+    this.mediaReady = null;
+    /** The current Call; null when there is none. */
+    this.call = null;
+    this.stateEl = $("#call-state");
+    this.remote = $("#remote-video");
+    this.remoteEmpty = $("#remote-empty");
+    this.local = $("#local-video");
+    this.tapToPlay = $("#tap-to-play");
+    this.mic = $("#toggle-mic");
+    this.cam = $("#toggle-cam");
+    this.note = $("#call-media-note");
+    this.mic.addEventListener("click", () => this.flip(this.mic));
+    this.cam.addEventListener("click", () => this.flip(this.cam));
+    this.tapToPlay.addEventListener("click", () => this.playRemote());
+  }
+
+  /**
+   * Open own camera and microphone, once (again after release()).
+   * @param devices {videoDeviceId, audioDeviceId} chosen in the device check
+   * @param without a note to show instead of opening anything (chat only), or null
+   * @param problemNote (MediaProblem) => the note shown when opening fails
+   * @returns the promise of the stream, or of null
+   */
+  openLocal({ devices = {}, without = null, problemNote }) {
+    this.mediaReady = this.mediaReady || this.startLocal(devices, without, problemNote);
+    return this.mediaReady;
+  }
+
+  async startLocal(devices, without, problemNote) {
+    if (without) {
+      this.showMediaNote(without);
+      return null;
+    }
+    try {
+      const opened = await openMedia(devices);
+      this.media = opened.stream;
+      this.local.srcObject = opened.stream;
+      this.local.hidden = !opened.video;
+      this.cam.disabled = !opened.video;
+      this.mic.disabled = !opened.audio;
+      this.note.hidden = true;
+      this.applyToggles();
+      await playVideo(this.local);
+      return opened.stream;
+    } catch (problem) {
+      this.showMediaNote(problemNote(problem));
+      return null;
+    }
+  }
+
+  /** No own camera or microphone in this call: say why. */
+  showMediaNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = false;
+    this.local.hidden = true;
+    this.cam.disabled = true;
+    this.mic.disabled = true;
+  }
+
+  /**
+   * A new peer connection for the visit; the old one (if any) is closed.
+   * onState hears the new connection's states only (starting with "new").
+   */
+  newCall({ socket, visitId, iceServers, onState }) {
+    if (this.call) this.call.close();
+    const call = new Call({
+      socket,
+      visitId,
+      iceServers,
+      localStream: this.media,
+      onRemoteStream: (stream) => this.showRemote(stream),
+      onState: (s) => {
+        if (this.call === call) onState(s);
+      },
+    });
+    this.call = call;
+    onState("new");
+    this.applyToggles();
+    return call;
+  }
+
+  /** Close the call (telling the other page when notify); own camera stays on. */
+  hangUp({ notify = false } = {}) {
+    if (this.call) this.call.close({ notify });
+    this.call = null;
+  }
+
+  /** Release own camera and microphone and empty both pictures. */
+  release() {
+    stopStream(this.media);
+    this.media = null;
+    this.mediaReady = null;
+    this.local.srcObject = null;
+    this.clearRemote();
+  }
+
+  /** Show the call's state (RTCPeerConnection.connectionState, or idle), in words. */
+  showState(s, text) {
+    this.stateEl.dataset.state = s;
+    this.stateEl.textContent = text || CALL_STATES[s] || s;
+  }
+
+  async showRemote(stream) {
+    if (this.remote.srcObject !== stream) this.remote.srcObject = stream;
+    this.remoteEmpty.hidden = true;
+    if (!(await playVideo(this.remote))) this.tapToPlay.hidden = false;
+  }
+
+  /** The browser wanted a tap before playing sound: this is it. */
+  async playRemote() {
+    this.tapToPlay.hidden = true;
+    if (!(await playVideo(this.remote))) this.tapToPlay.hidden = false;
+  }
+
+  clearRemote() {
+    this.remote.srcObject = null;
+    this.remoteEmpty.hidden = false;
+  }
+
+  flip(button) {
+    button.dataset.off = String(button.dataset.off !== "true");
+    this.applyToggles();
+  }
+
+  /** The buttons say what they will do; own tracks follow them (no renegotiation). */
+  applyToggles() {
+    const micOff = this.mic.dataset.off === "true";
+    const camOff = this.cam.dataset.off === "true";
+    this.mic.textContent = micOff ? "Unmute microphone" : "Mute microphone";
+    this.cam.textContent = camOff ? "Turn camera on" : "Turn camera off";
+    if (!this.media) return;
+    for (const track of this.media.getTracks()) {
+      track.enabled = track.kind === "audio" ? !micOff : !camOff;
+    }
+  }
+}

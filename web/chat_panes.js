@@ -1,0 +1,146 @@
+// The staff page's chats (nurses and doctors): one ChatClient for every
+// visit's thread, a pane per open chat (several at once), and the unread
+// counts shown on the panes, the queue's Chat buttons and the page's title.
+
+import { $, h } from "/static/common.js";
+import { ChatClient, ChatView } from "/static/chat.js";
+
+export class ChatPanes {
+  /**
+   * @param socket the /chat socket
+   * @param notices the page's Notices
+   * @param me the signed-in staff member
+   * @param visits the QueueView's map of known visits (read only)
+   * @param visitShown (visitId) => true while the doctor's visit screen shows that visit's chat
+   * @param currentVisit () => the doctor's visit in progress, or null
+   * @param onThreadChange (visitId) a thread changed (other views of it re-render)
+   * @param onUnreadChange the unread counts changed (the queue re-renders)
+   */
+  constructor({ socket, notices, me, visits, visitShown, currentVisit, onThreadChange, onUnreadChange }) {
+    this.me = me;
+    this.visits = visits;
+    this.visitShown = visitShown;
+    this.currentVisit = currentVisit;
+    this.onThreadChange = onThreadChange;
+    this.onUnreadChange = onUnreadChange;
+    /** Open panes by visit id: {pane, view, badge}. */
+    this.panes = new Map();
+    /** Unread patient messages by visit id. */
+    this.unread = new Map();
+    this.client = new ChatClient(socket, {
+      me,
+      onChange: (thread) => this.renderPane(thread.visitId),
+      onMessage: (thread, message) => this.countUnread(thread, message),
+      onError: (err) => notices.error(`Chat: ${err.message}`, "chat"),
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) {
+        for (const id of this.panes.keys()) this.unread.set(id, 0);
+        const current = this.currentVisit();
+        if (current) this.unread.set(current, 0);
+        this.renderUnread();
+      }
+    });
+  }
+
+  unreadOf(visitId) {
+    return this.unread.get(visitId) || 0;
+  }
+
+  /** Threads for these visits (their history is fetched). */
+  follow(visits) {
+    for (const visit of visits) this.client.thread(visit.visit_id);
+  }
+
+  /** The visit ended: its thread takes no more messages. */
+  closeThread(visitId) {
+    if (!this.client.threads.has(visitId)) return;
+    this.client.thread(visitId).closed = true;
+    this.renderPane(visitId);
+  }
+
+  /** Unread = patient messages since staff last wrote, in threads nobody has open here. */
+  countUnread(thread, message) {
+    const id = thread.visitId;
+    if (message.role !== "patient") this.unread.set(id, 0);
+    else if (!this.isReading(id)) this.unread.set(id, this.unreadOf(id) + 1);
+    this.renderUnread();
+  }
+
+  isReading(visitId) {
+    if (document.hidden) return false;
+    if (this.panes.has(visitId)) return true;
+    return this.visitShown(visitId);
+  }
+
+  renderUnread() {
+    let total = 0;
+    for (const [id, n] of this.unread) {
+      total += n;
+      const pane = this.panes.get(id);
+      if (pane) {
+        pane.badge.hidden = n === 0;
+        pane.badge.textContent = String(n);
+      }
+    }
+    $("#unread-total").hidden = total === 0;
+    $("#unread-total").textContent = String(total);
+    $("#unread-total").setAttribute("aria-label", `${total} unread`);
+    document.title = total ? `(${total}) Staff — telemed` : "Staff — telemed";
+    this.onUnreadChange();
+  }
+
+  open(visitId) {
+    const existing = this.panes.get(visitId);
+    if (existing) {
+      existing.view.input.focus();
+      return;
+    }
+    const visit = this.visits.get(visitId) || {};
+    const name = visit.patient_name || "Patient";
+    const view = new ChatView(this.client, visitId, { title: `Chat with ${name}`, me: this.me });
+    const badge = h("span", { class: "badge", hidden: true });
+    const pane = h(
+      "section",
+      { class: "chat-pane", "aria-label": `Chat with ${name}` },
+      h(
+        "div",
+        { class: "panel-head" },
+        h("h3", {}, name, " ", badge),
+        h("button", { type: "button", class: "btn btn-small", "aria-label": `Close the chat with ${name}`, text: "Close", on: { click: () => this.close(visitId) } }),
+      ),
+      h("p", { class: "muted small pane-reason", text: visit.reason || "" }),
+      view.el,
+    );
+    pane.addEventListener("focusin", () => this.markRead(visitId));
+    this.panes.set(visitId, { pane, view, badge });
+    $("#chat-panes").prepend(pane);
+    $("#chats-empty").hidden = true;
+    this.markRead(visitId);
+    view.render();
+    view.input.focus();
+  }
+
+  close(visitId) {
+    const entry = this.panes.get(visitId);
+    if (!entry) return;
+    entry.pane.remove();
+    this.panes.delete(visitId);
+    $("#chats-empty").hidden = this.panes.size > 0;
+    const back = document.querySelector(`[data-action="chat"][data-visit="${CSS.escape(visitId)}"]`);
+    if (back) back.focus();
+  }
+
+  markRead(visitId) {
+    if (this.unread.get(visitId)) {
+      this.unread.set(visitId, 0);
+      this.renderUnread();
+    }
+  }
+
+  renderPane(visitId) {
+    const entry = this.panes.get(visitId);
+    if (entry) entry.view.render();
+    this.onThreadChange(visitId);
+  }
+}

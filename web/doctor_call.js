@@ -1,0 +1,125 @@
+// The doctor's side of the call: the doctor's page makes every offer
+// (call.js), restarts ICE on a connection that drops, and starts over when
+// the patient's page asks for it (a `hangup`) or when a call does not
+// connect in time.
+
+import { CallView } from "/static/call_view.js";
+
+/** A call not connected this long after its last offer is started over. */
+const CALL_WATCHDOG_MS = 20000;
+/** A call "disconnected" this long gets an ICE restart. */
+const ICE_RESTART_AFTER_MS = 4000;
+
+export class DoctorCall {
+  /**
+   * @param socket the /call socket
+   * @param notices the page's Notices
+   * @param currentVisit () => the doctor's visit in progress on this page, or null
+   */
+  constructor({ socket, notices, currentVisit }) {
+    this.socket = socket;
+    this.notices = notices;
+    this.currentVisit = currentVisit;
+    this.view = new CallView();
+    /** RTCConfiguration.iceServers from the server (the chart leg uses them too). */
+    this.iceServers = [];
+    /** When the last offer went out (ms). */
+    this.lastOfferAt = 0;
+    this.restartTimer = 0;
+    this.reofferTimer = 0;
+    this.watchdog = 0;
+    socket.on("ice_servers", (p) => (this.iceServers = p.ice_servers || []));
+    socket.on("connect", () => {
+      // Signaling may have been lost while this socket was away: restart ICE on
+      // the call there is, or start one (the patient's page asks for a new call
+      // when it has none to restart).
+      const call = this.view.call;
+      if (!this.currentVisit() || (call && call.state === "connected")) return;
+      if (call && !call.closed) this.offer({ restart: true });
+      else this.scheduleNewCall(500);
+    });
+    socket.on("answer", (p) => {
+      if (this.view.call && p.visit_id === this.currentVisit()) this.view.call.handleAnswer(p).catch((err) => this.trouble(err));
+    });
+    socket.on("candidate", (p) => {
+      if (this.view.call && p.visit_id === this.currentVisit()) this.view.call.handleCandidate(p);
+    });
+    socket.on("hangup", (p) => this.onPatientHangup(p));
+    socket.on("offer", () => {}); // the doctor makes the offers
+  }
+
+  /** Call the patient of the current visit: own camera and microphone, an offer, the watchdog. */
+  start() {
+    this.view.openLocal({ problemNote: (problem) => `${problem.title}. ${problem.message} The patient will not see or hear you.` });
+    this.offer();
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => this.check(), 5000);
+  }
+
+  /**
+   * Make an offer to the patient: a new connection, or an ICE restart of the
+   * current one (restart). Needs the /call socket; its connect handler calls
+   * again if it is away.
+   */
+  async offer({ restart = false } = {}) {
+    const visitId = this.currentVisit();
+    if (!visitId || !this.socket.connected) return;
+    await this.view.mediaReady;
+    if (this.currentVisit() !== visitId) return;
+    this.lastOfferAt = Date.now();
+    const current = this.view.call;
+    if (restart && current && !current.closed) {
+      current.offer({ restart: true }).catch((err) => this.trouble(err));
+      return;
+    }
+    const call = this.view.newCall({ socket: this.socket, visitId, iceServers: this.iceServers, onState: (s) => this.onState(s) });
+    call.offer().catch((err) => this.trouble(err));
+  }
+
+  /** A failed signaling step; the watchdog starts the call over if it stays down. */
+  trouble(err) {
+    if (err && err.code === "conflict") return; // the visit is no longer in progress
+    this.notices.error(`Call: ${err.message}`, "call");
+  }
+
+  scheduleNewCall(delay) {
+    clearTimeout(this.reofferTimer);
+    this.reofferTimer = setTimeout(() => this.offer(), delay);
+  }
+
+  /** The patient's page dropped its call (reload, lost connection): start over, once. */
+  onPatientHangup(p) {
+    if (p.visit_id !== this.currentVisit()) return;
+    if (this.view.call) this.view.call.close();
+    this.view.clearRemote();
+    this.view.showState("connecting", "The patient’s page reconnected. Calling again…");
+    this.scheduleNewCall(800);
+  }
+
+  onState(s) {
+    clearTimeout(this.restartTimer);
+    if (s === "disconnected") {
+      this.restartTimer = setTimeout(() => this.offer({ restart: true }), ICE_RESTART_AFTER_MS);
+    } else if (s === "failed") {
+      this.offer({ restart: true });
+    }
+    const text = s === "new" || s === "connecting" ? "Calling the patient…" : undefined;
+    this.view.showState(s, text);
+  }
+
+  /** A call that does not connect in time is started over (lost offer, patient away). */
+  check() {
+    const call = this.view.call;
+    if (!this.currentVisit() || !call) return;
+    if (call.state === "connected") return;
+    if (Date.now() - this.lastOfferAt > CALL_WATCHDOG_MS) this.offer();
+  }
+
+  /** Close the call (telling the patient's page when notify). */
+  stop({ notify }) {
+    clearInterval(this.watchdog);
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.reofferTimer);
+    this.view.hangUp({ notify });
+  }
+}

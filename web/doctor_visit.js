@@ -1,0 +1,149 @@
+// The doctor's visit: admitting a patient, the visit screen (the patient's
+// facts, the call, the chart panels, the visit's chat), ending it, and the
+// summary after. A visit in progress comes back after a reload (its `visit`
+// event).
+
+import { $, ESI_LEVELS, formatClock, h, request, showScreen, toggleConfirm } from "/static/common.js";
+import { ChatView } from "/static/chat.js";
+import { DoctorCall } from "/static/doctor_call.js";
+import { DoctorChart } from "/static/doctor_chart.js";
+import { acuityBadge } from "/static/staff_labels.js";
+
+export class DoctorVisit {
+  /**
+   * @param sockets the page's sockets by namespace (/queue, /call, /media)
+   * @param notices the page's Notices
+   * @param me the signed-in doctor
+   * @param token the staff token
+   * @param remember (visit) tells the queue of a visit a reply carried
+   * @param chats the page's ChatPanes
+   */
+  constructor({ sockets, notices, me, token, remember, chats }) {
+    this.queueSocket = sockets["/queue"];
+    this.notices = notices;
+    this.me = me;
+    this.remember = remember;
+    this.chats = chats;
+    /** The visit open on this page (its call may be up); null when none. */
+    this.current = null;
+    /** The ChatView of the current visit's thread on the visit screen. */
+    this.chatView = null;
+    const currentVisit = () => this.current;
+    this.call = new DoctorCall({ socket: sockets["/call"], notices, currentVisit });
+    this.chart = new DoctorChart({ socket: sockets["/media"], notices, token, currentVisit, iceServers: () => this.call.iceServers });
+    $("#admit-next").addEventListener("click", () => this.admit(null));
+    $("#end-visit").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", true));
+    $("#end-no").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", false));
+    $("#end-yes").addEventListener("click", () => this.end());
+    $("#back-to-queue").addEventListener("click", () => showScreen("queue"));
+    $("#summary-done").addEventListener("click", () => showScreen("queue"));
+    window.addEventListener("pagehide", () => this.hangUp({ notify: true }));
+  }
+
+  /** Admit a patient (null: the next one for this doctor) and open the visit. */
+  async admit(visitId) {
+    const payload = visitId ? { visit_id: visitId } : {};
+    try {
+      const reply = await request(this.queueSocket, "admit", payload);
+      if (reply.ice_servers) this.call.iceServers = reply.ice_servers;
+      this.remember(reply.visit);
+      this.open(reply.visit);
+    } catch (err) {
+      const text = err.code === "not_found" && !visitId ? "Nobody is waiting for you right now." : `Could not admit: ${err.message}`;
+      this.notices.error(text, "admit");
+    }
+  }
+
+  /** `visit` events about this doctor's own visits: resume after a reload, or finish. */
+  visitChanged(visit) {
+    if (visit.state === "in_visit" && !this.current) this.open(visit);
+    else if (visit.state === "ended" && this.current === visit.visit_id) this.showSummary(visit);
+  }
+
+  open(visit) {
+    this.notices.clear("admit");
+    if (this.current && this.current !== visit.visit_id) this.hangUp({ notify: true });
+    const same = this.current === visit.visit_id;
+    this.current = visit.visit_id;
+    showFacts(visit);
+    showScreen("visit");
+    toggleConfirm("#end-confirm", "#end-visit", false, { focus: false });
+    this.chats.markRead(visit.visit_id);
+    if (same) return; // already open (the admit ack and the `visit` event both get here)
+    this.chatView = new ChatView(this.chats.client, visit.visit_id, { title: `Chat with ${visit.patient_name || "the patient"}`, me: this.me });
+    $("#visit-chat-slot").replaceChildren(this.chatView.el);
+    this.call.start();
+    this.chart.start(visit, this.call.view.mediaReady);
+  }
+
+  /** True while the visit screen shows this visit (its chat is being read). */
+  isShowing(visitId) {
+    return this.current === visitId && !$('[data-screen="visit"]').hidden;
+  }
+
+  /** A chat thread changed: re-render the visit's chat if it is this one. */
+  renderChat(visitId) {
+    if (this.chatView && this.current === visitId) this.chatView.render();
+  }
+
+  /** Close the call (telling the patient's page when notify), stop the chart leg, release the camera. */
+  hangUp({ notify }) {
+    this.call.stop({ notify });
+    this.chart.stop();
+    this.call.view.release();
+  }
+
+  async end() {
+    const visitId = this.current;
+    this.hangUp({ notify: true });
+    try {
+      const reply = await request(this.queueSocket, "end", { visit_id: visitId });
+      this.remember(reply.visit);
+      this.showSummary(reply.visit);
+    } catch (err) {
+      this.notices.error(`The visit did not end: ${err.message}`, "end");
+      toggleConfirm("#end-confirm", "#end-visit", false);
+    }
+  }
+
+  showSummary(visit) {
+    const chart = this.chart.facts(visit);
+    if (this.current === visit.visit_id) {
+      this.hangUp({ notify: false });
+      this.current = null;
+      this.chatView = null;
+    }
+    const thread = this.chats.client.thread(visit.visit_id);
+    const seconds = visit.admitted_at && visit.ended_at ? visit.ended_at - visit.admitted_at : null;
+    const length = seconds === null ? "—" : seconds < 60 ? "less than a minute" : `${Math.round(seconds / 60)} min`;
+    const rows = [
+      ["Patient", visit.patient_name || "Patient"],
+      ["Reason", visit.reason || "—"],
+      ["Acuity", visit.acuity ? `ESI ${visit.acuity} (${ESI_LEVELS[visit.acuity]})` : "Not set"],
+      ["Triage note", visit.triage_note || "—"],
+      ["Checked in", formatClock(visit.checked_in_at) || "—"],
+      ["Admitted", formatClock(visit.admitted_at) || "—"],
+      ["Ended", formatClock(visit.ended_at) || "—"],
+      ["Length", length],
+      ["Chat messages", String(thread.messages.size)],
+      ["Recording consent", visit.consent_recording ? "Yes" : "No"],
+      ["Recordings", chart.recordings],
+      ["Snapshots", chart.snapshots],
+      ["Transcript", chart.transcript],
+      ["Outcome", visit.end_reason || "—"],
+    ];
+    $("#summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
+    document.title = "Visit summary — telemed";
+    showScreen("summary");
+  }
+}
+
+function showFacts(visit) {
+  const name = visit.patient_name || "the patient";
+  $("#visit-title").textContent = `Visit with ${name}`;
+  $("#visit-reason").textContent = visit.reason || "—";
+  $("#visit-acuity").replaceChildren(acuityBadge(visit.acuity));
+  $("#visit-note").textContent = visit.triage_note || "No triage note.";
+  $("#visit-consent").textContent = visit.consent_recording ? "Yes: recording and transcription" : "No";
+  document.title = `Visit with ${name} — telemed`;
+}

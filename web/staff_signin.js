@@ -1,0 +1,33 @@
+// Signing in to the staff page: a staff token (or a staff link) pasted into
+// the sign-in form is kept in this tab's sessionStorage; signing out forgets it.
+
+import { $, forgetToken, readClaims, showConnection, showScreen, storeToken, tokenFromInput } from "/static/common.js";
+
+export function showSignIn(message = "") {
+  $("#signin-error").textContent = message;
+  $("#signin-error").hidden = !message;
+  showConnection($("#connection"), "closed", "Not signed in");
+  showScreen("signin");
+}
+
+/**
+ * @param tokenKey the sessionStorage key of the staff token
+ * @param onToken called with a readable token the form was given
+ */
+export function bindSignIn({ tokenKey, onToken }) {
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = tokenFromInput($("#signin-token").value);
+    if (!readClaims(token)) {
+      showSignIn("That does not look like a staff token. Paste the whole token or link.");
+      return;
+    }
+    $("#signin-token").value = "";
+    storeToken(tokenKey, token);
+    onToken(token);
+  });
+  $("#sign-out").addEventListener("click", () => {
+    forgetToken(tokenKey);
+    location.reload();
+  });
+}

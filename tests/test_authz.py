@@ -776,12 +776,18 @@ async def test_same_sub_in_another_clinic_gets_no_visit_at_connect(node: str, co
 
 async def test_same_sub_in_another_clinic_gets_no_call_signaling(node: str, connect: Connect) -> None:
     world, visit_id = await admitted_by_d1(node, connect)
-    twin = await connect(node, token(Role.DOCTOR, "c2", sub="d1"), namespaces=["/call"])
+    twin = await connect(node, token(Role.DOCTOR, "c2", sub="d1"), namespaces=["/queue", "/call"])
     patient = await world.patient("own")
     await patient.ok("/call", "offer", {"visit_id": visit_id, "sdp": "v=0 private"})
     await (await world.doctor("own")).wait_for("/call", "offer")  # delivered to the real doctor
-    await asyncio.sleep(0.2)  # anything also sent to the twin has arrived by now
-    assert twin.events[("/call", "offer")] == []
+    # The twin's own patient offers after: the private offer, had it gone to the twin, would have come first.
+    own_visit, own_token = await create_visit(node, token(Role.NURSE, "c2"))
+    own_patient = await connect(node, own_token)
+    await own_patient.ok("/queue", "check_in", CHECK_IN)
+    await twin.ok("/queue", "admit", {"visit_id": own_visit})
+    await own_patient.ok("/call", "offer", {"visit_id": own_visit, "sdp": "v=0 sentinel"})
+    await twin.wait_for("/call", "offer", lambda o: o["sdp"] == "v=0 sentinel")
+    assert [o["sdp"] for o in twin.events[("/call", "offer")]] == ["v=0 sentinel"]
 
 
 # -- origin -----------------------------------------------------------------------------------

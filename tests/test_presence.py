@@ -31,8 +31,16 @@ async def test_a_patient_back_within_the_grace_period_keeps_their_place(start_no
     back = await connect(node, t1)
     pos = await back.wait_for("/queue", "position")
     assert pos["position"] == 1, "the place is kept and pushed again on reconnect"
-    await asyncio.sleep(2.0)  # beyond the grace period, but connected all along
+    # Beyond the grace period, but connected all along. The sweep that ends a third
+    # patient, gone after the first came back, would have ended the first before it
+    # (absent patients are ended longest-gone first).
+    third, t3 = await create_visit(node, token(Role.NURSE))
+    p3 = await connect(node, t3)
+    await p3.ok("/queue", "check_in", CHECK_IN)
+    await p3.close()
+    await nurse.wait_for("/queue", "visit", lambda v: v["visit_id"] == third and v["state"] == "ended")
     assert await queue_ids(nurse) == [first, second]
+    assert not [v for v in nurse.events[("/queue", "visit")] if v["visit_id"] != third and v["state"] == "ended"]
 
 
 async def test_a_patient_gone_beyond_the_grace_period_loses_their_place(start_node, settings: Settings, connect) -> None:

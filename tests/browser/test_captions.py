@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 
 from telemed.tokens import Role
 from tests.browser.conftest import ARGS, UI, Node, dev_node, shoot
-from tests.browser.steps import admit, check_in, media_flows, recording_shown
+from tests.browser.steps import admit, check_in, media_flows, recording_shown, send_chat
 
 #: "Hello. My throat hurts a lot. I have had a fever and a cough since yesterday."
 SPEECH = "안녕하세요. 목이 많이 아파요. 어제부터 열이 나고 기침을 해요."
@@ -88,7 +88,10 @@ def test_captions_of_the_patients_speech(
     expect(line.locator(".caption-text")).not_to_be_empty()
     expect(doctor.locator("#captions-state")).to_have_text("Live")
     shoot(doctor, "doctor-captions")
-    # By default the captions are the doctor's: the patient's page never shows them.
+    # By default the captions are the doctor's: the patient's page never shows them. A chat
+    # line the doctor sends now reaches the patient after any caption sent before it would have.
+    send_chat(doctor.get_by_role("group", name="Chat with"), "I can read what you said.")
+    expect(patient.locator("#call-chat-slot .chat-log")).to_contain_text("I can read what you said.")
     expect(patient.locator("#captions-panel")).to_be_hidden()
     assert patient.locator("#captions li").count() == 0
     ui.assert_clean()

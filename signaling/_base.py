@@ -25,7 +25,7 @@ from signaling._address import client_address
 from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
 from telemed.exceptions import BadRequest, Forbidden, RateLimited, TelemedError, Unauthorized, Unavailable
-from telemed.tokens import Claims, Role, verify
+from telemed.tokens import Claims, Role
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             await self.hub.check_address(address)
             try:
-                claims = verify(self.hub.settings.secret, token)  # type: ignore[arg-type]
+                claims = await self.hub.verifier.verify(token)
                 await self.hub.check_live(claims)
             except Unauthorized:
                 await self.hub.count_auth_failure(address)

@@ -6,9 +6,12 @@ Every JSON body is validated with pydantic; every error is
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from ipaddress import ip_address
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +20,12 @@ from redis.exceptions import RedisError
 
 from signaling import schemas
 from signaling._address import client_address
+from signaling._headers import add_default_headers, page_headers
 from signaling.hub import Hub
 from telemed import keys
 from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
-from telemed.tokens import ID_PATTERN, Claims, Role, mint, verify
+from telemed.jwks import JwksError
+from telemed.tokens import ID_PATTERN, Claims, Role, mint
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +79,7 @@ async def bearer(request: web.Request, roles: frozenset[Role]) -> Claims:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
     hub = request.app[HUB]
-    claims = verify(hub.settings.secret, token.strip())
+    claims = await hub.verifier.verify(token.strip())
     await hub.check_live(claims)
     if claims.role not in roles:
         raise Forbidden(f"a {claims.role.value} cannot do this")
@@ -162,7 +167,7 @@ async def revoke(request: web.Request) -> web.Response:
     claims = await bearer(request, frozenset({Role.ADMIN}))
     p: schemas.Revoke = await body(request, schemas.Revoke)
     try:
-        target = verify(hub.settings.secret, p.token)
+        target = await hub.verifier.verify(p.token)
     except Unauthorized as exc:
         raise BadRequest(f"token: {exc.message}") from None
     if target.clinic != claims.clinic:
@@ -185,8 +190,31 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "redis": True})
 
 
+#: Headers a proxy adds: a request carrying one came through a proxy, even from loopback.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _direct_from_loopback(request: web.Request) -> bool:
+    try:
+        peer = ip_address(request.remote or "")
+    except ValueError:
+        return False
+    return peer.is_loopback and not any(h in request.headers for h in FORWARDING_HEADERS)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[HUB].metrics.render(), content_type="text/plain", charset="utf-8")
+    """Prometheus text. With ``TELEMED_METRICS_TOKEN`` set, for a bearer of that
+    token (compared in constant time); without, for loopback peers that came
+    through no proxy only."""
+    hub = request.app[HUB]
+    expected = hub.settings.metrics_token
+    if expected:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.reveal().encode()):
+            raise Unauthorized("send Authorization: Bearer <the metrics token>")
+    elif not _direct_from_loopback(request):
+        raise Forbidden("metrics are served to this host only; set TELEMED_METRICS_TOKEN to scrape from elsewhere")
+    return web.Response(body=hub.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 def page(name: str) -> Handler:
@@ -194,27 +222,36 @@ def page(name: str) -> Handler:
         path = request.app[HUB].settings.web_dir / name
         if not path.is_file():
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers=PAGE_HEADERS)
+        return web.FileResponse(path, headers=headers)
 
+    headers = page_headers(name)
     return serve
 
 
-#: Pages carry health data: no caching by shared caches, no Referer, no framing.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Permissions-Policy": "camera=(self), microphone=(self)",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    ),
-}
+async def key_set(app: web.Application) -> AsyncIterator[None]:
+    """Read the clinic's key set (``TELEMED_JWKS``) before serving, then keep it
+    fresh. A file that cannot be read stops the start; a URL that cannot be
+    fetched is tried again later (its tokens are refused meanwhile)."""
+    hub = app[HUB]
+    keys = hub.verifier.keys
+    if keys is None:
+        yield
+        return
+    try:
+        await keys.read()
+    except JwksError as exc:
+        if not keys.remote:
+            raise
+        logger.warning("KeySet(%s) not read at start, retrying later: %s", keys.source, exc)
+    task = hub.spawn(keys.run(), name="jwks-refresh")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def add_routes(app: web.Application, hub: Hub) -> None:
+    app.on_response_prepare.append(add_default_headers)
+    app.cleanup_ctx.append(key_set)
     app.router.add_get("/", page("index.html"))
     app.router.add_get("/visit", page("patient.html"))
     app.router.add_get("/staff", page("staff.html"))

@@ -19,8 +19,9 @@ from telemed import _scripts, keys
 from telemed.audit import AuditLog
 from telemed.chat import ChatLog
 from telemed.exceptions import Forbidden, RateLimited, Unauthorized
+from telemed.jwks import KeySet
 from telemed.settings import Settings
-from telemed.tokens import Claims, Role
+from telemed.tokens import Claims, Role, Verifier
 from telemed.visits import State
 from telemed.waiting_room import WaitingRoom
 
@@ -37,9 +38,12 @@ class Hub:
     chat: ChatLog = field(init=False)
     audit: AuditLog = field(init=False)
     charts: ChartKeeper = field(init=False)
+    verifier: Verifier = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        keys = KeySet(self.settings.jwks, self.settings.jwks_refresh) if self.settings.jwks else None
+        self.verifier = Verifier(self.settings.secret, keys)
         self.room = WaitingRoom(self.redis, self.settings)
         self.chat = ChatLog(self.redis)
         self.audit = AuditLog(self.settings.audit_path())

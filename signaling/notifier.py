@@ -148,7 +148,7 @@ class QueueNotifier:
         positions = await self.hub.room.positions(clinic, list(here))
         if self._push_gen[clinic] != gen:
             return  # a newer push read the queue after this one
-        self.hub.metrics.queue_length.labels(clinic).set(positions.length)
+        self.hub.metrics.set_queue_length(clinic, positions.length)
         self._queue_length[clinic] = positions.length
         sent = 0
         for p in positions.places:

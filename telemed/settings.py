@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from telemed.exceptions import ConfigError
 
@@ -227,6 +228,8 @@ class Settings:
             raise ConfigError("TELEMED_RETENTION must be at least 8d (Redis keeps an ended visit 7 days)")
         if self.jwks_refresh < 10:
             raise ConfigError("TELEMED_JWKS_REFRESH must be at least 10s")
+        if self.jwks.startswith("http://") and urlsplit(self.jwks).hostname not in {"127.0.0.1", "localhost", "::1"}:
+            raise ConfigError("TELEMED_JWKS: fetch the key set over https:// (anyone on the path could add keys)")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)

@@ -1,8 +1,10 @@
-"""Access tokens: JWTs signed with the server secret (PyJWT, HS256 pinned).
+"""Access tokens: JWTs (PyJWT), minted HS256 with the server secret.
 
 A token carries ``sub``, ``name``, ``role``, ``clinic``, ``visit`` (patients
 only), ``exp`` and ``jti``, the way LiveKit and Jitsi issue them, so a clinic's
-own system can mint them with any JWT library.
+own system can mint them with any JWT library: HS256 with the shared secret,
+or RS256/ES256 with a key of the clinic's published key set
+(:class:`Verifier`, ``TELEMED_JWKS``).
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from telemed.exceptions import BadRequest, Unauthorized
 from telemed.settings import Secret
 
-#: The only algorithm accepted; a token naming another (``none``, RS256 with the
-#: secret as a public key...) is refused before its signature is looked at.
+if TYPE_CHECKING:
+    from telemed.jwks import KeySet
+
+#: The algorithm of the shared secret, and of every token minted here. A token
+#: naming another is checked only against a key set whose key (by ``kid``)
+#: verifies exactly that algorithm; ``none`` never.
 ALGORITHM = "HS256"
+
+#: Claims every token must carry.
+REQUIRED = ["sub", "role", "clinic", "exp", "jti"]
+
+#: Longest token looked at.
+MAX_TOKEN = 4096
 
 #: Clinic and visit ids, subjects: short, URL-, key- and path-safe (no leading
 #: dot, so never ``.`` or ``..`` as a folder name in the chart).
@@ -106,24 +119,27 @@ def mint(
     return jwt.encode(payload, secret.reveal(), algorithm=ALGORITHM), claims
 
 
-def verify(secret: Secret, token: str) -> Claims:
-    """Check signature, algorithm, expiry and shape; raise :class:`Unauthorized`."""
-    if not isinstance(token, str) or not token or len(token) > 4096:
-        raise Unauthorized("missing or malformed token")
+def _decode(token: str, key: Any, algorithm: str) -> dict[str, Any]:
     try:
-        payload = jwt.decode(
-            token,
-            secret.reveal(),
-            algorithms=[ALGORITHM],
-            options={"require": ["sub", "role", "clinic", "exp", "jti"]},
-        )
+        payload: dict[str, Any] = jwt.decode(token, key, algorithms=[algorithm], options={"require": REQUIRED})
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid token") from None
+    return payload
+
+
+def _check_shape(token: object) -> str:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
+        raise Unauthorized("missing or malformed token")
+    return token
+
+
+def claims_of(payload: dict[str, Any]) -> Claims:
+    """The claims of a verified payload; :class:`Unauthorized` if they are malformed."""
     try:
         role = Role(payload["role"])
-        claims = Claims(
+        return Claims(
             sub=check_id(payload["sub"], "sub"),
             name=str(payload.get("name", ""))[:120],
             role=role,
@@ -132,6 +148,41 @@ def verify(secret: Secret, token: str) -> Claims:
             jti=str(payload["jti"])[:64],
             visit=check_id(payload["visit"], "visit") if role is Role.PATIENT else None,
         )
-    except (ValueError, KeyError, BadRequest):
+    except (ValueError, KeyError, TypeError, BadRequest):
         raise Unauthorized("invalid token claims") from None
-    return claims
+
+
+def verify(secret: Secret, token: str) -> Claims:
+    """Check an HS256 token: signature, algorithm, expiry and shape; raise :class:`Unauthorized`."""
+    return claims_of(_decode(_check_shape(token), secret.reveal(), ALGORITHM))
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Checks tokens of either kind: HS256 with the shared secret, or signed with
+    a key of the clinic's key set (if one is configured), chosen by ``kid`` and
+    verifying only the algorithm pinned to that key."""
+
+    secret: Secret
+    keys: KeySet | None = None
+
+    async def verify(self, token: object) -> Claims:
+        """The token's claims, or :class:`Unauthorized` (``unknown signing key``
+        for a ``kid`` the key set does not have, even after reading it again)."""
+        token = _check_shape(token)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid token") from None
+        alg = header.get("alg")
+        if alg == ALGORITHM:
+            return verify(self.secret, token)
+        kid = header.get("kid")
+        if self.keys is None or not isinstance(kid, str) or not isinstance(alg, str):
+            raise Unauthorized("invalid token")
+        key = await self.keys.key(kid)
+        if key is None:
+            raise Unauthorized("unknown signing key")
+        if key.alg != alg:
+            raise Unauthorized("invalid token")
+        return claims_of(_decode(token, key.key, key.alg))

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 #: Algorithms a JWKS key may verify, by key type (``kty``).
 ALGORITHMS = {"RSA": ("RS256",), "EC": ("ES256",)}
 
+#: Smallest RSA modulus accepted.
+MIN_RSA_BITS = 2048
+
 #: Seconds between two reads caused by an unknown ``kid``.
 MIN_REREAD = 30.0
 
@@ -98,6 +101,8 @@ def parse(data: bytes | str) -> dict[str, PublicKey]:
             key = jwt.PyJWK(jwk, algorithm=alg).key
         except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             raise JwksError(f"key {kid!r}: {type(exc).__name__}") from None
+        if alg == "RS256" and key.key_size < MIN_RSA_BITS:
+            raise JwksError(f"key {kid!r}: an RSA key needs at least {MIN_RSA_BITS} bits")
         keys[kid] = PublicKey(kid=kid, alg=alg, key=key)
     return keys
 

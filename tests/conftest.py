@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -91,12 +92,14 @@ WorkerFactory = Callable[..., Awaitable[Worker]]
 @pytest.fixture
 async def start_worker(redis: aioredis.Redis, redis_server: RedisServer, settings: Settings) -> AsyncIterator[WorkerFactory]:
     """Start in-process media workers on the test's Redis and chart folder,
-    offering loopback; ``start_worker(**changes)`` changes their settings."""
+    offering loopback; ``start_worker(**changes)`` changes their settings
+    (a worker's own timings, or fields of the tests' :class:`Settings`)."""
     started: list[Worker] = []
+    own = {f.name for f in dataclasses.fields(MediaSettings)}
 
     async def start(**changes: Any) -> Worker:
-        w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=settings.recordings_dir, addresses=("127.0.0.1",),
-                                 public_url=settings.public_url, **changes))
+        base = settings.with_(media_addresses=("127.0.0.1",), **{k: v for k, v in changes.items() if k not in own})
+        w = Worker(MediaSettings(base, **{k: v for k, v in changes.items() if k in own}))
         await w.start()
         started.append(w)
         return w

@@ -5,7 +5,8 @@ The video is colour bars with the frame number drawn as text (for people) and
 as a strip of black and white blocks (for :func:`read_counter`, which survives
 VP8 compression); the audio is a 440 Hz tone, or speech made by espeak-ng
 (:func:`speech_wav`) played by aiortc's ``MediaPlayer`` (:class:`Stamped`
-tells when each moment of it was sent).
+tells when each moment of it was sent). Not shipped: tests and benchmarks
+import it from here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from numpy.typing import NDArray
 
-from media.ice import host_addresses
+from media import ice
 
 #: Bar colours, left to right, as BGR (OpenCV's order).
 BARS_BGR: list[tuple[int, int, int]] = [
@@ -305,7 +306,8 @@ class Browser:
     async def offer(self) -> str:
         """The offer, with every candidate (gathering complete), as a browser should send it."""
         offer = await self.pc.createOffer()
-        with host_addresses(self.addresses):
+        ice.install()  # as a worker does when it starts: what constrains gathering to self.addresses
+        with ice.host_addresses(self.addresses):
             await self.pc.setLocalDescription(offer)
         return self.pc.localDescription.sdp
 

@@ -20,7 +20,6 @@ import redis.asyncio as aioredis
 from aiortc.contrib.media import MediaPlayer
 from fhir.resources.R4B.bundle import Bundle
 
-from media.testing import BarsTrack, Browser, speech_wav
 from media.worker import Worker
 from telemed import chart, cli
 from telemed.audit import verify as verify_audit
@@ -31,6 +30,7 @@ from telemed.tokens import Role
 from telemed.visits import EndReason
 from telemed.waiting_room import WaitingRoom
 from tests.conftest import WorkerFactory, create_visit, token
+from tests.media_harness import BarsTrack, Browser, speech_wav
 from tests.peer import client_id
 from tests.test_media_node import offer_leg
 
@@ -307,7 +307,7 @@ async def test_a_node_and_a_worker_killed_mid_visit_still_leave_a_consistent_cha
     recording the patient is SIGKILLed; the doctor ends the visit. The chart
     holds every acknowledged message once, the cut recording marked
     interrupted, and verifies."""
-    from media.testing import spawn_worker
+    from tests.media_harness import spawn_worker
 
     rec = settings.recordings_dir
     rec.mkdir(parents=True, exist_ok=True)

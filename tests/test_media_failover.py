@@ -17,12 +17,12 @@ import av
 import pytest
 import redis.asyncio as aioredis
 
-from media.testing import Browser, EmitLog, decode_recording, open_visit, spawn_worker
 from telemed import keys as telemed_keys
 from telemed.media_protocol import Job, MediaClient
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
+from tests.media_harness import Browser, EmitLog, decode_recording, open_visit, spawn_worker
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,12 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from media import ice
 from media.config import MediaSettings
-from media.testing import Browser, open_visit
 from media.worker import Worker
 from telemed.exceptions import ConfigError
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
+from tests.media_harness import Browser, open_visit
 
 CANDIDATE = re.compile(r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ (\w+)")
 
@@ -42,6 +42,7 @@ async def gathered(addresses: tuple[str, ...] | None) -> list[str]:
 
 
 async def test_host_addresses_constrain_gathering_only_inside_the_block() -> None:
+    ice.install()
     assert aioice.ice.get_host_addresses is ice._get_host_addresses  # the one patch is in place
     assert await gathered(("127.0.0.1",)) == ["127.0.0.1"]
     assert sorted(await gathered(("127.0.0.1", "::1"))) == ["127.0.0.1", "::1"]
@@ -71,17 +72,17 @@ def test_announce_replaces_host_addresses_and_keeps_ports() -> None:
 
 def test_addresses_must_be_ip_addresses(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an IP address"):
-        MediaSettings(redis_url="redis://x", recordings_dir=tmp_path, addresses=("eth0",))
-    with pytest.raises(ConfigError, match="announced"):
-        MediaSettings(redis_url="redis://x", recordings_dir=tmp_path, announced_address="media.example.org")
+        MediaSettings(Settings(redis_url="redis://x", recordings_dir=tmp_path, media_addresses=("eth0",)))
+    with pytest.raises(ConfigError, match="ANNOUNCED"):
+        MediaSettings(Settings(redis_url="redis://x", recordings_dir=tmp_path, media_announced_address="media.example.org"))
 
 
 @pytest.fixture
 async def natted_worker(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
     # Bound on the wildcard address, announcing loopback: the browser only ever
     # learns the announced address, like a worker behind 1:1 NAT.
-    w = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=tmp_path / "recordings",
-                             addresses=("0.0.0.0",), announced_address="127.0.0.1"))
+    w = Worker(MediaSettings(Settings(redis_url=redis_server.url, recordings_dir=tmp_path / "recordings",
+                                      media_addresses=("0.0.0.0",), media_announced_address="127.0.0.1")))
     await w.start()
     yield w
     await w.stop()

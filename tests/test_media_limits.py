@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiortc import RTCPeerConnection
 
-from media.testing import Browser, EmitLog, open_visit
 from media.worker import Worker
 from telemed import keys as telemed_keys
 from telemed.exceptions import BadRequest, Conflict, Forbidden, NotFound
@@ -24,6 +23,7 @@ from telemed.settings import Settings
 from telemed.visits import EndReason
 from telemed.waiting_room import WaitingRoom
 from tests.conftest import WorkerFactory
+from tests.media_harness import Browser, EmitLog, open_visit
 from tests.test_media_recording import finished
 
 

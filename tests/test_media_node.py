@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
-from media.testing import Browser
 from media.worker import Worker
 from telemed.media_protocol import room_media, room_staff
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
 from tests.conftest import create_visit, token
+from tests.media_harness import Browser
 
 
 async def visit_in_progress(node: str, connect, consent: bool = True):  # type: ignore[no-untyped-def]

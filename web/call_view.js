@@ -5,13 +5,42 @@
 // a call is started over, is each side's business (doctor_call.js,
 // patient_call.js).
 //
-// Elements (same ids on both pages): #call-state, #remote-video,
-// #remote-empty, #local-video, #tap-to-play, #toggle-mic, #toggle-cam,
-// #call-media-note.
+// mountStage() puts the state line and the stage into the page; the page's
+// HTML has the microphone and camera buttons (#toggle-mic, #toggle-cam, among
+// its own call controls) and #call-media-note.
 
-import { $ } from "/static/common.js";
+import { $, h } from "/static/common.js";
 import { CALL_STATES, Call } from "/static/call.js";
 import { openMedia, playVideo, stopStream } from "/static/media.js";
+
+/**
+ * Put the call's status line (call state, recording indicator) and its stage
+ * (the other party's video, own picture-in-picture, tap to play) in place of
+ * the slot element.
+ * @param peer who is on the other end: "doctor" or "patient"
+ * @param tapVerb "Tap" or "Click": how the page asks to start playing
+ * @param stateText the state line before anything happened
+ */
+export function mountStage(slot, { peer, tapVerb, stateText = "" }) {
+  const local = h("video", { id: "local-video", class: "video video-pip", autoplay: true, muted: true, playsinline: true, "aria-label": "Your own video" });
+  local.muted = true; // the attribute mutes only elements the parser made
+  slot.replaceWith(
+    h(
+      "div",
+      { class: "visit-status" },
+      h("p", { id: "call-state", class: "call-state", role: "status", "aria-live": "polite", text: stateText }),
+      h("p", { id: "recording", class: "recording", role: "status", "aria-live": "polite", dataset: { state: "off" }, hidden: true, text: "Recording" }),
+    ),
+    h(
+      "div",
+      { class: "stage" },
+      h("video", { id: "remote-video", class: "video video-remote", autoplay: true, playsinline: true, "aria-label": `The ${peer}’s video` }),
+      h("p", { id: "remote-empty", class: "video-placeholder", text: `Waiting for the ${peer}’s video…` }),
+      local,
+      h("button", { id: "tap-to-play", type: "button", class: "btn btn-primary tap-to-play", hidden: true, text: `${tapVerb} to turn on sound and video` }),
+    ),
+  );
+}
 
 export class CallView {
   constructor() {

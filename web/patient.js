@@ -16,7 +16,8 @@ import {
 } from "/static/common.js";
 import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
-import { CallView } from "/static/call_view.js";
+import { CALL_STATES } from "/static/call.js";
+import { CallView, mountStage } from "/static/call_view.js";
 import { CaptionsPanel } from "/static/captions.js";
 import { ChartSession } from "/static/chart_session.js";
 import { CheckInForm } from "/static/check_in.js";
@@ -45,6 +46,7 @@ let parts = null;
 // -- start -----------------------------------------------------------------------
 
 function start() {
+  mountStage($("#call-stage"), { peer: "doctor", tapVerb: "Tap", stateText: CALL_STATES.idle });
   const token = readToken(TOKEN_KEY);
   page.claims = token ? readClaims(token) : null;
   if (!token) showRefusal({ code: "unauthorized", message: "missing token" });

@@ -5,6 +5,7 @@
 // the chart panels). Admins and nurses cancel visits.
 
 import { $, Notices, forgetToken, openSockets, readClaims, readToken, showConnection, showScreen } from "/static/common.js";
+import { mountStage } from "/static/call_view.js";
 import { watchSockets } from "/static/connection.js";
 import { ChatPanes } from "/static/chat_panes.js";
 import { DoctorVisit } from "/static/doctor_visit.js";
@@ -22,6 +23,7 @@ const notices = new Notices($("#notices"));
 let session = null;
 
 function start() {
+  mountStage($("#call-stage"), { peer: "patient", tapVerb: "Click" });
   bindSignIn({ tokenKey: TOKEN_KEY, onToken });
   // A page restored from the back-forward cache has lost its sockets: load it afresh.
   window.addEventListener("pageshow", (e) => e.persisted && location.reload());

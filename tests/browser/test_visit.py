@@ -56,6 +56,9 @@ def test_whole_visit(ui: UI, node: Node, clinic: str) -> None:
     media_flows(doctor, "doctor")
     expect(patient.locator("#call-state")).to_have_text("Call connected")
     expect(doctor.locator("#call-state")).to_have_text("Call connected")
+    # Each page shows its own camera muted (no echo of its own microphone), the other's video not.
+    for page in (patient, doctor):
+        assert page.evaluate("[document.querySelector('#local-video').muted, document.querySelector('#remote-video').muted]") == [True, False]
 
     # -- the chart leg: both pages send to the worker, both show the recording -----------------
     recording_shown(patient)

@@ -40,7 +40,7 @@ const page = {
   finished: false,
 };
 
-/** The page's parts, made once the link has been read. */
+/** The page's views and the call, made once the link has been read. */
 let parts = null;
 
 // -- start -----------------------------------------------------------------------
@@ -74,8 +74,7 @@ function connectToClinic(token) {
     device: new DeviceCheck({ onDone: () => go("consent") }),
     checkIn: new CheckInForm({ socket: queue, notices, go, onVisit: applyVisit }),
     waiting: new WaitingRoom({ socket: queue, notices, onVisit: applyVisit }),
-    chat: null,
-    chatView: null,
+    chatView: openChat(sockets["/chat"]),
     view,
     call: new PatientCall({
       socket: sockets["/call"],
@@ -87,7 +86,6 @@ function connectToClinic(token) {
       },
     }),
     chart: new ChartSession({ socket: sockets["/media"], role: "patient", onLegState: chartLegState }),
-    captions: new CaptionsPanel($("#captions"), $("#captions-state"), { patient: "You", doctor: "Doctor" }),
   };
 
   queue.on("connect", () => showConnection($("#connection"), "online", "Connected to the clinic"));
@@ -98,7 +96,6 @@ function connectToClinic(token) {
   queue.on("position", (p) => {
     if (page.visit && p.visit_id === page.visit.visit_id) parts.waiting.applyPosition(p);
   });
-  bindChat(sockets["/chat"]);
   bindCaptions(sockets["/media"]);
   window.addEventListener("pagehide", () => {
     if (parts.view.call) parts.view.call.close({ notify: true });
@@ -106,24 +103,27 @@ function connectToClinic(token) {
   });
 }
 
-function bindChat(socket) {
+/** The visit's chat thread, shown in the waiting room and in the call. */
+function openChat(socket) {
   const me = { sub: page.claims.sub, role: "patient", name: page.claims.name || "You" };
-  parts.chat = new ChatClient(socket, {
+  let view = null;
+  const chat = new ChatClient(socket, {
     me,
-    onChange: () => parts.chatView && parts.chatView.render(),
+    onChange: () => view && view.render(),
     onMessage: (thread, message, { live }) => announceMessage(message, live),
     onError: (err) => notices.error(err, "chat"),
   });
-  parts.chatView = new ChatView(parts.chat, page.claims.visit, {
+  view = new ChatView(chat, page.claims.visit, {
     title: "Chat with the clinic",
     me,
     placeholder: "Write to the clinic",
   });
+  return view;
 }
 
 /** Captions reach the patient only where the clinic turned that on; the panel shows itself with the first one. */
 function bindCaptions(socket) {
-  const { captions } = parts;
+  const captions = new CaptionsPanel($("#captions"), $("#captions-state"), { patient: "You", doctor: "Doctor" });
   socket.on("caption", (p) => {
     if (!page.visit || p.visit_id !== page.visit.visit_id) return;
     if (captions.visitId !== p.visit_id) captions.reset(p.visit_id);

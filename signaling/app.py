@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import socketio
 from aiohttp import web
@@ -36,30 +36,16 @@ MAX_SOCKET_MESSAGE = 256 * 1024
 CHART_ROUND = 5.0
 
 
-#: How often objects that survived are moved out of the cycle collector's
-#: reach, and how often they are all checked once (a pause of a few hundred ms).
-FREEZE_EVERY = 10.0
-FULL_GC_EVERY = 900.0
+async def _end(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` until every one has ended. A cancellation that lands
+    while redis-py opens a connection can be swallowed (seen when a node stops
+    during its start-up); such a task runs on to its next await, where the
+    next cancellation ends it."""
+    while running := [task for task in tasks if not task.done()]:
+        for task in running:
+            task.cancel()
+        await asyncio.wait(running, timeout=0.1)
 
-
-async def _collector() -> None:
-    """Keep the cycle collector's full passes short.
-
-    A node holding thousands of sockets has hundreds of thousands of long-lived
-    objects; Python's full collection walks them all, and did so several times
-    a minute, stalling the loop ~300 ms each time (and every waiting patient's
-    update behind it). Freezing what has survived a minute takes it out of
-    those passes; every 15 minutes everything is unfrozen and checked once, so
-    cyclic garbage among frozen objects is still freed."""
-    since_full = 0.0
-    while True:
-        await asyncio.sleep(FREEZE_EVERY)
-        since_full += FREEZE_EVERY
-        if since_full >= FULL_GC_EVERY:
-            since_full = 0.0
-            gc.unfreeze()
-            gc.collect()
-        gc.freeze()
 
 def make_app(settings: Settings) -> web.Application:
     """A node's application. Redis is contacted lazily; nothing blocks here."""
@@ -103,14 +89,11 @@ def make_app(settings: Settings) -> web.Application:
         hub.spawn(presence.heartbeat(hub, queue_ns, namespaces), name="presence-heartbeat")
         hub.spawn(presence.sweep(hub, notifier), name="grace-sweep")
         hub.spawn(hub.charts.run(CHART_ROUND), name="charts")
-        hub.spawn(_collector(), name="gc")
         yield
-        for task in list(hub.tasks):
-            task.cancel()
-        await asyncio.gather(*hub.tasks, return_exceptions=True)
+        await _end(list(hub.tasks))
         listener = getattr(manager, "thread", None)
         if listener is not None:
-            listener.cancel()
+            await _end([listener])
             await asyncio.gather(listener, return_exceptions=True)
         await manager.close()
         await sio.shutdown()

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import contextlib
+import errno
 import logging
 import os
-import secrets
+import shlex
 import signal
+import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from telemed.exceptions import ConfigError, Conflict, NotFound, TelemedError
-from telemed.settings import Secret, Settings, parse_duration
+from telemed.settings import Settings, parse_duration
 from telemed.tokens import Role, mint
 
 if TYPE_CHECKING:
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("telemed")
 
-#: Where ``telemed dev`` keeps its Redis data and generated secret.
+#: Where ``telemed dev`` keeps its Redis data, its generated secret and what
+#: the other commands read to find it (:mod:`telemed.dev`).
 VAR = Path(os.environ.get("TELEMED_VAR_DIR", Path.cwd() / "var"))
 
 DEMO_CLINIC = "demo"
@@ -38,40 +41,23 @@ def _logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-#: Allocations between two young-generation collections (Python's default: 700).
-GC_YOUNG = 20_000
-
-
-def _run(main: Coroutine[Any, Any, None]) -> None:
+def _run(main: Coroutine[Any, Any, None], *, tune_gc: bool = False) -> None:
     """Run the service on uvloop when it is installed (faster sockets and timers,
     which is most of a node's work), else on asyncio's own loop.
 
-    The cycle collector is tuned for a server holding thousands of sockets
-    (measured with bench.waiting_room, docs/benchmarks.md): what exists by now
-    (modules, classes: the FHIR models alone are some 100,000 objects) lives as
-    long as the process and is frozen out of its passes, and young collections
-    run every 20,000 allocations instead of 700 (each pass walks what the young
-    objects point at, so thousands of small passes stalled the loop more than
-    a few larger ones). The node freezes survivors as it runs too
-    (:func:`signaling.app.make_app`)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 10, 10)
+    ``tune_gc`` (``serve`` and ``dev`` with ``TELEMED_GC_TUNING`` on): the cycle
+    collector is tuned for a node first (:func:`telemed._gc.tune`; the node
+    keeps freezing survivors as it runs, :func:`_start`)."""
+    if tune_gc:
+        from telemed import _gc
+
+        _gc.tune()
     try:
         import uvloop
     except ImportError:
         asyncio.run(main)
     else:
         uvloop.run(main)
-
-
-def _dev_secret() -> Secret:
-    path = VAR / "secret"
-    if not path.exists():
-        VAR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return Secret(path.read_text().strip())
 
 
 #: The speech-to-text model ``telemed dev`` uses when none is set (Korean, for
@@ -93,37 +79,125 @@ def _media_settings(settings: Settings) -> MediaSettings:
     return MediaSettings(settings)
 
 
-def _stop_event() -> asyncio.Event:
+#: Signals that stop a node or a worker cleanly.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: ...and ``telemed dev`` (a closed terminal sends SIGHUP).
+DEV_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_event(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     return stop
 
 
-async def _serve(settings: Settings, *, banner: bool = False, worker: bool = False) -> None:
+async def _serve(
+    settings: Settings,
+    *,
+    worker: bool = False,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Run a node (with ``worker``, a media worker too) until a stop signal.
+
+    A signal during start-up stops it as well: start-up is cancelled and what
+    had started is stopped, newest first. A start-up error (the port is taken)
+    stops what had started and is raised. ``sockets``: bound already
+    (:func:`_bind`), else bound here, before anything else starts."""
+    stop = _stop_event(signals)
+    async with contextlib.AsyncExitStack() as running:
+        starting = asyncio.create_task(_start(settings, running, worker=worker, on_ready=on_ready, sockets=sockets))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()
+                await stopping
+            else:
+                logger.info("stopped during start-up")
+        finally:
+            for task in (starting, stopping):
+                task.cancel()
+            await asyncio.gather(starting, stopping, return_exceptions=True)
+        logger.info("shutting down")
+
+
+async def _start(
+    settings: Settings,
+    running: contextlib.AsyncExitStack,
+    *,
+    worker: bool,
+    on_ready: Callable[[], Awaitable[None]] | None,
+    sockets: list[socket.socket] | None,
+) -> None:
+    """Start a node's parts, registering how to stop each on ``running``."""
     from aiohttp import web
 
     from media.worker import Worker
     from signaling.app import make_app
 
-    stop = _stop_event()
+    # Bound first: a taken port fails before any of the node's tasks has started.
+    sockets = sockets or _bind(settings.host, settings.port)
+    for sock in sockets:
+        running.callback(sock.close)
     app = make_app(settings)
     runner = web.AppRunner(app, access_log=None)
+    running.push_async_callback(runner.cleanup)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
     logger.info("node listening on http://%s:%s", settings.host, settings.port)
-    media = Worker(_media_settings(settings)) if worker else None
-    if media is not None:
+    if settings.gc_tuning:
+        from telemed import _gc
+
+        collector = asyncio.create_task(_gc.keep_frozen(), name="gc")
+        running.push_async_callback(_cancel, collector)
+    if worker:
+        media = Worker(_media_settings(settings))
+        running.push_async_callback(media.stop)  # finishes every recording
         await media.start()
-    if banner:
-        await _print_links(settings)
-    await stop.wait()
-    logger.info("shutting down")
-    if media is not None:
-        await media.stop()  # finishes every recording
-    await runner.cleanup()
+    if on_ready is not None:
+        await on_ready()
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use (another telemed dev?): stop that, or pick another port with --port"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """The node's sockets, bound (not yet listening) as aiohttp would bind them:
+    every address of ``host``, SO_REUSEADDR (a port whose old connections
+    linger in TIME_WAIT is free), IPv6 sockets IPv6-only. A taken port is a
+    :class:`ConfigError`."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        raise ConfigError(_cannot_listen(host, port, exc)) from None
+    return bound
 
 
 async def _work(settings: Settings) -> None:
@@ -144,7 +218,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _print_links(settings: Settings) -> None:
+async def _print_links(settings: Settings, exports: str) -> None:
     from telemed.redis_client import redis_client
     from telemed.waiting_room import WaitingRoom
 
@@ -167,30 +241,108 @@ async def _print_links(settings: Settings) -> None:
         f"  nurse    {base}/staff#t={nurse}\n"
         f"  patient  {base}/visit#t={patient}\n"
         f"  walk-in  {base}/clinic/{DEMO_CLINIC}\n"
+        f"{exports}"
         "Stop with Ctrl-C.\n",
         flush=True,
     )
 
 
+class _Stopped(KeyboardInterrupt):
+    """A stop signal arrived while ``telemed dev`` was outside its event loop
+    (starting Redis, say). A KeyboardInterrupt, so neither ``except Exception``
+    nor an event loop's callback handler keeps it."""
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    _quiet(DEV_SIGNALS)  # the clean-up that follows is not interrupted
+    raise _Stopped(signum)
+
+
+def _quiet(signals: tuple[signal.Signals, ...]) -> None:
+    for sig in signals:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _exports(settings: Settings, own_secret: bool) -> str:
+    """The banner's lines for running the other commands elsewhere."""
+    secret = (
+        f'  export TELEMED_SECRET="$(cat {shlex.quote(str((VAR / "secret").resolve()))})"\n'
+        if own_secret
+        else "  # TELEMED_SECRET: the one this server was started with\n"
+    )
+    return (
+        f"Commands run here (var folder {VAR}) use this server by themselves; elsewhere first:\n"
+        f"{secret}"
+        f"  export REDIS_URL={shlex.quote(settings.redis_url)}\n"
+        f"  export TELEMED_PUBLIC_URL={shlex.quote(settings.public_url)}\n"
+    )
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything in one process: a node, a media worker and (unless REDIS_URL
+    is set) a private Redis under ``var/``.
+
+    SIGINT, SIGTERM and SIGHUP stop it cleanly in every phase. The private
+    Redis dies with it however it dies (:class:`RedisServer` ``die_with_parent``,
+    so started from this, the main, thread); one an earlier run left behind is
+    stopped before a new one starts; a second ``telemed dev`` on the same
+    ``var/`` is refused (:mod:`telemed.dev`)."""
+    from telemed.dev import DevFolder, DevInfo
     from telemed.redis_server import RedisServer
 
-    public = os.environ.get("TELEMED_PUBLIC_URL") or f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-    settings = settings.with_(
-        dev=True,
-        host=args.host,
-        port=args.port,
-        public_url=public.rstrip("/"),
-        secret=settings.secret or _dev_secret(),
-        allowed_origins=settings.allowed_origins
-        or (public.rstrip("/"), f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
-    )
-    if settings.redis_url:
-        _run(_serve(settings, banner=True, worker=True))
-        return 0
-    with RedisServer(VAR / "redis") as redis:
-        logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
-        _run(_serve(settings.with_(redis_url=redis.url), banner=True, worker=True))
+    for sig in DEV_SIGNALS:
+        signal.signal(sig, _stop_now)
+    folder = DevFolder(VAR)
+    redis: RedisServer | None = None
+    sockets: list[socket.socket] = []
+    try:
+        folder.lock()
+        sockets = _bind(args.host, args.port)  # held: nothing takes the port while Redis starts
+        public = (os.environ.get("TELEMED_PUBLIC_URL") or f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}").rstrip("/")
+        own_secret = not settings.secret
+        settings = settings.with_(
+            dev=True,
+            host=args.host,
+            port=args.port,
+            public_url=public,
+            secret=settings.secret or folder.secret(),
+            allowed_origins=settings.allowed_origins or (public, f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
+        )
+        if not settings.redis_url:
+            folder.stop_stale_redis()
+            redis = RedisServer(folder.redis_dir, die_with_parent=True)
+            redis.start()
+            folder.record_redis(redis.pid or 0, redis.port)
+            logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
+            settings = settings.with_(redis_url=redis.url)
+        ready = settings
+
+        async def on_ready() -> None:
+            folder.publish(
+                DevInfo(
+                    pid=os.getpid(),
+                    redis_url=ready.redis_url,
+                    public_url=ready.public_url,
+                    recordings_dir=str(ready.recordings_dir.resolve()),
+                    audit_log=str(ready.audit_log.resolve()) if ready.audit_log else "",
+                    own_secret=own_secret,
+                )
+            )
+            await _print_links(ready, _exports(ready, own_secret))
+
+        _run(_serve(settings, worker=True, on_ready=on_ready, signals=DEV_SIGNALS, sockets=sockets), tune_gc=settings.gc_tuning)
+    except _Stopped:
+        logger.info("stopped during start-up")
+    finally:
+        _quiet(DEV_SIGNALS)
+        for sock in sockets:
+            sock.close()
+        if folder.locked:
+            folder.unpublish()
+            if redis is not None:
+                redis.stop()
+                folder.forget_redis()
+            folder.release()
     return 0
 
 
@@ -199,14 +351,64 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_(host=args.host)
     if args.port:
         settings = settings.with_(port=args.port)
+    if not settings.secret:
+        raise ConfigError(
+            "TELEMED_SECRET is not set: set it to the secret your other nodes use (for a first node, "
+            "generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     settings.check()
-    _run(_serve(settings))
+    _run(_serve(settings), tune_gc=settings.gc_tuning)
     return 0
 
 
-def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+def _beside_dev(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """What the environment leaves unset (``TELEMED_SECRET``, ``REDIS_URL``,
+    ``TELEMED_PUBLIC_URL``, the recordings and audit paths), taken from the
+    ``telemed dev`` running on :data:`VAR`, if one is."""
+    from telemed.dev import DevFolder
+
+    folder = DevFolder(VAR)
+    info = folder.info()
+    if info is None:
+        return settings
+
+    def unset(name: str) -> bool:
+        return not env.get(name, "").strip()
+
+    changes: dict[str, object] = {}
+    if unset("TELEMED_SECRET") and info.own_secret:
+        changes["secret"] = folder.secret(create=False)
+    if unset("REDIS_URL"):
+        changes["redis_url"] = info.redis_url
+    if unset("TELEMED_PUBLIC_URL"):
+        changes["public_url"] = info.public_url
+    if unset("TELEMED_RECORDINGS_DIR"):
+        changes["recordings_dir"] = Path(info.recordings_dir)
+    if unset("TELEMED_AUDIT_LOG") and info.audit_log:
+        changes["audit_log"] = Path(info.audit_log)
+    return settings.with_(**changes)
+
+
+def _require(settings: Settings, *, redis: bool) -> None:
+    """The secret (and Redis) of the nodes a command acts for, or advice that
+    is right both next to ``telemed dev`` and in production."""
+    from telemed.dev import DevFolder
+
+    def advice(what: str) -> str:
+        info = DevFolder(VAR).info()
+        if info is not None:
+            return f"the `telemed dev` running on {VAR} (pid {info.pid}) was started with its own TELEMED_SECRET: set the same here"
+        where = "in this folder" if "TELEMED_VAR_DIR" not in os.environ else f"with TELEMED_VAR_DIR={VAR}"
+        return f"start `telemed dev` {where}, or set it to {what}"
+
     if not settings.secret:
-        raise ConfigError("TELEMED_SECRET is not set")
+        raise ConfigError(f"TELEMED_SECRET is not set: {advice('the secret your nodes use')}")
+    if redis and not settings.redis_url:
+        raise ConfigError(f"REDIS_URL is not set: {advice('the Redis your nodes use (e.g. redis://127.0.0.1:6379/0)')}")
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    _require(settings, redis=False)
     token, claims = mint(
         settings.secret,
         role=Role(args.role),
@@ -221,6 +423,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_visit_create(args: argparse.Namespace, settings: Settings) -> int:
+    _require(settings, redis=True)
     settings.check()
 
     async def create() -> str:
@@ -247,6 +450,7 @@ def cmd_visit_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_clinic_set(args: argparse.Namespace, settings: Settings) -> int:
+    _require(settings, redis=True)
     settings.check()
 
     async def apply() -> None:
@@ -305,8 +509,8 @@ def cmd_chart_export(args: argparse.Namespace, settings: Settings) -> int:
     import zipfile
 
     from telemed import chart
-    from telemed.chart import atomic_write
     from telemed.audit import AuditLog
+    from telemed.chart import atomic_write
 
     where = _chart_folder(settings, args.visit, args.clinic)
     report = chart.verify(where, settings.audit_path())
@@ -392,7 +596,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--visit", help="patients only: the visit the token opens")
     token.add_argument("--sub", help="subject (the user's id in the clinic's system); random if omitted")
     token.add_argument("--ttl", help="lifetime, e.g. 8h (default TELEMED_TOKEN_TTL)")
-    token.set_defaults(func=cmd_token)
+    token.set_defaults(func=cmd_token, beside_dev=True)
 
     visit = sub.add_parser("visit", help="visits")
     vsub = visit.add_subparsers(dest="visit_command", required=True)
@@ -400,14 +604,14 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--clinic", required=True)
     create.add_argument("--reason", default="")
     create.add_argument("--name", default="Patient", help="the patient's name as staff will see it")
-    create.set_defaults(func=cmd_visit_create)
+    create.set_defaults(func=cmd_visit_create, beside_dev=True)
 
     clinic = sub.add_parser("clinic", help="clinic settings")
     csub = clinic.add_subparsers(dest="clinic_command", required=True)
     cset = csub.add_parser("set", help="change a clinic's settings")
     cset.add_argument("clinic")
     cset.add_argument("--walk-in", choices=["on", "off"], required=True, help="the standing /clinic/<clinic> link")
-    cset.set_defaults(func=cmd_clinic_set)
+    cset.set_defaults(func=cmd_clinic_set, beside_dev=True)
 
     charts = sub.add_parser("chart", help="visit charts (run where the recordings folder is)")
     chsub = charts.add_subparsers(dest="chart_command", required=True)
@@ -416,21 +620,21 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--clinic")
     export.add_argument("--format", choices=["fhir", "zip"], default="fhir")
     export.add_argument("--out", help="file to write (fhir: default stdout; zip: <visit>.zip)")
-    export.set_defaults(func=cmd_chart_export)
+    export.set_defaults(func=cmd_chart_export, beside_dev=True)
     cverify = chsub.add_parser("verify", help="re-check every file of a chart against its manifest")
     cverify.add_argument("visit")
     cverify.add_argument("--clinic")
-    cverify.set_defaults(func=cmd_chart_verify)
+    cverify.set_defaults(func=cmd_chart_verify, beside_dev=True)
     cpurge = chsub.add_parser("purge", help="remove charts whose visit ended longer ago than --older-than")
     cpurge.add_argument("--older-than", help="e.g. 30d (default TELEMED_RETENTION)")
     cpurge.add_argument("--dry-run", action="store_true")
-    cpurge.set_defaults(func=cmd_chart_purge)
+    cpurge.set_defaults(func=cmd_chart_purge, beside_dev=True)
 
     audit = sub.add_parser("audit", help="the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True)
     averify = asub.add_parser("verify", help="check the hash chain: edited, removed or reordered records")
     averify.add_argument("--file", help="the log (default TELEMED_AUDIT_LOG)")
-    averify.set_defaults(func=cmd_audit_verify)
+    averify.set_defaults(func=cmd_audit_verify, beside_dev=True)
     return p
 
 
@@ -438,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if getattr(args, "beside_dev", False):
+            settings = _beside_dev(settings, os.environ)
         _logging(settings.log_level)
         return int(args.func(args, settings))
     except (ConfigError, TelemedError) as exc:

@@ -199,6 +199,10 @@ class Settings:
 
     log_level: str = "INFO"
 
+    gc_tuning: bool = True
+    """Tune Python's cycle collector for a long-running node (``TELEMED_GC_TUNING``,
+    on/off): ``telemed serve`` and ``telemed dev`` only (``telemed/_gc.py``)."""
+
     def audit_path(self) -> Path:
         from telemed.audit import default_path
 
@@ -303,6 +307,7 @@ class Settings:
             jwks=get("TELEMED_JWKS"),
             jwks_refresh=_duration(get("TELEMED_JWKS_REFRESH", "300s")),
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
+            gc_tuning=_flag(get("TELEMED_GC_TUNING", "on")),
         )
 
 

@@ -1,0 +1,51 @@
+"""Cycle-collector tuning for a long-running node (``telemed serve`` and
+``telemed dev`` only, behind ``TELEMED_GC_TUNING``; never for an embedding
+application or a test).
+
+A node holding thousands of sockets has hundreds of thousands of long-lived
+objects (some 100,000 of them imported modules and classes, the FHIR models
+included). Python's full collection walked them all several times a minute,
+stalling the loop ~300 ms each time, and thousands of small young passes
+stalled it more than a few larger ones (measured with ``bench.waiting_room``,
+docs/benchmarks.md). So:
+
+- :func:`tune`, before the loop starts: what exists by then lives as long as
+  the process and is frozen out of the collector's passes, and young
+  collections run every :data:`YOUNG` allocations instead of 700;
+- :func:`keep_frozen`, a task while the node runs: survivors are frozen every
+  :data:`FREEZE_EVERY` seconds, and every :data:`FULL_EVERY` seconds
+  everything is unfrozen and collected once (a pause of a few hundred ms), so
+  cyclic garbage among frozen objects is still freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+#: Allocations between two young-generation collections (Python's default: 700).
+YOUNG = 20_000
+
+#: Seconds between two freezes of what survived, and between two full checks.
+FREEZE_EVERY = 10.0
+FULL_EVERY = 900.0
+
+
+def tune() -> None:
+    """Freeze what exists now and space out young collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG, 10, 10)
+
+
+async def keep_frozen(freeze_every: float = FREEZE_EVERY, full_every: float = FULL_EVERY) -> None:
+    """Freeze survivors now and then; unfreeze and collect everything now and then."""
+    since_full = 0.0
+    while True:
+        await asyncio.sleep(freeze_every)
+        since_full += freeze_every
+        if since_full >= full_every:
+            since_full = 0.0
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()

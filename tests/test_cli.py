@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from telemed.redis_server import RedisServer, free_port
-from telemed.settings import Secret
+from telemed.settings import Secret, Settings
 from telemed.tokens import Role, mint, verify
 from tests.conftest import get_status
 from tests.peer import Peer
@@ -152,3 +152,42 @@ def test_speech_to_text_settings_reach_the_worker() -> None:
         assert "maybe" in str(exc)
     else:
         raise AssertionError("an unclear yes/no setting must not start")
+
+
+class _Checked(Exception):
+    """Raised by the test's ``on_ready``: the node had started; stop it now."""
+
+
+async def test_the_cycle_collector_is_tuned_by_serve_and_dev_only(settings: Settings) -> None:
+    """The periodic freezer runs in a node started by the entry point (with
+    TELEMED_GC_TUNING on) and in no application built by ``make_app`` alone."""
+    import gc
+
+    from aiohttp import web
+
+    from signaling.app import make_app
+    from telemed import cli
+
+    threshold = gc.get_threshold()
+    runner = web.AppRunner(make_app(settings))
+    await runner.setup()
+    assert "gc" not in {t.get_name() for t in asyncio.all_tasks()}
+    await runner.cleanup()
+    assert gc.get_threshold() == threshold
+
+    seen: set[str] = set()
+
+    async def on_ready() -> None:
+        seen.update(t.get_name() for t in asyncio.all_tasks())
+        raise _Checked
+
+    for on in (True, False):
+        seen.clear()
+        try:
+            await cli._serve(settings.with_(port=free_port(), gc_tuning=on), on_ready=on_ready)
+        except _Checked:
+            pass
+        assert ("gc" in seen) is on
+        assert "gc" not in {t.get_name() for t in asyncio.all_tasks()}  # stopped with the node
+    assert Settings.from_env({"TELEMED_GC_TUNING": "off"}).gc_tuning is False
+    assert Settings.from_env({}).gc_tuning is True

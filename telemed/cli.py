@@ -11,11 +11,10 @@ import contextlib
 import errno
 import logging
 import os
-import shlex
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,21 +262,6 @@ def _quiet(signals: tuple[signal.Signals, ...]) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _exports(settings: Settings, own_secret: bool) -> str:
-    """The banner's lines for running the other commands elsewhere."""
-    secret = (
-        f'  export TELEMED_SECRET="$(cat {shlex.quote(str((VAR / "secret").resolve()))})"\n'
-        if own_secret
-        else "  # TELEMED_SECRET: the one this server was started with\n"
-    )
-    return (
-        f"Commands run here (var folder {VAR}) use this server by themselves; elsewhere first:\n"
-        f"{secret}"
-        f"  export REDIS_URL={shlex.quote(settings.redis_url)}\n"
-        f"  export TELEMED_PUBLIC_URL={shlex.quote(settings.public_url)}\n"
-    )
-
-
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Everything in one process: a node, a media worker and (unless REDIS_URL
     is set) a private Redis under ``var/``.
@@ -328,7 +312,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                     own_secret=own_secret,
                 )
             )
-            await _print_links(ready, _exports(ready, own_secret))
+            await _print_links(ready, folder.exports(ready, own_secret))
 
         _run(_serve(settings, worker=True, on_ready=on_ready, signals=DEV_SIGNALS, sockets=sockets), tune_gc=settings.gc_tuning)
     except _Stopped:
@@ -361,50 +345,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _beside_dev(settings: Settings, env: Mapping[str, str]) -> Settings:
-    """What the environment leaves unset (``TELEMED_SECRET``, ``REDIS_URL``,
-    ``TELEMED_PUBLIC_URL``, the recordings and audit paths), taken from the
-    ``telemed dev`` running on :data:`VAR`, if one is."""
-    from telemed.dev import DevFolder
-
-    folder = DevFolder(VAR)
-    info = folder.info()
-    if info is None:
-        return settings
-
-    def unset(name: str) -> bool:
-        return not env.get(name, "").strip()
-
-    changes: dict[str, object] = {}
-    if unset("TELEMED_SECRET") and info.own_secret:
-        changes["secret"] = folder.secret(create=False)
-    if unset("REDIS_URL"):
-        changes["redis_url"] = info.redis_url
-    if unset("TELEMED_PUBLIC_URL"):
-        changes["public_url"] = info.public_url
-    if unset("TELEMED_RECORDINGS_DIR"):
-        changes["recordings_dir"] = Path(info.recordings_dir)
-    if unset("TELEMED_AUDIT_LOG") and info.audit_log:
-        changes["audit_log"] = Path(info.audit_log)
-    return settings.with_(**changes)
-
-
 def _require(settings: Settings, *, redis: bool) -> None:
     """The secret (and Redis) of the nodes a command acts for, or advice that
     is right both next to ``telemed dev`` and in production."""
     from telemed.dev import DevFolder
 
-    def advice(what: str) -> str:
-        info = DevFolder(VAR).info()
-        if info is not None:
-            return f"the `telemed dev` running on {VAR} (pid {info.pid}) was started with its own TELEMED_SECRET: set the same here"
-        where = "in this folder" if "TELEMED_VAR_DIR" not in os.environ else f"with TELEMED_VAR_DIR={VAR}"
-        return f"start `telemed dev` {where}, or set it to {what}"
-
+    named = "TELEMED_VAR_DIR" in os.environ
     if not settings.secret:
-        raise ConfigError(f"TELEMED_SECRET is not set: {advice('the secret your nodes use')}")
+        raise ConfigError(DevFolder(VAR).missing("TELEMED_SECRET", "the secret your nodes use", named=named))
     if redis and not settings.redis_url:
-        raise ConfigError(f"REDIS_URL is not set: {advice('the Redis your nodes use (e.g. redis://127.0.0.1:6379/0)')}")
+        raise ConfigError(DevFolder(VAR).missing("REDIS_URL", "the Redis your nodes use (e.g. redis://127.0.0.1:6379/0)", named=named))
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -643,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if getattr(args, "beside_dev", False):
-            settings = _beside_dev(settings, os.environ)
+            from telemed.dev import DevFolder
+
+            settings = DevFolder(VAR).fill(settings, os.environ)
         _logging(settings.log_level)
         return int(args.func(args, settings))
     except (ConfigError, TelemedError) as exc:

@@ -21,13 +21,15 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from telemed.exceptions import ConfigError
-from telemed.settings import Secret
+from telemed.settings import Secret, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,57 @@ class DevFolder:
             return DevInfo(**data)
         except TypeError:
             raise ConfigError(f"{self.root / INFO} is not what this version of telemed writes: restart `telemed dev`") from None
+
+    def fill(self, settings: Settings, env: Mapping[str, str]) -> Settings:
+        """What ``env`` leaves unset (``TELEMED_SECRET``, ``REDIS_URL``,
+        ``TELEMED_PUBLIC_URL``, the recordings and audit paths), taken from the
+        ``telemed dev`` running on this folder, if one is."""
+        info = self.info()
+        if info is None:
+            return settings
+
+        def unset(name: str) -> bool:
+            return not env.get(name, "").strip()
+
+        changes: dict[str, object] = {}
+        if unset("TELEMED_SECRET") and info.own_secret:
+            changes["secret"] = self.secret(create=False)
+        if unset("REDIS_URL"):
+            changes["redis_url"] = info.redis_url
+        if unset("TELEMED_PUBLIC_URL"):
+            changes["public_url"] = info.public_url
+        if unset("TELEMED_RECORDINGS_DIR"):
+            changes["recordings_dir"] = Path(info.recordings_dir)
+        if unset("TELEMED_AUDIT_LOG") and info.audit_log:
+            changes["audit_log"] = Path(info.audit_log)
+        return settings.with_(**changes)
+
+    def missing(self, name: str, what: str, *, named: bool) -> str:
+        """The error for a command missing ``name``: right next to ``telemed dev``
+        and in production (never "generate a new secret", which running nodes
+        would refuse). ``named``: the folder came from ``TELEMED_VAR_DIR``."""
+        info = self.info()
+        if info is not None and name == "TELEMED_SECRET" and not info.own_secret:
+            return (
+                f"TELEMED_SECRET is not set: the `telemed dev` running on {self.root} (pid {info.pid}) "
+                "was started with its own; set the same here"
+            )
+        where = f"with TELEMED_VAR_DIR={self.root}" if named else "in this folder"
+        return f"{name} is not set: start `telemed dev` {where}, or set it to {what}"
+
+    def exports(self, settings: Settings, own_secret: bool) -> str:
+        """The banner's lines for running the other commands from elsewhere."""
+        secret = (
+            f'  export TELEMED_SECRET="$(cat {shlex.quote(str((self.root / SECRET).resolve()))})"\n'
+            if own_secret
+            else "  # TELEMED_SECRET: the one this server was started with\n"
+        )
+        return (
+            f"Commands run here (var folder {self.root}) use this server by themselves; elsewhere first:\n"
+            f"{secret}"
+            f"  export REDIS_URL={shlex.quote(settings.redis_url)}\n"
+            f"  export TELEMED_PUBLIC_URL={shlex.quote(settings.public_url)}\n"
+        )
 
     # -- the private Redis ---------------------------------------------------------------
 

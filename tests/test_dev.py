@@ -70,10 +70,10 @@ def gone(p: psutil.Process) -> bool:
 class Dev:
     """One ``telemed dev`` process; output in a file (read after it exits)."""
 
-    def __init__(self, var: Path, port: int, cwd: Path, *, env_var_dir: bool = True) -> None:
+    def __init__(self, var: Path, port: int, cwd: Path, *, env_var_dir: bool = True, **extra: str) -> None:
         self.var, self.port = var, port
         self.log = cwd / f"dev-{port}-{time.monotonic_ns()}.log"
-        env = clean_env(TELEMED_VAR_DIR=str(var)) if env_var_dir else clean_env()
+        env = clean_env(TELEMED_VAR_DIR=str(var), **extra) if env_var_dir else clean_env(**extra)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([*TELEMED, "dev", "--port", str(port)], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
@@ -104,8 +104,8 @@ def devs(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
     folders, is stopped afterwards."""
     started: list[Dev] = []
 
-    def start(var: Path | None = None, *, port: int = 0, env_var_dir: bool = True) -> Dev:
-        dev = Dev(var or tmp_path / "var", port or free_port(), tmp_path, env_var_dir=env_var_dir)
+    def start(var: Path | None = None, *, port: int = 0, env_var_dir: bool = True, **extra: str) -> Dev:
+        dev = Dev(var or tmp_path / "var", port or free_port(), tmp_path, env_var_dir=env_var_dir, **extra)
         started.append(dev)
         return dev
 
@@ -206,8 +206,8 @@ def test_a_redis_an_earlier_run_left_is_stopped_first(devs: Callable[..., Dev], 
         orphan.stop()
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TELEMED, *args], env=clean_env(), cwd=cwd, capture_output=True, text=True, timeout=60)
+def run_cli(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TELEMED, *args], env=clean_env(**extra), cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 async def test_the_commands_find_a_running_dev_with_no_environment(devs: Callable[..., Dev], tmp_path: Path) -> None:
@@ -250,3 +250,19 @@ async def test_a_node_stopped_at_any_moment_of_its_start_up_ends(settings: Setti
         for _ in range(steps):
             await asyncio.sleep(0)
         await asyncio.wait_for(runner.cleanup(), 5)
+
+
+def test_a_dev_started_with_its_own_secret_is_not_second_guessed(devs: Callable[..., Dev], tmp_path: Path) -> None:
+    """``telemed dev`` with TELEMED_SECRET: var/secret is not what it signs with,
+    so the commands take Redis and the URL from it but ask for the secret."""
+    secret = "q" * 48
+    dev = devs(TELEMED_SECRET=secret)
+    dev.wait_ready()
+    var = str(tmp_path / "var")
+    out = run_cli(["token", "--role", "doctor", "--name", "X", "--clinic", "demo"], tmp_path, TELEMED_VAR_DIR=var)
+    assert out.returncode == 2
+    assert f"the `telemed dev` running on {var} (pid {dev.proc.pid}) was started with its own; set the same here" in out.stderr
+    link = run_cli(["visit", "create", "--clinic", "demo"], tmp_path, TELEMED_VAR_DIR=var, TELEMED_SECRET=secret)
+    assert link.returncode == 0, link.stderr
+    assert verify(Secret(secret), link.stdout.strip().split(f"{dev.base}/visit#t=")[1]).clinic == "demo"
+    assert "# TELEMED_SECRET: the one this server was started with" in dev.output()

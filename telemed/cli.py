@@ -108,6 +108,8 @@ async def _serve(
     stops what had started and is raised. ``sockets``: bound already
     (:func:`_bind`), else bound here, before anything else starts."""
     stop = _stop_event(signals)
+    if _stop_requested:  # telemed dev was told to stop before the loop ran
+        stop.set()
     async with contextlib.AsyncExitStack() as running:
         starting = asyncio.create_task(_start(settings, running, worker=worker, on_ready=on_ready, sockets=sockets))
         stopping = asyncio.create_task(stop.wait())
@@ -246,15 +248,27 @@ async def _print_links(settings: Settings, exports: str) -> None:
     )
 
 
-class _Stopped(KeyboardInterrupt):
-    """A stop signal arrived while ``telemed dev`` was outside its event loop
-    (starting Redis, say). A KeyboardInterrupt, so neither ``except Exception``
-    nor an event loop's callback handler keeps it."""
+class _Stopped(Exception):
+    """A stop signal arrived while ``telemed dev`` was starting, outside its event loop."""
+
+
+#: The stop signal ``telemed dev`` received before its event loop took over (0: none).
+_stop_requested = 0
 
 
 def _stop_now(signum: int, frame: object) -> None:
-    _quiet(DEV_SIGNALS)  # the clean-up that follows is not interrupted
-    raise _Stopped(signum)
+    """Only note it: an exception raised from a signal handler lands wherever
+    the interpreter is, e.g. in logging's after-fork hook while Redis is being
+    spawned, where it is swallowed and leaves logging's lock held. Start-up
+    looks at the note between its steps (:func:`_check_stop`) and while it
+    waits for Redis; the event loop, once running, handles the signals itself."""
+    global _stop_requested
+    _stop_requested = signum
+
+
+def _check_stop() -> None:
+    if _stop_requested:
+        raise _Stopped(_stop_requested)
 
 
 def _quiet(signals: tuple[signal.Signals, ...]) -> None:
@@ -293,9 +307,10 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             allowed_origins=settings.allowed_origins or (public, f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
         )
         if not settings.redis_url:
+            _check_stop()
             folder.stop_stale_redis()
             redis = RedisServer(folder.redis_dir, die_with_parent=True)
-            redis.start()
+            redis.start(while_waiting=_check_stop)
             folder.record_redis(redis.pid or 0, redis.port)
             logger.info("private Redis on port %s, data in %s", redis.port, redis.directory)
             settings = settings.with_(redis_url=redis.url)

@@ -113,7 +113,9 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    def start(self, timeout: float = 10.0, *, while_waiting: Callable[[], None] | None = None) -> RedisServer:
+        """Start it and wait until it answers. ``while_waiting`` is called every
+        50 ms meanwhile; what it raises stops the server and is raised."""
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
             find_redis_server(),
@@ -131,16 +133,18 @@ class RedisServer:
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec
         )
         try:
-            self._wait_ready(self.process, timeout)
-        except BaseException:  # a signal (Ctrl-C) while waiting stops it too
+            self._wait_ready(self.process, timeout, while_waiting)
+        except BaseException:  # Ctrl-C, or what while_waiting raised, stops it too
             self.stop()
             raise
         logger.info("RedisServer(%s) ready", self.port)
         return self
 
-    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float, while_waiting: Callable[[], None] | None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if while_waiting is not None:
+                while_waiting()
             if process.poll() is not None:
                 raise ConfigError(f"redis-server exited at start: {self._last_words(process)}")
             if self._ping():

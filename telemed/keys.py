@@ -94,7 +94,8 @@ def doctor_visits(clinic: str, sub: str) -> str:
 
 
 def clinic_settings(clinic: str) -> str:
-    """Hash of run-time clinic settings (walk_in = 1/0)."""
+    """Hash of run-time clinic settings (walk_in = 1/0, ...: telemed.clinic_config); no TTL:
+    an admin's choice lasts until changed."""
     return f"{PREFIX}clinic:{clinic}"
 
 
@@ -109,6 +110,31 @@ CHARTS_PENDING = f"{PREFIX}charts:pending"
 
 #: Held (SET NX EX) by the node running the retention purge.
 CHARTS_PURGE_LOCK = f"{PREFIX}charts:purge"
+
+
+# The chart browser's index (telemed/chart/index.py). No TTL: an entry lives
+# as long as its chart folder (removed with it by retention), and the folder is
+# the record: a lost index is rebuilt from the folders.
+
+
+def chart_summaries(clinic: str) -> str:
+    """Hash visit -> JSON summary of the clinic's written charts (names, state, times)."""
+    return f"{PREFIX}chartidx:{clinic}"
+
+
+def chart_times(clinic: str) -> str:
+    """Sorted set visit -> when it ended (else was created), seconds: the list's order and date range."""
+    return f"{PREFIX}charttimes:{clinic}"
+
+
+def chart_search(clinic: str) -> str:
+    """Hash visit -> "state|doctor sub|patient name, lower case": filtered without decoding summaries."""
+    return f"{PREFIX}chartsearch:{clinic}"
+
+
+def chart_doctors(clinic: str) -> str:
+    """Hash doctor sub -> name of every doctor in the clinic's charts (the list's doctor filter)."""
+    return f"{PREFIX}chartdoctors:{clinic}"
 
 
 def revoked(jti: str) -> str:

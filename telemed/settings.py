@@ -176,6 +176,18 @@ class Settings:
     walk_in_per_minute: int = 5
     """Walk-in check-ins allowed per client address and minute."""
 
+    check_in_window: float = 15 * 60
+    """How long before a scheduled visit the patient may check in (``TELEMED_CHECK_IN_WINDOW``);
+    a clinic's admin may change it for the clinic at run time."""
+
+    no_show_after: float = 15 * 60
+    """A scheduled patient not checked in this long after the time is a no-show
+    (``TELEMED_NO_SHOW_AFTER``); a clinic's admin may change it at run time."""
+
+    staff_lock_after: float = 15 * 60
+    """Staff pages hide health data behind a lock after this long without input
+    (``TELEMED_STAFF_LOCK_AFTER``): automatic logoff, HIPAA §164.312(a)(2)(iii)."""
+
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks of our own reverse proxies (``TELEMED_TRUSTED_PROXIES``,
     comma separated, e.g. ``10.0.0.0/8,127.0.0.1``). Only a request whose direct peer
@@ -298,6 +310,9 @@ class Settings:
             stt_model=get("TELEMED_STT_MODEL"),
             captions_to_patient=_flag(get("TELEMED_CAPTIONS_TO_PATIENT")),
             walk_in_per_minute=walk_in_rate,
+            check_in_window=_duration(get("TELEMED_CHECK_IN_WINDOW", "15m")),
+            no_show_after=_duration(get("TELEMED_NO_SHOW_AFTER", "15m")),
+            staff_lock_after=_duration(get("TELEMED_STAFF_LOCK_AFTER", "15m")),
             event_rate=event_rate,
             event_burst=event_burst,
             connections_per_token=per_token,

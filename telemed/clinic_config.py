@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -86,7 +87,7 @@ def _decode(base: ClinicConfig, stored: Mapping[str, str]) -> ClinicConfig:
 async def get(redis: aioredis.Redis, settings: Settings, clinic: str) -> ClinicConfig:
     """The clinic's settings in force now (stored values over the process defaults)."""
     check_id(clinic, "clinic")
-    stored: dict[str, str] = await redis.hgetall(keys.clinic_settings(clinic))
+    stored = cast("dict[str, str]", await redis.hgetall(keys.clinic_settings(clinic)))
     return _decode(defaults(settings, clinic), stored)
 
 

@@ -9,7 +9,8 @@ both use it:
 - :mod:`~telemed.chart.transcript`: ``transcript.jsonl`` and ``.vtt`` (the workers);
 - :mod:`~telemed.chart.fhir`: the FHIR R4 export;
 - :mod:`~telemed.chart.seal`: the manifest, sealing and verifying;
-- :mod:`~telemed.chart.retention`: what is old enough to go, and purging it.
+- :mod:`~telemed.chart.retention`: what is old enough to go, and purging it;
+- :mod:`~telemed.chart.export`: the chart as one zip.
 
 Every file is written atomically (temp file, fsync, rename, fsync of the
 folder), except the recordings (which grow while they record; a cut file plays
@@ -19,6 +20,7 @@ fsynced per utterance; a line torn by a crash is skipped by readers).
 
 from __future__ import annotations
 
+from telemed.chart.export import write_zip
 from telemed.chart.fhir import BundleError
 from telemed.chart.files import atomic_write, locked, read_jsonl, write_json
 from telemed.chart.layout import (
@@ -48,5 +50,5 @@ __all__ = [
     "VISIT", "BundleError", "ChartIndex", "Problem", "Transcript", "Verification", "append_chat", "atomic_write",
     "chart_files", "chat_line", "content_type", "digest", "ended_at", "expired", "find", "locked", "purge",
     "read_jsonl", "recording_name", "remove", "render_vtt", "safe_id", "seal", "sealed_manifest",
-    "snapshot_name", "still_recording", "verify", "visit_folder", "visit_record", "write_json",
+    "snapshot_name", "still_recording", "verify", "visit_folder", "visit_record", "write_json", "write_zip",
 ]

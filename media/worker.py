@@ -15,7 +15,9 @@ parts together:
   when the worker starts (:class:`media.stt_model.ModelSource`); each leg's
   audio is transcribed in a thread of its own (:mod:`media.transcriber`).
   Captions go to the doctor (room ``media:<visit>:staff``), or to both parties
-  with ``captions_to_patient``.
+  when the visit's clinic shows captions to the patient (the clinic's setting in
+  Redis, :mod:`telemed.clinic_config`, read when each leg starts; the process
+  setting ``captions_to_patient`` is its default).
 
 Starting the worker also installs the one change it makes to aioice
 (:func:`media.ice.install`) and checks the aiortc internals its taps rely on
@@ -43,7 +45,7 @@ from media.jobs_stream import JobStream
 from media.leg import ChartLeg, LegState
 from media.ownership import Ownership
 from media.stt_model import ModelSource
-from telemed import chart
+from telemed import chart, clinic_config
 from telemed import keys as telemed_keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, visit_folder
@@ -82,6 +84,8 @@ class Worker:
             spawn=self._spawn, stopping=lambda: self._stopping,
         )
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: Per leg: its captions go to the patient too (the clinic's setting when it started).
+        self._captions_to_patient: dict[tuple[str, str], bool] = {}
         self._answering = 0
         self._loops: list[asyncio.Task[Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -198,6 +202,7 @@ class Worker:
                 else:
                     await self._displace_remote(job)
                 folder = visit_folder(self.settings.recordings_dir, job.clinic, job.visit)
+                self._captions_to_patient[key] = await self._clinic_captions(job.clinic)
                 leg = ChartLeg(job, kinds, self.settings, self, folder, visit_start=_number(visit.get("admitted_at")))
                 sdp = await leg.answer()
                 self.legs[key] = leg
@@ -259,12 +264,23 @@ class Worker:
         await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room_media(leg.job.visit))
 
     async def stt_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
-        room = room_media(leg.job.visit) if self.settings.captions_to_patient else room_staff(leg.job.visit)
+        to_patient = self._captions_to_patient.get((leg.job.visit, leg.job.role), self.settings.captions_to_patient)
+        room = room_media(leg.job.visit) if to_patient else room_staff(leg.job.visit)
         await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room)
+
+    async def _clinic_captions(self, clinic: str) -> bool:
+        """Whether the clinic shows captions to the patient now (its admin's
+        choice, else the process setting); the default if Redis cannot say."""
+        try:
+            return (await clinic_config.get(self.redis, self.settings.base, clinic)).captions_to_patient
+        except RedisError as exc:
+            logger.warning("Worker(%s) could not read the clinic's settings: %s", self.worker_id, type(exc).__name__)
+            return self.settings.captions_to_patient
 
     def leg_closed(self, leg: ChartLeg) -> None:
         if self.legs.get(leg.key) is leg:
             del self.legs[leg.key]
+            self._captions_to_patient.pop(leg.key, None)
         finishing = self._spawn(self._reseal(leg), f"reseal {leg!r}")
         self._transcripts.add(finishing)
         finishing.add_done_callback(self._transcripts.discard)

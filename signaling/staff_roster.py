@@ -67,14 +67,20 @@ class StaffRoster:
         sids.discard(sid)
         if not sids:
             self._patients.pop(visit_id, None)
-            await self.hub.redis.zadd(keys.PATIENTS_OFFLINE, {visit_id: int(time.time() * 1000)})
+            if await self.hub.redis.zscore(keys.PATIENTS_SEEN, visit_id) is not None:  # still queued
+                await self.hub.redis.zadd(keys.PATIENTS_OFFLINE, {visit_id: int(time.time() * 1000)})
 
     async def refresh(self, staff: dict[str, set[str]], patients: Iterable[str]) -> None:
         """The presence heartbeat: staff seen now, these patients online."""
         await self.roster.mark_seen(staff)
+        pipe = self.hub.redis.pipeline(transaction=False)
         here = list(patients)
         if here:
-            await self.hub.redis.zrem(keys.PATIENTS_OFFLINE, *here)
+            pipe.zrem(keys.PATIENTS_OFFLINE, *here)
+        # Gone longer than the grace period: ended as absent by now.
+        gone_before = int((time.time() - self.hub.settings.grace_period - 60) * 1000)
+        pipe.zremrangebyscore(keys.PATIENTS_OFFLINE, "-inf", gone_before)
+        await pipe.execute()
 
     # -- what staff see ----------------------------------------------------------------
 

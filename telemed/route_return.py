@@ -19,9 +19,11 @@ import redis.asyncio as aioredis
 
 from telemed import _scripts, keys
 from telemed.settings import Settings
-from telemed.visits import Action, transition_argv
+from telemed.visits import QUEUED, Action, transition_argv
 
 logger = logging.getLogger(__name__)
+
+QUEUED_STATES = frozenset(s.value for s in QUEUED)
 
 
 @dataclass(frozen=True)
@@ -54,18 +56,20 @@ class RouteReturn:
         visits = sorted(routed)
         pipe = self.redis.pipeline(transaction=False)
         for vid in visits:
-            pipe.hget(keys.visit(vid), "routed_to")
-        doctors = await pipe.execute()
-        # Only visits whose doctor looks gone (or that are no longer routed) go
-        # through the script, which checks again atomically.
+            pipe.hmget(keys.visit(vid), "routed_to", "state")
+        rows = await pipe.execute()
+        doctors = [doctor for doctor, _ in rows]
+        queued = [state in QUEUED_STATES for _, state in rows]
+        # Only visits whose doctor looks gone (or that are no longer routed or
+        # queued, to be forgotten) go through the script, which checks again atomically.
         pipe = self.redis.pipeline(transaction=False)
         for vid, doctor in zip(visits, doctors, strict=True):
             pipe.zscore(keys.staff_seen(routed[vid]), doctor or "")
         seen = await pipe.execute()
         rules = json.dumps(dict(zip(*[iter(transition_argv(Action.ROUTE))] * 2, strict=True)))
         out = []
-        for vid, doctor, last in zip(visits, doctors, seen, strict=True):
-            if doctor and last is not None and float(last) >= cutoff_ms:
+        for vid, doctor, is_queued, last in zip(visits, doctors, queued, seen, strict=True):
+            if is_queued and doctor and last is not None and float(last) >= cutoff_ms:
                 continue
             clinic = routed[vid]
             r = await self._script(

@@ -1,0 +1,105 @@
+// The inactivity lock of the staff page (automatic logoff, HIPAA
+// §164.312(a)(2)(iii)): after TELEMED_STAFF_LOCK_AFTER without input (asked of
+// the server at /api/staff/config; 15 minutes if it cannot say), the page's
+// content is hidden behind a lock panel until the person confirms they are
+// there. The sockets stay connected underneath, so the queue keeps updating
+// and nothing is missed; only what is on screen is hidden.
+
+import { h } from "/static/common.js";
+
+const DEFAULT_LOCK_AFTER = 15 * 60;
+const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "scroll"];
+
+function describe(seconds) {
+  if (seconds < 60) return `${Math.round(seconds)} seconds`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+export class InactivityLock {
+  /**
+   * @param token the staff token (to ask the server for the lock time)
+   * @param content the element holding everything that may show health data
+   * @param busy () => true while the person is using the page without input (a live call)
+   */
+  constructor({ token, content, busy = () => false }) {
+    this.content = content;
+    this.busy = busy;
+    this.lockAfter = DEFAULT_LOCK_AFTER;
+    this.lastInput = Date.now();
+    this.locked = false;
+    this.panel = this.build();
+    document.body.append(this.panel);
+    const touch = () => {
+      if (!this.locked) this.lastInput = Date.now();
+    };
+    for (const name of INPUT_EVENTS) document.addEventListener(name, touch, { passive: true, capture: true });
+    this.readSetting(token);
+    this.timer = setInterval(() => this.check(), 1000);
+  }
+
+  async readSetting(token) {
+    try {
+      const reply = await fetch("/api/staff/config", { headers: { Authorization: `Bearer ${token}` } });
+      if (!reply.ok) return;
+      const data = await reply.json();
+      if (typeof data.lock_after === "number" && data.lock_after > 0) this.lockAfter = data.lock_after;
+    } catch {
+      // Keep the default: the lock must work even if the server cannot say.
+    }
+  }
+
+  build() {
+    this.message = h("p", {});
+    this.button = h("button", { type: "button", class: "btn btn-primary", text: "I'm here — continue", on: { click: () => this.unlock() } });
+    return h(
+      "section",
+      { id: "lock-screen", class: "lock-screen", role: "dialog", "aria-modal": "true", "aria-labelledby": "lock-title", hidden: true },
+      h(
+        "div",
+        { class: "lock-box" },
+        h("h1", { id: "lock-title", text: "Screen locked" }),
+        this.message,
+        h("p", { class: "muted small", text: "You are still signed in and the waiting room keeps updating underneath." }),
+        h("div", { class: "actions" }, this.button),
+      ),
+    );
+  }
+
+  check() {
+    if (this.locked) return;
+    if (this.busy()) {
+      this.lastInput = Date.now();
+      return;
+    }
+    if (Date.now() - this.lastInput >= this.lockAfter * 1000) this.lock();
+  }
+
+  lock() {
+    this.locked = true;
+    this.focusBefore = document.activeElement;
+    this.message.textContent = `This screen was locked after ${describe(this.lockAfter)} without use, so nobody passing by sees patient information.`;
+    this.content.hidden = true;
+    this.content.inert = true;
+    document.body.classList.add("is-locked");
+    this.panel.hidden = false;
+    this.button.focus();
+  }
+
+  /** Signed out: no more locking (the page shows no health data any more). */
+  stop() {
+    clearInterval(this.timer);
+    if (this.locked) this.unlock();
+  }
+
+  unlock() {
+    this.locked = false;
+    this.lastInput = Date.now();
+    this.panel.hidden = true;
+    this.content.inert = false;
+    this.content.hidden = false;
+    document.body.classList.remove("is-locked");
+    const back = this.focusBefore;
+    if (back && back.isConnected && typeof back.focus === "function") back.focus();
+  }
+}

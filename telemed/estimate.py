@@ -30,7 +30,9 @@ The rule (docs/architecture.md, "The waiting room"):
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 import random
 import statistics
@@ -68,7 +70,7 @@ HIGH_Q = 0.9
 #: Replays of the doctors' work per estimate, how many places each replays
 #: (places further back extrapolate), and the seed of their random draws.
 DRAWS = 64
-REPLAY_RANKS = 40
+REPLAY_RANKS = 25
 SEED = 12
 
 _Z_HIGH = NormalDist().inv_cdf(HIGH_Q)
@@ -113,12 +115,9 @@ class ClinicLoad:
 
     def acuity_at(self, rank: int) -> int:
         """The ESI level of the patient at this 0-based rank."""
-        end = 0
-        for level, count in enumerate(self.queued_by_acuity, 1):
-            end += count
-            if rank < end:
-                return level
-        return DEFAULT_ACUITY
+        ends = list(itertools.accumulate(self.queued_by_acuity))
+        level = bisect.bisect_right(ends, rank) + 1
+        return level if level <= len(ends) else DEFAULT_ACUITY
 
     @property
     def free(self) -> int:
@@ -163,7 +162,13 @@ def estimate_waits(ranks: Sequence[int], load: ClinicLoad) -> list[WaitEstimate]
     if not waiting:
         return [SHORTLY for _ in ranks]
     replay = _Replay(load, min(max(waiting) + 1, REPLAY_RANKS))
-    return [SHORTLY if r < free else _range(*replay.quantiles(r), LATER_URGENT.get(load.acuity_at(r), 0.0)) for r in ranks]
+    # where each level's patients end in the queue: a rank's level by bisection
+    ends = list(itertools.accumulate(load.queued_by_acuity))
+    allowance = [LATER_URGENT.get(level, 0.0) for level in range(1, len(ends) + 1)]
+    allowance.append(LATER_URGENT[DEFAULT_ACUITY])  # beyond the counts (they were read apart)
+    return [
+        SHORTLY if r < free else _range(*replay.quantiles(r), allowance[bisect.bisect_right(ends, r)]) for r in ranks
+    ]
 
 
 class _Replay:

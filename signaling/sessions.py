@@ -125,6 +125,8 @@ class StaffSessions:
             pipe.hset(keys.staff_sessions(clinic), mapping=entries)  # type: ignore[arg-type]
             pipe.expire(keys.staff_sessions(clinic), keys.STAFF_SESSIONS_TTL)
         await pipe.execute()
+        for clinic in by_clinic:
+            await self.list(clinic)  # drops what a dead node left, even if no admin looks
 
     async def run(self) -> None:
         """Refresh forever (a background task of the node)."""

@@ -6,9 +6,11 @@ payload is refused with a ``bad_request`` error naming the field.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from telemed.clinic_config import LIMITS as CLINIC_LIMITS
 
 #: Visit, clinic and user ids.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")]
@@ -155,6 +157,17 @@ class CreateVisit(Event):
     reason: Reason = ""
     patient_name: Name | None = None
     ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 14)] | None = None
+    scheduled_at: Any = Field(
+        default=None,
+        description="the appointment: ISO 8601 with offset, or epoch seconds; read (with plain-words "
+        "errors) by telemed.appointments.parse_when",
+    )
+
+
+class Resend(Event):
+    """A fresh link for a visit not checked in yet."""
+
+    ttl_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 14)] | None = None
 
 
 class WalkIn(Event):
@@ -164,3 +177,31 @@ class WalkIn(Event):
 
 class Revoke(Event):
     token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+def _bounds(name: str) -> Any:
+    low, high, _ = CLINIC_LIMITS[name]
+    return Field(ge=low, le=high)
+
+
+class ClinicSettingsChange(Event):
+    """``PUT /api/clinics/{clinic}/settings``: the clinic settings to change
+    (durations in seconds; bounds and plain-word messages in telemed.clinic_config)."""
+
+    walk_in: bool | None = None
+    captions_to_patient: bool | None = None
+    link_lifetime: Annotated[float, _bounds("link_lifetime")] | None = None
+    check_in_window: Annotated[float, _bounds("check_in_window")] | None = None
+    no_show_after: Annotated[float, _bounds("no_show_after")] | None = None
+
+
+class ChartQuery(BaseModel):
+    """``GET /api/charts``: query strings, so numbers arrive as text (not strict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_: Annotated[float, Field(ge=0, le=1e11)] | None = Field(default=None, alias="from")
+    to: Annotated[float, Field(ge=0, le=1e11)] | None = None
+    state: Literal["", "created", "waiting", "in_triage", "ready", "in_visit", "ended"] = ""
+    doctor: Id | Literal[""] = ""
+    q: Annotated[str, StringConstraints(max_length=120)] = ""
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1

@@ -53,18 +53,42 @@ def chat_ids(visit_id: str) -> str:
 
 
 def queue(clinic: str) -> str:
-    """Sorted set of the clinic's queued visits; score = acuity * 1e12 + arrival seq."""
+    """Sorted set of the clinic's queued visits; score = acuity * 1e15 + place (see _scripts.CHECK_IN)."""
     return f"{PREFIX}queue:{clinic}"
 
 
 def queue_seq(clinic: str) -> str:
-    """Counter handing out arrival numbers (FIFO within an acuity level)."""
+    """The last arrival's place (FIFO within an acuity level, see _scripts.CHECK_IN)."""
     return f"{PREFIX}queueseq:{clinic}"
 
 
 def queue_version(clinic: str) -> str:
     """Counter bumped by every change of the queue; clients drop older updates."""
     return f"{PREFIX}queuever:{clinic}"
+
+
+def expected(clinic: str) -> str:
+    """Sorted set visit -> appointment (epoch s, 0 = none): the clinic's visits created
+    and not checked in yet. Kept by create, check-in and end; no TTL: an entry whose
+    unused visit expired is dropped when the list is read."""
+    return f"{PREFIX}expected:{clinic}"
+
+
+def no_shows(clinic: str) -> str:
+    """Sorted set visit -> when (epoch s) it was marked a no-show, for the staff's
+    "missed" list; entries older than :data:`NO_SHOWS_KEPT` are trimmed at each
+    addition (so no TTL: a clinic without no-shows keeps no key)."""
+    return f"{PREFIX}noshows:{clinic}"
+
+
+#: How long staff see a no-show in the expected list's "missed" part.
+NO_SHOWS_KEPT = 12 * 3600
+
+
+#: Sorted set visit -> appointment (epoch s) of every scheduled visit not checked in
+#: yet, for the no-show sweep; kept with :func:`expected`, dropped by the sweep
+#: once the visit is gone. No TTL for the same reason.
+APPOINTMENTS_DUE = f"{PREFIX}appointments:due"
 
 
 def durations(clinic: str) -> str:
@@ -93,10 +117,58 @@ def doctor_visits(clinic: str, sub: str) -> str:
     return f"{PREFIX}doctorvisits:{clinic}:{sub}"
 
 
+def roster(clinic: str) -> str:
+    """Hash staff sub -> JSON {name, role}: the clinic's nurses, doctors and admins
+    as they last signed in. No TTL: it is the clinic's staff list (one field per
+    person, overwritten at each sign-in), read to show names instead of ids."""
+    return f"{PREFIX}roster:{clinic}"
+
+
+def staff_seen(clinic: str) -> str:
+    """Sorted set staff sub -> last time (ms) a socket of theirs was seen. No TTL:
+    one member per roster entry, so "last seen" survives a quiet night."""
+    return f"{PREFIX}staffseen:{clinic}"
+
+
+def triage_claims(clinic: str) -> str:
+    """Hash ``<visit>|<nurse sub>`` -> when (ms) that nurse opened the patient.
+    No TTL: a field is deleted on close, on the nurse's disconnect, or when read
+    while its nurse is off duty (a node that died cannot leave one behind)."""
+    return f"{PREFIX}claims:{clinic}"
+
+
+#: Hash visit -> clinic: visits routed to a named doctor, watched by the
+#: off-duty sweep. A field is removed once the visit is no longer routed
+#: (returned, admitted, ended, re-routed to any doctor): no TTL needed.
+ROUTED = f"{PREFIX}routed"
+
+#: Sorted set visit -> when (ms) the last socket of its patient closed; removed
+#: when one connects again. With :data:`PATIENTS_SEEN` it tells staff whether a
+#: patient is online. No TTL: entries older than the grace period (the visit has
+#: been ended as absent by then) are trimmed by every presence refresh.
+PATIENTS_OFFLINE = f"{PREFIX}patients:offline"
+
+
 def clinic_settings(clinic: str) -> str:
     """Hash of run-time clinic settings (walk_in = 1/0, ...: telemed.clinic_config); no TTL:
     an admin's choice lasts until changed."""
     return f"{PREFIX}clinic:{clinic}"
+
+
+def staff_sessions(clinic: str) -> str:
+    """Hash socket id -> JSON {jti, sub, name, role, since, node, exp, seen}: the clinic's
+    live staff sockets (the admin console's "active sessions"). Each node rewrites its
+    own entries every presence interval; an entry not refreshed for
+    :data:`STAFF_SESSION_STALE_INTERVALS` intervals (its node died) is dropped when read."""
+    return f"{PREFIX}staffsessions:{clinic}"
+
+
+#: Presence intervals after which a staff session nobody refreshed counts as gone.
+STAFF_SESSION_STALE_INTERVALS = 3
+
+#: The whole staff-session hash expires this long after the last refresh by any node,
+#: so a clinic whose nodes all stopped leaves nothing behind.
+STAFF_SESSIONS_TTL = 3600
 
 
 #: Sorted set visit -> last time (ms) a socket of its patient was seen.
@@ -114,27 +186,28 @@ CHARTS_PURGE_LOCK = f"{PREFIX}charts:purge"
 
 # The chart browser's index (telemed/chart/index.py). No TTL: an entry lives
 # as long as its chart folder (removed with it by retention), and the folder is
-# the record: a lost index is rebuilt from the folders.
+# the record: a lost index is rebuilt from the folders. The clinic in braces:
+# one script reads two of them (a Redis Cluster keeps them in one slot).
 
 
 def chart_summaries(clinic: str) -> str:
     """Hash visit -> JSON summary of the clinic's written charts (names, state, times)."""
-    return f"{PREFIX}chartidx:{clinic}"
+    return f"{PREFIX}chartidx:{{{clinic}}}"
 
 
 def chart_times(clinic: str) -> str:
     """Sorted set visit -> when it ended (else was created), seconds: the list's order and date range."""
-    return f"{PREFIX}charttimes:{clinic}"
+    return f"{PREFIX}charttimes:{{{clinic}}}"
 
 
 def chart_search(clinic: str) -> str:
     """Hash visit -> "state|doctor sub|patient name, lower case": filtered without decoding summaries."""
-    return f"{PREFIX}chartsearch:{clinic}"
+    return f"{PREFIX}chartsearch:{{{clinic}}}"
 
 
 def chart_doctors(clinic: str) -> str:
     """Hash doctor sub -> name of every doctor in the clinic's charts (the list's doctor filter)."""
-    return f"{PREFIX}chartdoctors:{clinic}"
+    return f"{PREFIX}chartdoctors:{{{clinic}}}"
 
 
 def revoked(jti: str) -> str:

@@ -43,6 +43,17 @@ class Action(enum.StrEnum):
     PURGE = "purge"
     REFUSED = "refused"
     VERIFY = "verify"
+    #: A clinic's admin changed its run-time settings; ``target`` lists them
+    #: (``walk_in=0+no_show_after=300``).
+    SETTINGS = "settings"
+    #: A clinic's admin signed a staff member out; ``target`` is the token id.
+    REVOKE = "revoke"
+    #: The chart browser: a page of the clinic's list (``target`` ``page=N``, never
+    #: the search text), a chart's integrity checked on open (``ok``/``problems``),
+    #: a link with a ticket to one file (``target`` the file).
+    CHART_LIST = "chart_list"
+    CHART_VERIFY = "chart_verify"
+    CHART_LINK = "chart_link"
     #: A chart was sealed; ``target`` is ``sha256:<hex>`` of its manifest file,
     #: so a manifest recomputed after the fact does not match.
     SEAL = "seal"

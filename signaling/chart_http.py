@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from signaling import chart_tickets as tickets
 from signaling._address import client_address
 from signaling.http import HUB, bearer
 from telemed import chart
@@ -56,19 +57,25 @@ async def _audit(request: web.Request, action: str, claims: Claims | None, targe
     )
 
 
-async def _folder(request: web.Request, action: str) -> tuple[Claims, Path]:
+async def _folder(request: web.Request, action: str, ticket_for: str | None = None) -> tuple[Claims, Path]:
     """The caller's claims and the chart folder, or a refusal (audited).
 
     Bad tokens count against the caller's address as at socket connect, and an
     address over the limit is refused unaudited: a flood of anonymous requests
-    must not become a flood of fsynced audit records."""
+    must not become a flood of fsynced audit records. With ``ticket_for`` (a
+    file name, or the zip), a ``?ticket=`` for exactly that stands in for the
+    token (:mod:`signaling.chart_tickets`)."""
     hub = request.app[HUB]
     claims: Claims | None = None
     address = client_address(request, hub.settings.trusted_proxies)
     await hub.check_address(address)
     try:
         try:
-            claims = await bearer(request, frozenset(Role))
+            if ticket_for is not None and "ticket" in request.query:
+                claims = tickets.check(hub.settings.secret, request.query["ticket"], request.match_info["visit"], ticket_for).claims
+                await hub.check_live(claims)
+            else:
+                claims = await bearer(request, frozenset(Role))
         except Unauthorized:
             await hub.count_auth_failure(address)
             raise
@@ -166,8 +173,8 @@ async def get_chart(request: web.Request) -> web.Response:
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:
-    claims, where = await _folder(request, "file_download")
     name = request.match_info["name"]
+    claims, where = await _folder(request, "file_download", ticket_for=name)
     root = request.app[HUB].settings.recordings_dir
     try:
         opened = await asyncio.to_thread(open_chart_file, root, where, name)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from telemed import _scripts, chart, keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, ChartIndex, visit_folder
+from telemed.chart.index import ChartList
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
 from telemed.media_protocol import keys as media_keys
@@ -68,6 +69,7 @@ class ChartKeeper:
         self.chat = chat
         self.audit = audit
         self._claim = redis.register_script(_scripts.CLAIM_CHARTS)
+        self.index = ChartList(redis)
         self._woken: asyncio.Task[None] | None = None
         self._again = False
         self._chat_due: dict[str, str] = {}  # visit -> clinic
@@ -235,6 +237,7 @@ class ChartKeeper:
                 pass  # logged; the manifest is written, and trying again would not help
 
         await asyncio.to_thread(write)
+        await self.index.add(record)  # the chart browser's list; a failure retries the whole chart
         logger.info("Chart(%s) written", visit_id)
         gave_up = visit.ended_at is not None and time.time() - visit.ended_at > RECHECK_FOR
         return not alive or gave_up
@@ -248,5 +251,12 @@ class ChartKeeper:
         if not await self.redis.set(keys.CHARTS_PURGE_LOCK, "1", nx=True, ex=int(PURGE_EVERY)):
             return []
         pending = set(await self.redis.zrange(keys.CHARTS_PENDING, 0, -1))
-        return await chart.purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system", skip=pending)
+        removed = await chart.purge(self.settings.recordings_dir, self.settings.retention, self.audit, actor="system", skip=pending)
+        if removed:  # purge names the visits only: forget them in every clinic's list
+            root = self.settings.recordings_dir
+            clinics = await asyncio.to_thread(lambda: [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")])
+            for clinic in clinics:
+                for visit_id in removed:
+                    await self.index.remove(clinic, visit_id)
+        return removed
 

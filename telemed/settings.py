@@ -120,6 +120,13 @@ class Settings:
     """How often a node refreshes the presence of its sockets and sweeps for
     patients gone beyond the grace period (``TELEMED_PRESENCE_INTERVAL``)."""
 
+    on_duty_window: float = 30.0
+    """Staff seen this recently count as on duty on the roster (``TELEMED_ON_DUTY``)."""
+
+    route_return: float = 300.0
+    """A patient routed to a doctor gone (not seen) this long goes back to the
+    shared queue (``TELEMED_ROUTE_RETURN``)."""
+
     event_rate: float = 20.0
     """Socket events a connection may send per second on average (``TELEMED_EVENT_RATE``)."""
 
@@ -150,6 +157,11 @@ class Settings:
 
     media_max_legs: int = 40
     """Chart legs one worker holds at most (``TELEMED_MEDIA_MAX_LEGS``)."""
+
+    keyframe_interval: float = 5.0
+    """How often the media worker asks a chart leg's sender for a video keyframe
+    (``TELEMED_KEYFRAME_INTERVAL``): the recording's seek points. 0: only at the
+    start and for snapshots (seeking then decodes from the start)."""
 
     retention: float = 0.0
     """How long chart folders are kept after their visit ended, in seconds
@@ -183,6 +195,10 @@ class Settings:
     no_show_after: float = 15 * 60
     """A scheduled patient not checked in this long after the time is a no-show
     (``TELEMED_NO_SHOW_AFTER``); a clinic's admin may change it at run time."""
+
+    late_after: float = 5 * 60
+    """Staff see an expected patient as late this long after the appointment
+    time (``TELEMED_LATE_AFTER``)."""
 
     staff_lock_after: float = 15 * 60
     """Staff pages hide health data behind a lock after this long without input
@@ -240,8 +256,14 @@ class Settings:
             raise ConfigError("TELEMED_DEFAULT_ACUITY must be an ESI level 1-5")
         if self.grace_period < 2 * self.presence_interval:
             raise ConfigError("TELEMED_GRACE must be at least twice TELEMED_PRESENCE_INTERVAL")
+        if self.on_duty_window < 2 * self.presence_interval:
+            raise ConfigError("TELEMED_ON_DUTY must be at least twice TELEMED_PRESENCE_INTERVAL")
+        if self.route_return < self.on_duty_window:
+            raise ConfigError("TELEMED_ROUTE_RETURN must be at least TELEMED_ON_DUTY")
         if 0 < self.retention < 8 * 86400:
             raise ConfigError("TELEMED_RETENTION must be at least 8d (Redis keeps an ended visit 7 days)")
+        if self.keyframe_interval != 0 and not 1 <= self.keyframe_interval <= 60:
+            raise ConfigError("TELEMED_KEYFRAME_INTERVAL must be 0 (off) or 1s to 60s")
         if self.jwks_refresh < 10:
             raise ConfigError("TELEMED_JWKS_REFRESH must be at least 10s")
         if self.jwks.startswith("http://") and urlsplit(self.jwks).hostname not in {"127.0.0.1", "localhost", "::1"}:
@@ -299,6 +321,8 @@ class Settings:
             patient_link_ttl=_duration(get("TELEMED_PATIENT_LINK_TTL", "24h")),
             grace_period=_duration(get("TELEMED_GRACE", "120s")),
             presence_interval=_duration(get("TELEMED_PRESENCE_INTERVAL", "5s")),
+            on_duty_window=_duration(get("TELEMED_ON_DUTY", "30s")),
+            route_return=_duration(get("TELEMED_ROUTE_RETURN", "5m")),
             default_acuity=acuity,
             default_visit_minutes=_duration(get("TELEMED_DEFAULT_VISIT", "15m")) / 60,
             walk_in_clinics=_csv(get("TELEMED_WALK_IN_CLINICS")),
@@ -312,6 +336,7 @@ class Settings:
             walk_in_per_minute=walk_in_rate,
             check_in_window=_duration(get("TELEMED_CHECK_IN_WINDOW", "15m")),
             no_show_after=_duration(get("TELEMED_NO_SHOW_AFTER", "15m")),
+            late_after=_duration(get("TELEMED_LATE_AFTER", "5m")),
             staff_lock_after=_duration(get("TELEMED_STAFF_LOCK_AFTER", "15m")),
             event_rate=event_rate,
             event_burst=event_burst,
@@ -321,6 +346,7 @@ class Settings:
             metrics_token=Secret(get("TELEMED_METRICS_TOKEN")),
             jwks=get("TELEMED_JWKS"),
             jwks_refresh=_duration(get("TELEMED_JWKS_REFRESH", "300s")),
+            keyframe_interval=_duration(get("TELEMED_KEYFRAME_INTERVAL", "5s")),
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
             gc_tuning=_flag(get("TELEMED_GC_TUNING", "on")),
         )

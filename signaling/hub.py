@@ -28,6 +28,13 @@ from telemed.waiting_room import WaitingRoom
 logger = logging.getLogger(__name__)
 
 
+#: What a link of an ended visit says, by end reason (the patient page words it).
+ENDED_MESSAGES = {
+    "cancelled": "this visit was cancelled by the clinic",
+    "no_show": "this appointment was missed",
+}
+
+
 @dataclass
 class Hub:
     settings: Settings
@@ -92,16 +99,16 @@ class Hub:
         pipe = self.redis.pipeline(transaction=False)
         pipe.exists(keys.revoked(claims.jti))
         if claims.visit is not None:
-            pipe.hmget(keys.visit(claims.visit), ["state", "clinic"])
+            pipe.hmget(keys.visit(claims.visit), ["state", "clinic", "end_reason"])
         results = await pipe.execute()
         if results[0]:
             raise Unauthorized("token revoked")
         if claims.visit is not None:
-            state, clinic = results[1]
+            state, clinic, end_reason = results[1]
             if state is None or clinic != claims.clinic:
                 raise Unauthorized("this link is not valid")
             if state == State.ENDED.value:
-                raise Unauthorized("this visit has ended")
+                raise Unauthorized(ENDED_MESSAGES.get(end_reason, "this visit has ended"))
 
     async def authorize_visit(self, claims: Claims, visit_id: str, roles: frozenset[Role]) -> str:
         """Check that ``claims`` may act on ``visit_id``; returns the visit's clinic."""

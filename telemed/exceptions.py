@@ -58,6 +58,13 @@ class Conflict(TelemedError):
     http_status = 409
 
 
+class TooEarly(TelemedError):
+    """A scheduled visit's check-in is not open yet (details: ``scheduled_at``, ``check_in_from``)."""
+
+    code = "too_early"
+    http_status = 409
+
+
 class RateLimited(TelemedError):
     code = "rate_limited"
     http_status = 429

@@ -38,6 +38,8 @@ class Action(enum.StrEnum):
     ADMIT = "admit"
     LEAVE = "leave"
     END = "end"
+    CALL_OFF = "call_off"
+    """End a visit that has not started: staff cancel an expected visit, or a no-show."""
 
 
 #: action -> {from state: to state}. Anything not listed is an illegal transition.
@@ -52,6 +54,7 @@ TRANSITIONS: dict[Action, dict[State, State]] = {
     Action.ADMIT: {s: State.IN_VISIT for s in QUEUED},
     Action.LEAVE: {s: State.ENDED for s in (State.CREATED, *QUEUED)},
     Action.END: {s: State.ENDED for s in State if s is not State.ENDED},
+    Action.CALL_OFF: {State.CREATED: State.ENDED},
 }
 
 
@@ -76,6 +79,8 @@ class EndReason(enum.StrEnum):
     """The patient's connection was gone longer than the grace period."""
     CANCELLED = "cancelled"
     """Staff cancelled it before it started."""
+    NO_SHOW = "no_show"
+    """A scheduled patient did not check in by the appointment plus the no-show time."""
 
 
 def _num(value: str | None) -> float | None:
@@ -108,6 +113,11 @@ class Visit:
     admitted_at: float | None = None
     ended_at: float | None = None
     end_reason: str = ""
+    scheduled_at: float | None = None
+    """The appointment (epoch seconds), for a visit booked for a time."""
+    check_in_from: float | None = None
+    """When its check-in opens: the clinic's check-in window before the
+    appointment, fixed when it was booked (what the patient was told holds)."""
 
     @classmethod
     def from_hash(cls, visit_id: str, h: Mapping[str, str]) -> Visit:
@@ -134,6 +144,8 @@ class Visit:
             admitted_at=_num(h.get("admitted_at")),
             ended_at=_num(h.get("ended_at")),
             end_reason=h.get("end_reason", ""),
+            scheduled_at=_num(h.get("scheduled_at")),
+            check_in_from=_num(h.get("check_in_from")),
         )
 
     def for_staff(self) -> dict[str, object]:
@@ -154,6 +166,9 @@ class Visit:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason or None,
             "consent_recording": self.consent_recording,
+            "scheduled_at": self.scheduled_at,
+            "check_in_from": self.check_in_from,
+            "expires_at": self.expires_at,
         }
 
     def for_patient(self) -> dict[str, object]:
@@ -166,4 +181,6 @@ class Visit:
             "doctor_name": self.doctor_name or None,
             "end_reason": self.end_reason or None,
             "consent_recording": self.consent_recording,
+            "scheduled_at": self.scheduled_at,
+            "check_in_from": self.check_in_from,
         }

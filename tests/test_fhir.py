@@ -409,3 +409,66 @@ def test_transcript_ref_from_lines() -> None:
     assert (ref.start, ref.end) == (T0 + 212.3, T0 + 423.5)
     assert ref.recordings == ("recording-patient-1.webm", "recording-doctor-1.webm")
     assert TranscriptRef.from_lines([]).start is None
+
+
+# -- appointments ---------------------------------------------------------------------------------
+
+
+def test_a_booked_visit_has_an_appointment_linked_from_the_encounter() -> None:
+    bundle = build_full(scheduled_at=T0 + 600)
+    Bundle.model_validate(bundle)
+    assert unresolved_references(bundle) == []
+    (appointment,) = resources(bundle, "Appointment")
+    (encounter,) = resources(bundle, "Encounter")
+    assert encounter["appointment"] == [{"reference": full_url_of(bundle, "Appointment")}]
+    assert appointment["status"] == "fulfilled"
+    assert appointment["start"] == "2025-12-29T09:30:00Z" and appointment["end"] == "2025-12-29T09:45:00Z"
+    assert appointment["minutesDuration"] == 15
+    assert appointment["participant"] == [
+        {"actor": {"type": "Patient", "identifier": {"system": "urn:telemed:subject", "value": "p-1a2b"}, "display": "Min-jun Kim"},
+         "status": "accepted"}
+    ]  # fmt: skip
+    assert appointment["reasonCode"] == [{"text": "sore throat since yesterday"}]
+    assert appointment["identifier"] == [{"system": "urn:telemed:visit", "value": "v-abc"}]
+
+
+def test_a_visit_without_an_appointment_has_none() -> None:
+    bundle = build_full(scheduled_at=None)
+    assert resources(bundle, "Appointment") == []
+    assert "appointment" not in resources(bundle, "Encounter")[0]
+
+
+def test_a_no_show_is_an_appointment_without_a_patient_reference() -> None:
+    visit = full_visit()
+    visit.update(
+        state="ended", end_reason="no_show", acuity=None, triage=None, participants=[], scheduled_at=T0 + 3600,
+        consent=None, times={"created": T0, "checked_in": None, "admitted": None, "ended": T0 + 3600 + 900},
+        history=[{"at": T0 + 4500, "from": "created", "to": "ended", "action": "end:no_show", "by": "system"}],
+    )  # fmt: skip
+    bundle = build_bundle(visit, [], None, None, {}, base_url=BASE)
+    Bundle.model_validate(bundle)
+    (appointment,) = resources(bundle, "Appointment")
+    assert appointment["status"] == "noshow"
+    # Nobody checked in, so no patient id is known: the participant is the subject by type.
+    assert appointment["participant"][0]["type"][0]["coding"][0]["code"] == "SBJ"
+    assert resources(bundle, "Encounter")[0]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("state", "end_reason", "admitted", "status"),
+    [
+        ("created", "", None, "booked"),
+        ("waiting", "", None, "checked-in"),
+        ("ended", "cancelled", None, "cancelled"),
+        ("ended", "left", None, "cancelled"),
+    ],
+)
+def test_appointment_status_follows_the_visit(state: str, end_reason: str, admitted: float | None, status: str) -> None:
+    from telemed.chart.fhir import _appointment_status
+
+    assert _appointment_status({"state": state, "end_reason": end_reason}, admitted) == status
+
+
+def test_a_scheduled_at_that_is_not_a_time_is_refused() -> None:
+    with pytest.raises(BundleError, match="scheduled_at"):
+        build_full(scheduled_at="tomorrow")

@@ -13,6 +13,11 @@ What the bundle holds (type ``collection``):
 - one ``Encounter``: class ``VR`` (virtual), status ``finished``, or
   ``cancelled`` when the patient was never admitted; ``priority`` from the ESI
   acuity (:data:`ESI_PRIORITY`); ``statusHistory`` from the visit's history;
+- an ``Appointment`` when the visit was booked for a time (``scheduled_at``),
+  referenced from ``Encounter.appointment``: ``start`` the booked time, ``end``
+  :data:`APPOINTMENT_MINUTES` later; status ``fulfilled`` once admitted,
+  ``noshow`` for a no-show, ``cancelled`` for a visit that ended otherwise
+  before its admit, ``booked`` / ``checked-in`` while not over;
 - an ``Observation`` of the ESI level (LOINC 75636-1 with its LOINC answer) and
   one of the triage note (a text code: no LOINC code was confirmed for it);
 - a ``Consent`` each for the visit (scope ``treatment``) and the recording
@@ -40,6 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.consent import Consent
@@ -67,6 +73,7 @@ from telemed.chart._fhir_input import (
 from telemed.chart.fhir_codes import (
     ACT_CODE,
     ACT_PRIORITY,
+    APPOINTMENT_MINUTES,
     CHAT_SYSTEM,
     CLINIC_SYSTEM,
     CONSENT_ACTION,
@@ -174,7 +181,45 @@ def _encounter(chart: _Chart) -> Encounter:
     end_reason = visit.get("end_reason")
     if end_reason:
         data["extension"] = [{"url": END_REASON_EXTENSION, "valueCode": end_reason}]
+    if _scheduled_at(visit) is not None:
+        data["appointment"] = [{"reference": chart.full_url("appointment")}]
     return _make(Encounter, data, "visit.json")
+
+
+def _scheduled_at(visit: Mapping[str, Any]) -> float | None:
+    return _opt_time(visit, "scheduled_at", "visit.json")
+
+
+def _appointment_status(visit: Mapping[str, Any], admitted: float | None) -> str:
+    state = visit.get("state")
+    if admitted is not None:
+        return "fulfilled"
+    if state == State.ENDED:
+        return "noshow" if visit.get("end_reason") == "no_show" else "cancelled"
+    return "booked" if state == State.CREATED else "checked-in"
+
+
+def _appointment(chart: _Chart) -> tuple[str, Appointment] | None:
+    """The booking, for a visit that had an appointment time."""
+    at = _scheduled_at(chart.visit)
+    if at is None:
+        return None
+    times = _mapping(chart.visit.get("times") or {}, "visit.json times")
+    admitted = _opt_time(times, "admitted", "visit.json times")
+    patient = {"actor": chart.patient.ref()} if chart.patient else {"type": [_coding(PARTICIPATION_TYPE, "SBJ", "subject")]}
+    data: dict[str, Any] = {
+        "identifier": [{"system": VISIT_SYSTEM, "value": chart.id}],
+        "status": _appointment_status(chart.visit, admitted),
+        "start": _instant(at),
+        "end": _instant(at + APPOINTMENT_MINUTES * 60),
+        "minutesDuration": APPOINTMENT_MINUTES,
+        "created": _instant(_time(times, "created", "visit.json times")),
+        "participant": [{**patient, "status": "accepted"}],
+    }
+    reason = _str(chart.visit, "reason", "visit.json", required=False).strip()
+    if reason:
+        data["reasonCode"] = [{"text": reason}]
+    return chart.full_url("appointment"), _make(Appointment, data, "visit.json scheduled_at")
 
 
 def _acuity(visit: Mapping[str, Any]) -> int | None:
@@ -415,6 +460,9 @@ def build_bundle(
     """
     chart = _Chart(_mapping(visit, "visit.json"), files, base_url)
     entries: list[tuple[str, Resource]] = [(chart.encounter_url, _encounter(chart))]
+    appointment = _appointment(chart)
+    if appointment is not None:
+        entries.append(appointment)
     entries += _observations(chart)
     entries += _consents(chart)
     entries += _communications(chart, chat)

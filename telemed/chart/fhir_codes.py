@@ -66,6 +66,10 @@ ENCOUNTER_STATUS: dict[str, str] = {
 }
 
 #: Recording state in ``recordings.json`` -> Media status.
+#: A telemed appointment is a time, not a slot; FHIR's Appointment wants an end
+#: with its start, so the bundle gives it this length (the default visit length).
+APPOINTMENT_MINUTES = 15
+
 RECORDING_STATUS = {"recording": "in-progress", "complete": "completed", "interrupted": "stopped"}
 
 #: Token role -> resource type of its references, and the Encounter participant type of staff.

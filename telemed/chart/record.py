@@ -55,6 +55,8 @@ def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dic
         else None,
         "participants": participants,
         "times": {"created": visit.created_at, "checked_in": checked_in, "admitted": visit.admitted_at, "ended": visit.ended_at},
+        # The appointment, for a visit booked for a time (None: any time).
+        "scheduled_at": visit.scheduled_at,
         "history": history,
     }
 

@@ -1,6 +1,7 @@
 // The patient's steps 2 and 3: consent to the video visit (and, optionally,
 // to recording), the reason for the visit, and the check-in itself.
 
+import { formatDay } from "/static/appointment.js";
 import { $, request } from "/static/common.js";
 
 export class CheckInForm {
@@ -57,6 +58,11 @@ export class CheckInForm {
       });
       this.onVisit(reply.visit);
     } catch (err) {
+      if (err.code === "too_early" && err.details) {
+        const opens = formatDay(err.details.check_in_from);
+        this.notices.error(`It is too early to check in: your appointment is on ${formatDay(err.details.scheduled_at)}, check-in opens ${opens}.`, "check-in");
+        return;
+      }
       this.notices.error(`Check-in did not work: ${err.message}`, "check-in");
     } finally {
       button.disabled = false;

@@ -18,6 +18,7 @@ import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { CALL_STATES } from "/static/call.js";
 import { CallView, mountStage } from "/static/call_view.js";
+import { AppointmentWait } from "/static/appointment.js";
 import { CaptionsPanel } from "/static/captions.js";
 import { ChartSession } from "/static/chart_session.js";
 import { CheckInForm } from "/static/check_in.js";
@@ -72,6 +73,7 @@ function connectToClinic(token) {
   const view = new CallView();
   parts = {
     device: new DeviceCheck({ onDone: () => go("consent") }),
+    appointment: new AppointmentWait(),
     checkIn: new CheckInForm({ socket: queue, notices, go, onVisit: applyVisit }),
     waiting: new WaitingRoom({ socket: queue, notices, onVisit: applyVisit }),
     chatView: openChat(sockets["/chat"]),
@@ -142,7 +144,11 @@ function applyVisit(visit) {
   page.visit = visit;
   notices.clear("unavailable");
   if (visit.state === "created") {
-    if (page.screen === "connecting") {
+    if (page.screen === "connecting" && AppointmentWait.early(visit)) {
+      parts.checkIn.prefill(visit.reason);
+      go("appointment");
+      parts.appointment.show(visit, () => go("device"));
+    } else if (page.screen === "connecting") {
       parts.checkIn.prefill(visit.reason);
       go("device");
     }
@@ -231,6 +237,7 @@ const ENDINGS = {
     "We lost the connection to your device for too long. If you still need care, ask the clinic for a new link.",
   ],
   cancelled: ["The clinic cancelled this visit", "If you still need care, please contact the clinic."],
+  no_show: ["Your appointment time has passed", "You did not check in in time, so the visit was closed. Please contact the clinic for a new appointment."],
 };
 
 function finishVisit(reason) {
@@ -247,6 +254,7 @@ function teardown() {
   page.finished = true;
   if (parts) {
     parts.device.stop();
+    parts.appointment.stop();
     parts.view.hangUp();
     parts.chart.stop();
     parts.view.release();
@@ -258,6 +266,8 @@ function teardown() {
 }
 
 const REFUSALS = [
+  [/cancelled/, "The clinic cancelled this visit", "If you still need care, please contact the clinic."],
+  [/missed/, "Your appointment time has passed", "You did not check in in time, so the visit was closed. Please contact the clinic for a new appointment."],
   [/ended/, "This visit has ended", "The visit this link was for is over. If you still need care, ask the clinic for a new link."],
   [/expired/, "This link has expired", "Links work for a limited time. Ask the clinic for a new one."],
   [/revoked/, "This link was withdrawn", "The clinic has withdrawn this link. Ask the clinic for a new one."],

@@ -135,6 +135,11 @@ class MediaSettings:
         return self.base.media_announced_address
 
     @property
+    def keyframe_interval(self) -> float:
+        """How often a recording asks its sender for a keyframe (its seek points); 0: never."""
+        return self.base.keyframe_interval
+
+    @property
     def stun_urls(self) -> tuple[str, ...]:
         """STUN servers for the worker's own gathering (aiortc uses the first)."""
         return self.base.stun_urls

@@ -221,6 +221,7 @@ class ChartLeg:
             self.folder / self.file,
             self.kinds,
             keyframe_wait=self.settings.keyframe_wait,
+            keyframe_interval=self.settings.keyframe_interval,
             cluster_ms=self.settings.cluster_ms,
             interleave_ms=self.settings.interleave_ms,
             on_open=self._on_file_open,

@@ -116,7 +116,9 @@ class Recorder:
         becomes one stream of the file.
     :param on_open: called once with the file's start time when it is created.
     :param need_keyframe: called (at most every half second) while video waits
-        for a keyframe.
+        for a keyframe, and once ``keyframe_interval`` seconds passed since the
+        last one: every keyframe is a cue (a seek point) of the file, so a
+        player seeks without decoding from the start.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class Recorder:
         kinds: set[str],
         *,
         keyframe_wait: float = 2.0,
+        keyframe_interval: float = 0.0,
         cluster_ms: int = 1000,
         interleave_ms: int = 1000,
         on_open: Any = None,
@@ -133,6 +136,7 @@ class Recorder:
         self.path = path
         self.kinds = kinds
         self.keyframe_wait = keyframe_wait
+        self.keyframe_interval = keyframe_interval
         self.cluster_ms = cluster_ms
         self.interleave_ms = interleave_ms
         self.on_open = on_open
@@ -149,6 +153,7 @@ class Recorder:
         self._pending: list[EncodedFrame] = []
         self._first_arrival: float | None = None
         self._last_pli = 0.0
+        self._last_keyframe: float | None = None  # arrival of the last keyframe written
 
     # -- input ------------------------------------------------------------------------
 
@@ -180,6 +185,11 @@ class Recorder:
             s.dropped += 1
             self._ask_keyframe(frame.arrival)
             return
+        if frame.kind == "video" and self.keyframe_interval > 0:
+            if frame.keyframe:
+                self._last_keyframe = frame.arrival
+            elif self._last_keyframe is not None and frame.arrival - self._last_keyframe >= self.keyframe_interval:
+                self._ask_keyframe(frame.arrival)  # the next seek point
         self._write(s, frame)
 
     def _ask_keyframe(self, now: float) -> None:

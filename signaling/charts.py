@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from telemed import _scripts, chart, keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, ChartIndex, visit_folder
-from telemed.chart.index import ChartList
+from telemed.chart.index import ChartList, index_unlisted_clinics
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
 from telemed.media_protocol import keys as media_keys
@@ -157,6 +157,10 @@ class ChartKeeper:
     async def run(self, interval: float) -> None:
         """Write the charts of ended visits, forever (one per node)."""
         last_purge = 0.0
+        try:
+            await index_unlisted_clinics(self.redis, self.settings.recordings_dir)
+        except (OSError, RedisError) as exc:  # the list lacks old charts until the next start
+            logger.warning("charts: old charts not indexed (%s)", type(exc).__name__)
         while True:
             try:
                 await self.write_due()

@@ -204,3 +204,19 @@ async def test_who_may_use_the_browser_routes(ended: dict[str, Any]) -> None:
             if status != 200:
                 assert NAME.encode() not in body and SECRET_TEXT.encode() not in body
     assert table == [(who, route, expected) for who, expected in WHO for route in ROUTES]
+
+
+async def test_a_node_indexes_charts_written_before_the_index(start_node: Any, redis: aioredis.Redis, settings: Settings) -> None:
+    """Charts on disk with no list in Redis (written before the index existed,
+    or Redis lost its data) are listed once a node starts."""
+    for i in range(3):
+        where = chart.visit_folder(settings.recordings_dir, "c1", f"v{i:05d}")
+        chart.write_json(where / chart.VISIT, record(i))
+    (settings.recordings_dir / "c1" / "not-a-chart").mkdir()
+    node = await start_node()
+    nurse = token(Role.NURSE, "c1")
+
+    async def listed() -> int:
+        return int((await get_json(node, "/api/charts", nurse))[1]["total"])
+
+    assert await wait_until(lambda: listed(), 10, "the old charts listed") == 3

@@ -13,13 +13,15 @@ summary here (:func:`summary` knows which fields of ``visit.json`` it holds):
   range and decodes only the page it returns;
 - ``chart_doctors(clinic)``: the doctors of the clinic's charts (the filter).
 
-The folders stay the record: :func:`folder_summaries` reads them again (a
-lost index is rebuilt with :meth:`ChartList.add`). Retention removes an entry
-with its folder.
+The folders stay the record: a node starting indexes the charts of every
+clinic whose list is empty (:func:`index_unlisted_clinics`: charts written
+before the index existed, or a Redis that lost its data). Retention removes
+an entry with its folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -194,6 +196,31 @@ class ChartList:
                     charts.append(json.loads(raw))
         return Page(charts=charts, total=int(total), page=page, pages=max(1, -(-int(total) // size)), size=size,
                     doctors=await self.doctors(clinic))
+
+
+async def index_unlisted_clinics(redis: Any, root: Path) -> int:
+    """Index every chart of each clinic whose list is empty in Redis (charts
+    written before the index existed, or a Redis that lost its data); returns
+    how many were added. A node runs it once at start: it lists the clinic
+    folders, and reads ``visit.json`` files only of clinics with no list."""
+    index = ChartList(redis)
+
+    def clinics() -> list[str]:
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+
+    added = 0
+    for clinic in await asyncio.to_thread(clinics):
+        if await redis.exists(keys.chart_times(clinic)):
+            continue
+        for record in await asyncio.to_thread(folder_summaries, root, clinic):
+            if record.get("id") and record.get("clinic") == clinic:
+                await index.add(record)
+                added += 1
+    if added:
+        logger.info("Chart index: %d charts of unlisted clinics added", added)
+    return added
 
 
 def folder_summaries(root: Path, clinic: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from ipaddress import ip_address
 from typing import Any
@@ -18,11 +19,11 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
-from signaling import schemas
+from signaling import rooms, schemas
 from signaling._address import client_address
 from signaling._headers import add_default_headers, page_headers
 from signaling.hub import Hub
-from telemed import keys
+from telemed import appointments, clinic_config, keys
 from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
 from telemed.jwks import JwksError
 from telemed.tokens import ID_PATTERN, Claims, Role, mint
@@ -101,15 +102,28 @@ async def create_visit(request: web.Request) -> web.Response:
     clinic = p.clinic or claims.clinic
     if clinic != claims.clinic:
         raise Forbidden("you can create visits for your own clinic only")
-    ttl = p.ttl_minutes * 60 if p.ttl_minutes else hub.settings.patient_link_ttl
-    visit = await hub.room.create(clinic, reason=p.reason, ttl=ttl)
-    token, _ = mint(
-        hub.settings.secret, role=Role.PATIENT, name=p.patient_name or "Patient", clinic=clinic, visit=visit.id, ttl=ttl
+    config = await clinic_config.get(hub.redis, hub.settings, clinic)
+    now = time.time()
+    scheduled_at = None if p.scheduled_at is None else appointments.parse_when(p.scheduled_at, now)
+    ttl = appointments.link_lifetime(
+        p.ttl_minutes * 60 if p.ttl_minutes else None,
+        config.link_lifetime,
+        now=now,
+        scheduled_at=scheduled_at,
+        no_show_after=config.no_show_after,
     )
-    return web.json_response(
-        {"visit_id": visit.id, "patient_link": patient_link(hub, token), "expires_at": visit.expires_at},
-        status=201,
+    name = p.patient_name or "Patient"
+    opens = None if scheduled_at is None else scheduled_at - config.check_in_window
+    visit = await hub.room.create(
+        clinic, reason=p.reason, ttl=ttl, patient_name=name, scheduled_at=scheduled_at, check_in_from=opens
     )
+    token, _ = mint(hub.settings.secret, role=Role.PATIENT, name=name, clinic=clinic, visit=visit.id, ttl=ttl)
+    # Staff pages list it as expected at once (every node: through Redis).
+    await hub.sio.emit("visit", visit.for_staff(), room=rooms.staff(clinic), namespace="/queue")
+    reply: dict[str, object] = {"visit_id": visit.id, "patient_link": patient_link(hub, token), "expires_at": visit.expires_at}
+    if scheduled_at is not None:
+        reply |= {"scheduled_at": scheduled_at, "check_in_from": opens}
+    return web.json_response(reply, status=201)
 
 
 async def get_queue(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from socketio import packet
 
 from signaling import rooms
 from signaling.hub import Hub
+from signaling.staff_roster import StaffRoster
 from telemed.visits import Visit
 
 logger = logging.getLogger(__name__)
@@ -68,12 +69,14 @@ def event_packet(event: str, data: dict[str, Any]) -> str:
 class QueueNotifier:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        #: The staff roster, claims and online markers shown in staff snapshots.
+        self.roster = StaffRoster(hub)
         #: clinic -> visit -> sids of that patient on this node
         self._patients: dict[str, dict[str, set[str]]] = {}
         #: clinic -> staff sids on this node
         self._staff: dict[str, set[str]] = {}
-        #: visit -> (position, eta) last pushed from this node
-        self._sent: dict[str, tuple[int, int]] = {}
+        #: visit -> (position, wait kind, low, high) last pushed from this node
+        self._sent: dict[str, tuple[int, str, int, int]] = {}
         self._pending: set[str] = set()
         self._staff_pending: set[str] = set()
         self._staff_pushed: dict[str, float] = {}
@@ -152,14 +155,19 @@ class QueueNotifier:
         self._queue_length[clinic] = positions.length
         sent = 0
         for p in positions.places:
-            if self._sent.get(p.visit_id) == (p.position, p.eta_s):
+            shown = (p.position, p.wait.kind.value, p.wait.low_s, p.wait.high_s)
+            if self._sent.get(p.visit_id) == shown:
                 continue
-            self._sent[p.visit_id] = (p.position, p.eta_s)
+            self._sent[p.visit_id] = shown
             update = {
                 "visit_id": p.visit_id,
                 "position": p.position,
-                "eta_s": p.eta_s,
+                "wait": p.wait.kind.value,
+                "wait_low_s": p.wait.low_s,
+                "wait_high_s": p.wait.high_s,
+                "eta_s": p.wait.expected_s,
                 "doctors_on_duty": positions.doctors,
+                "doctors_free": positions.free,
                 "version": positions.version,
             }
             packet = event_packet("position", update)
@@ -201,13 +209,15 @@ class QueueNotifier:
         room = self.hub.room
         version = await room.queue_version(clinic)
         queue = await room.queue(clinic)
-        return {
+        snapshot: dict[str, object] = {
             "clinic": clinic,
             "version": version,
             "queue": [{**v.for_staff(), "position": i} for i, v in enumerate(queue, 1)],
             "in_visit": [v.for_staff() for v in await room.in_visit(clinic)],
             "doctors": await room.doctors_on_duty(clinic),
         }
+        await self.roster.decorate(clinic, snapshot)
+        return snapshot
 
     async def visit_changed(self, visit: Visit) -> None:
         """Tell the patient and the clinic's staff (on every node) about a visit's

@@ -14,6 +14,9 @@ which is what the design runs on; a Redis Cluster would need hash tags per clini
 
 from __future__ import annotations
 
+#: Start of the time-based places in a queue (2026-01-01 UTC, in ms); see CHECK_IN.
+PLACE_EPOCH_MS = 1_767_225_600_000
+
 #: Shared helpers prepended to each transition script.
 PRELUDE = r"""
 local function step(vkey, rules_json)
@@ -28,18 +31,44 @@ local function history(hkey, now, from, to, action, by)
   redis.call('RPUSH', hkey, cjson.encode({at = tonumber(now), from = from, to = to, action = action, by = by}))
 end
 
+-- acuity first, then the place within the level (see CHECK_IN); exact in a
+-- double while place < 1e15, i.e. for 31 years of milliseconds from 2026.
 local function score(acuity, seq)
-  return tonumber(acuity) * 1e12 + tonumber(seq)
+  return tonumber(acuity) * 1e15 + tonumber(seq)
 end
 """
 
-#: KEYS: visit, history, queue, seq, version, seen
+#: The place within an acuity level is time-based, in thousandths of a
+#: millisecond since :data:`PLACE_EPOCH_MS`: an arrival takes
+#: max(now's place + 1, the last arrival's + 1), so arrivals stay strictly
+#: first-come whatever the nodes' clocks say; a scheduled patient checking in
+#: before the appointment takes the appointment's place (ahead of anyone who
+#: arrives at or after that time, behind those who arrived before), one on
+#: time or late takes their arrival's. Too early (before the visit's
+#: check_in_from) is refused: {'too_early', scheduled_at, check_in_from}.
+#: KEYS: visit, history, queue, seq (last arrival's place), version, seen,
+#:       expected, appointments due
 #: ARGV: rules, now, default_acuity, reason, consent_visit, consent_recording,
-#:       consent_version, patient_sub, patient_name
+#:       consent_version, patient_sub, patient_name, place epoch (ms)
 CHECK_IN = PRELUDE + r"""
 local from, to = step(KEYS[1], ARGV[1])
 if not from then return to end
-local seq = redis.call('INCR', KEYS[4])
+local now = tonumber(ARGV[2])
+local sched = tonumber(redis.call('HGET', KEYS[1], 'scheduled_at') or '')
+local opens = tonumber(redis.call('HGET', KEYS[1], 'check_in_from') or '')
+if sched and opens and now < opens then
+  return {'too_early', string.format('%.17g', sched), string.format('%.17g', opens)}
+end
+local function place(t) return math.max(0, math.floor(t * 1000) - tonumber(ARGV[10])) * 1000 end
+local seq
+if sched and now < sched then
+  seq = string.format('%.0f', place(sched))
+else
+  seq = string.format('%.0f', math.max(place(now) + 1, tonumber(redis.call('GET', KEYS[4]) or '0') + 1))
+  redis.call('SET', KEYS[4], seq)
+end
+redis.call('ZREM', KEYS[7], redis.call('HGET', KEYS[1], 'id'))
+redis.call('ZREM', KEYS[8], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'state', to, 'checked_in_at', ARGV[2], 'seq', seq,
   'reason', ARGV[4], 'consent_visit', ARGV[5], 'consent_recording', ARGV[6],
   'consent_version', ARGV[7], 'patient_sub', ARGV[8], 'patient_name', ARGV[9])
@@ -66,14 +95,35 @@ history(KEYS[2], ARGV[2], from, to, 'triage', ARGV[6])
 return {'ok', from, to, redis.call('INCR', KEYS[4])}
 """
 
-#: KEYS: visit, history, version
-#: ARGV: rules, now, doctor ('' = any doctor), by
+#: KEYS: visit, history, version, routed (visits routed to a named doctor)
+#: ARGV: rules, now, doctor ('' = any doctor), by, clinic
 ROUTE = PRELUDE + r"""
 local from, to = step(KEYS[1], ARGV[1])
 if not from then return to end
 redis.call('HSET', KEYS[1], 'state', to, 'routed_to', ARGV[3])
 history(KEYS[2], ARGV[2], from, to, 'route', ARGV[4])
+local vid = redis.call('HGET', KEYS[1], 'id')
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], vid, ARGV[5]) else redis.call('HDEL', KEYS[4], vid) end
 return {'ok', from, to, redis.call('INCR', KEYS[3])}
+"""
+
+#: Send a routed patient back to the shared queue if their doctor was not seen
+#: since ARGV[3]; forget a visit that is no longer routed or queued.
+#: KEYS: visit, history, version, routed, staff seen of the clinic
+#: ARGV: rules (route), now, cutoff_ms, visit id
+RETURN_ROUTED = PRELUDE + r"""
+local doctor = redis.call('HGET', KEYS[1], 'routed_to')
+local from, to = step(KEYS[1], ARGV[1])
+if not from or not doctor or doctor == '' then
+  redis.call('HDEL', KEYS[4], ARGV[4])
+  return {'gone'}
+end
+local seen = redis.call('ZSCORE', KEYS[5], doctor)
+if seen and tonumber(seen) >= tonumber(ARGV[3]) then return {'present'} end
+redis.call('HSET', KEYS[1], 'state', to, 'routed_to', '')
+history(KEYS[2], ARGV[2], from, to, 'route', 'system')
+redis.call('HDEL', KEYS[4], ARGV[4])
+return {'ok', from, to, redis.call('INCR', KEYS[3]), doctor}
 """
 
 #: KEYS: queue, version, doctor_visits, seen, in_visit
@@ -114,7 +164,8 @@ history(ARGV[7] .. vid .. ARGV[8], ARGV[2], from, to, 'admit', doctor)
 return {'ok', from, to, redis.call('INCR', KEYS[2]), vid}
 """
 
-#: KEYS: visit, history, queue, version, durations, seen, chat, chat_ids, in_visit, charts pending
+#: KEYS: visit, history, queue, version, durations, seen, chat, chat_ids, in_visit, charts pending,
+#:       expected, appointments due
 #: ARGV: rules, now, end reason, by, ttl after end, max duration samples,
 #:       doctor_visits key prefix, only_if_absent_before_ms ('' = always)
 END = PRELUDE + r"""
@@ -128,6 +179,8 @@ if not from then return to end
 redis.call('HSET', KEYS[1], 'state', to, 'ended_at', ARGV[2], 'end_reason', ARGV[3])
 redis.call('ZREM', KEYS[3], vid)
 redis.call('ZREM', KEYS[6], vid)
+redis.call('ZREM', KEYS[11], vid)
+redis.call('ZREM', KEYS[12], vid)
 if from == 'in_visit' then
   local admitted = tonumber(redis.call('HGET', KEYS[1], 'admitted_at'))
   redis.call('LPUSH', KEYS[5], math.max(0, tonumber(ARGV[2]) - admitted))
@@ -145,23 +198,35 @@ return {'ok', from, to, redis.call('INCR', KEYS[4])}
 """
 
 #: Where some visits stand in a clinic's queue, and what the wait estimate
-#: needs: {version, length, doctors on duty, mean visit seconds, rank...}, a rank
-#: (0-based) per visit asked for, or -1 for one not queued. A node asks for the
-#: patients whose sockets it holds, so each node pushes to its own sockets.
-#: KEYS: queue, durations, doctors, version
-#: ARGV: now_ms, doctor_ttl_ms, default visit seconds, visit ids...
+#: (telemed/estimate.py) needs: {version, length, doctors on duty, {visit
+#: lengths}, {when each doctor on duty who is in a visit began it}, {queued per
+#: ESI level 1-5}, rank...}, a rank (0-based) per visit asked for, or -1 for one
+#: not queued. A node asks for the patients whose sockets it holds, so each node
+#: pushes to its own sockets; the rest is per clinic, not per patient.
+#: KEYS: queue, durations, doctors, version, in_visit
+#: ARGV: now_ms, doctor_ttl_ms, visit key prefix, key suffix, visit ids...
 POSITIONS = r"""
-local samples = redis.call('LRANGE', KEYS[2], 0, -1)
-local mean = tonumber(ARGV[3])
-if #samples > 0 then
-  local total = 0
-  for _, s in ipairs(samples) do total = total + tonumber(s) end
-  mean = total / #samples
+local since = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local doctors = redis.call('ZCOUNT', KEYS[3], since, '+inf')
+local began = {}
+for _, vid in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  local v = redis.call('HMGET', ARGV[3] .. vid .. ARGV[4], 'doctor', 'admitted_at')
+  local seen = v[1] and v[2] and redis.call('ZSCORE', KEYS[3], v[1])
+  if seen and tonumber(seen) >= since and (not began[v[1]] or tonumber(v[2]) > tonumber(began[v[1]])) then
+    began[v[1]] = v[2]
+  end
 end
-local doctors = redis.call('ZCOUNT', KEYS[3], tonumber(ARGV[1]) - tonumber(ARGV[2]), '+inf')
--- (mean as a string: Lua numbers become integers in replies)
-local out = {redis.call('GET', KEYS[4]) or '0', redis.call('ZCARD', KEYS[1]), doctors, tostring(mean)}
-for i = 4, #ARGV do
+local busy = {}
+for _, at in pairs(began) do busy[#busy + 1] = at end
+-- queued per level: scores are acuity * 1e15 + place, as score() in PRELUDE makes them
+local levels = {}
+for level = 1, 5 do
+  levels[level] = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', level * 1e15),
+    '(' .. string.format('%.0f', (level + 1) * 1e15))
+end
+local out = {redis.call('GET', KEYS[4]) or '0', redis.call('ZCARD', KEYS[1]), doctors,
+  redis.call('LRANGE', KEYS[2], 0, -1), busy, levels}
+for i = 5, #ARGV do
   out[#out + 1] = redis.call('ZRANK', KEYS[1], ARGV[i]) or -1
 end
 return out
@@ -212,4 +277,15 @@ for _, vid in ipairs(due) do
   redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), vid)
 end
 return due
+"""
+
+#: A fresh link for a visit not checked in yet: the visit lasts as long as it.
+#: KEYS: visit. ARGV: expires_at (epoch s), key ttl (s)
+EXTEND_LINK = r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'not_found'} end
+if state ~= 'created' then return {'conflict', state} end
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return {'ok'}
 """

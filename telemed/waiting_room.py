@@ -17,7 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from telemed import _scripts, keys
-from telemed.exceptions import BadRequest, Conflict, NotFound
+from telemed.estimate import ClinicLoad, WaitEstimate, estimate_waits
+from telemed.exceptions import BadRequest, Conflict, NotFound, TooEarly
 from telemed.settings import Settings
 from telemed.tokens import check_id, new_id
 from telemed.visits import QUEUED, Action, EndReason, State, Visit, transition_argv
@@ -43,7 +44,8 @@ class Change:
 class Position:
     visit_id: str
     position: int
-    eta_s: int
+    wait: WaitEstimate
+    """What the patient is shown (telemed/estimate.py)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class Positions:
     """The queue's version when read (clients drop an update older than one they have)."""
     length: int
     doctors: int
-    """Doctors on duty (at least 1), as used in the estimates."""
+    """Doctors on duty (seen in the last 30 s)."""
+    free: int
+    """Of them, the ones in no visit."""
     places: list[Position]
     """The visits asked for that are queued, with position and estimate."""
 
@@ -71,6 +75,7 @@ class WaitingRoom:
         self._end = redis.register_script(_scripts.END)
         self._positions = redis.register_script(_scripts.POSITIONS)
         self._queue_visits = redis.register_script(_scripts.QUEUE_VISITS)
+        self._extend_link = redis.register_script(_scripts.EXTEND_LINK)
         self._clinic_of: dict[str, str] = {}
 
     # -- reading ---------------------------------------------------------------
@@ -133,26 +138,47 @@ class WaitingRoom:
 
     # -- changing --------------------------------------------------------------
 
-    async def create(self, clinic: str, *, reason: str = "", ttl: float | None = None) -> Visit:
-        """Create a visit in state ``created``; the patient checks in later."""
+    async def create(
+        self,
+        clinic: str,
+        *,
+        reason: str = "",
+        ttl: float | None = None,
+        patient_name: str = "",
+        scheduled_at: float | None = None,
+        check_in_from: float | None = None,
+    ) -> Visit:
+        """Create a visit in state ``created``; the patient checks in later. It is
+        listed as expected (and, with ``scheduled_at``, watched for a no-show) until
+        then. A scheduled visit's check-in opens at ``check_in_from`` (default: the
+        ``check_in_window`` setting before the time); earlier is refused."""
         check_id(clinic, "clinic")
         now = time.time()
         ttl = self.settings.patient_link_ttl if ttl is None else ttl
         visit_id = new_id()
         key = keys.visit(visit_id)
-        await self.redis.hset(
-            key,
-            mapping={
-                "id": visit_id,
-                "clinic": clinic,
-                "state": State.CREATED.value,
-                "created_at": repr(now),
-                "expires_at": repr(now + ttl),
-                "reason": reason,
-            },
-        )
+        fields = {
+            "id": visit_id,
+            "clinic": clinic,
+            "state": State.CREATED.value,
+            "created_at": repr(now),
+            "expires_at": repr(now + ttl),
+            "reason": reason,
+            "patient_name": patient_name,
+        }
+        if scheduled_at is not None:
+            if check_in_from is None:
+                check_in_from = scheduled_at - self.settings.check_in_window
+            fields["scheduled_at"] = repr(scheduled_at)
+            fields["check_in_from"] = repr(check_in_from)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
         # An unused visit disappears on its own; check-in removes the expiry.
-        await self.redis.expire(key, int(ttl + keys.UNUSED_VISIT_SLACK))
+        pipe.expire(key, int(ttl + keys.UNUSED_VISIT_SLACK))
+        pipe.zadd(keys.expected(clinic), {visit_id: scheduled_at or 0})
+        if scheduled_at is not None:
+            pipe.zadd(keys.APPOINTMENTS_DUE, {visit_id: scheduled_at})
+        await pipe.execute()
         self._clinic_of[visit_id] = clinic
         logger.info("Visit(%s) created in clinic %s", visit_id, clinic)
         return await self.get(visit_id)
@@ -166,6 +192,8 @@ class WaitingRoom:
         reason: str,
         consent_recording: bool,
     ) -> Change:
+        """Put the patient in the queue; before a scheduled visit's ``check_in_from``
+        raises :class:`TooEarly`."""
         clinic = await self.clinic_of(visit_id)
         r = await self._check_in(
             keys=[
@@ -175,6 +203,8 @@ class WaitingRoom:
                 keys.queue_seq(clinic),
                 keys.queue_version(clinic),
                 keys.PATIENTS_SEEN,
+                keys.expected(clinic),
+                keys.APPOINTMENTS_DUE,
             ],
             args=[
                 *self._rules(Action.CHECK_IN),
@@ -185,8 +215,15 @@ class WaitingRoom:
                 CONSENT_VERSION,
                 patient_sub,
                 patient_name,
+                _scripts.PLACE_EPOCH_MS,
             ],
         )
+        if r[0] == "too_early":
+            raise TooEarly(
+                "It is too early to check in for this appointment.",
+                scheduled_at=float(r[1]),
+                check_in_from=float(r[2]),
+            )
         change = self._change(visit_id, clinic, r)
         await self.redis.persist(keys.visit(visit_id))
         return change
@@ -220,8 +257,8 @@ class WaitingRoom:
     async def route(self, visit_id: str, *, by: str, doctor: str | None) -> Change:
         clinic = await self.clinic_of(visit_id)
         r = await self._route(
-            keys=[keys.visit(visit_id), keys.visit_history(visit_id), keys.queue_version(clinic)],
-            args=[*self._rules(Action.ROUTE), doctor or "", by],
+            keys=[keys.visit(visit_id), keys.visit_history(visit_id), keys.queue_version(clinic), keys.ROUTED],
+            args=[*self._rules(Action.ROUTE), doctor or "", by, clinic],
         )
         return self._change(visit_id, clinic, r)
 
@@ -254,10 +291,14 @@ class WaitingRoom:
         by: str,
         reason: EndReason,
         absent_before_ms: int | None = None,
+        not_started: bool = False,
     ) -> Change | None:
         """End a visit. With ``absent_before_ms``, only if its patient was not
-        seen since then (the grace-period sweep); returns None if they were."""
+        seen since then (the grace-period sweep); returns None if they were.
+        With ``not_started`` (and for a no-show), only a visit not checked in yet."""
         action = Action.LEAVE if reason in (EndReason.LEFT, EndReason.ABSENT) else Action.END
+        if not_started or reason is EndReason.NO_SHOW:
+            action = Action.CALL_OFF
         clinic = await self.clinic_of(visit_id)
         r = await self._end(
             keys=[
@@ -271,6 +312,8 @@ class WaitingRoom:
                 keys.chat_ids(visit_id),
                 keys.in_visit(clinic),
                 keys.CHARTS_PENDING,
+                keys.expected(clinic),
+                keys.APPOINTMENTS_DUE,
             ],
             args=[
                 *self._rules(action),
@@ -290,29 +333,76 @@ class WaitingRoom:
 
     async def positions(self, clinic: str, visit_ids: list[str]) -> Positions:
         """Where these visits stand in the clinic's queue, with their wait estimates
-        (rolling mean visit length × position ÷ doctors on duty, in whole minutes)."""
-        version, length, doctors, mean, *ranks = await self._positions(
+        (:func:`telemed.estimate.estimate_waits`, once for all of them)."""
+        prefix, suffix = keys.visit("\0").split("\0")
+        now = time.time()
+        version, length, doctors, lengths, began, levels, *ranks = await self._positions(
             keys=[
                 keys.queue(clinic),
                 keys.durations(clinic),
                 keys.doctors_on_duty(clinic),
                 keys.queue_version(clinic),
+                keys.in_visit(clinic),
             ],
-            args=[
-                int(time.time() * 1000),
-                int(keys.DOCTOR_ON_DUTY_TTL * 1000),
-                self.settings.default_visit_minutes * 60,
-                *visit_ids,
-            ],
+            args=[int(now * 1000), int(keys.DOCTOR_ON_DUTY_TTL * 1000), prefix, suffix, *visit_ids],
         )
-        on_duty = max(1, int(doctors))
-        minutes_per_place = float(mean) / on_duty / 60
-        places = [
-            Position(vid, rank + 1, max(1, round(minutes_per_place * (rank + 1))) * 60)
-            for vid, rank in zip(visit_ids, map(int, ranks), strict=True)
-            if rank >= 0
-        ]
-        return Positions(int(version), int(length), on_duty, places)
+        load = ClinicLoad(
+            doctors_on_duty=int(doctors),
+            busy_for_s=sorted(max(0.0, now - float(b)) for b in began),
+            visit_lengths_s=[float(x) for x in lengths],
+            default_visit_s=self.settings.default_visit_minutes * 60,
+            queued_by_acuity=[int(n) for n in levels],
+        )
+        queued = [(vid, rank) for vid, rank in zip(visit_ids, map(int, ranks), strict=True) if rank >= 0]
+        waits = estimate_waits([rank for _, rank in queued], load)
+        places = [Position(vid, rank + 1, wait) for (vid, rank), wait in zip(queued, waits, strict=True)]
+        return Positions(int(version), int(length), int(doctors), load.free, places)
+
+    # -- expected visits and appointments ----------------------------------------
+
+    async def expected(self, clinic: str) -> list[Visit]:
+        """The clinic's visits created and not checked in yet: by appointment
+        (unscheduled ones last), then creation. Entries of visits gone are dropped."""
+        ids = await self.redis.zrange(keys.expected(clinic), 0, -1)
+        visits = await self._visits(ids)
+        live = [v for v in visits if v.state is State.CREATED]
+        stale = set(ids) - {v.id for v in live}
+        if stale:
+            await self.redis.zrem(keys.expected(clinic), *stale)
+        return sorted(live, key=lambda v: (v.scheduled_at is None, v.scheduled_at or 0, v.created_at))
+
+    async def appointments_due(self, before: float) -> list[str]:
+        """Scheduled visits not checked in whose time is before ``before`` (epoch s)."""
+        ids: list[str] = await self.redis.zrangebyscore(keys.APPOINTMENTS_DUE, "-inf", f"({before!r}")
+        return ids
+
+    async def mark_no_show(self, clinic: str, visit_id: str) -> None:
+        """Remember a no-show for the staff's "missed" list (the last :data:`keys.NO_SHOWS_KEPT`)."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(keys.no_shows(clinic), {visit_id: now})
+        pipe.zremrangebyscore(keys.no_shows(clinic), "-inf", now - keys.NO_SHOWS_KEPT)
+        await pipe.execute()
+
+    async def no_shows(self, clinic: str) -> list[Visit]:
+        """The clinic's recent no-shows, latest first."""
+        since = time.time() - keys.NO_SHOWS_KEPT
+        ids = await self.redis.zrevrangebyscore(keys.no_shows(clinic), "+inf", since)
+        return await self._visits(ids)
+
+    async def forget_appointment(self, visit_id: str) -> None:
+        await self.redis.zrem(keys.APPOINTMENTS_DUE, visit_id)
+
+    async def extend_link(self, visit_id: str, ttl: float) -> Visit:
+        """A new link for a visit not checked in yet lasts ``ttl`` from now: so does the visit."""
+        r = await self._extend_link(
+            keys=[keys.visit(visit_id)], args=[repr(time.time() + ttl), int(ttl + keys.UNUSED_VISIT_SLACK)]
+        )
+        if r[0] == "not_found":
+            raise NotFound("no such visit")
+        if r[0] == "conflict":
+            raise Conflict("the patient has already checked in", state=r[1])
+        return await self.get(visit_id)
 
     # -- presence --------------------------------------------------------------
 

@@ -23,7 +23,7 @@ async def test_full_visit(node: str, connect) -> None:
     assert reply["visit"]["state"] == "waiting"
     pos = await patient.wait_for("/queue", "position")
     assert (pos["visit_id"], pos["position"]) == (visit_id, 1)
-    assert pos["eta_s"] > 0
+    assert (pos["wait"], pos["doctors_on_duty"], pos["doctors_free"]) == ("shortly", 1, 1)  # Dr. Kim is free
 
     # The nurse sees the patient in the queue, chats, and triages.
     q = await nurse.wait_for("/queue", "queue", lambda d: any(v["visit_id"] == visit_id for v in d["queue"]))

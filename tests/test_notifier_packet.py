@@ -18,7 +18,8 @@ from signaling.notifier import NAMESPACE, event_packet
 from tests.conftest import free_port
 
 CASES: list[tuple[str, dict[str, Any]]] = [
-    ("position", {"visit_id": "v-1", "position": 3, "eta_s": 540, "doctors_on_duty": 2, "version": 17}),
+    ("position", {"visit_id": "v-1", "position": 3, "wait": "range", "wait_low_s": 300, "wait_high_s": 900,
+                  "eta_s": 540, "doctors_on_duty": 2, "doctors_free": 0, "version": 17}),
     ("queue", {"clinic": "c1", "queue": [{"name": "Zoë Ødegård 患者", "note": 'a "quoted" \\ line\n'}],
                "in_visit": [], "doctors": [], "version": 0, "ratio": 0.25, "none": None, "flag": True}),
     ("empty", {}),

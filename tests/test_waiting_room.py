@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from telemed import keys
+from telemed.estimate import NO_DOCTOR, SHORTLY, WaitKind
 from telemed.exceptions import BadRequest, Conflict, NotFound
 from telemed.settings import Settings
 from telemed.visits import TRANSITIONS, Action, EndReason, State
@@ -146,23 +147,48 @@ async def test_positions_of_the_visits_asked_for(redis: aioredis.Redis, settings
     a, b, c = await checked_in(room, n=3)
     gone = (await room.create("c1")).id
     first = await room.positions("c1", [c, a, gone])
-    assert [(p.visit_id, p.position, p.eta_s) for p in first.places] == [(c, 3, 1800), (a, 1, 600)]
-    assert (first.length, first.doctors) == (3, 1)
+    assert [(p.visit_id, p.position) for p in first.places] == [(c, 3), (a, 1)]
+    assert (first.length, first.doctors, first.free) == (3, 0, 0)
+    assert all(p.wait == NO_DOCTOR for p in first.places)  # nobody on duty: no estimate
     await room.triage(c, by="n", acuity=1)
     moved = await room.positions("c1", [a, b, c])
     assert {p.visit_id: p.position for p in moved.places} == {c: 1, a: 2, b: 3}
     assert moved.version > first.version
 
 
-async def test_wait_estimate_uses_visit_lengths_and_doctors_on_duty(redis: aioredis.Redis, settings: Settings) -> None:
+async def test_wait_estimate_reads_doctors_who_is_busy_visit_lengths_and_levels(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
     room = WaitingRoom(redis, settings.with_(default_visit_minutes=10.0))
+    await room.mark_seen([], {"c1": {"d1", "d2"}})
     (done,) = await checked_in(room)
     await room.admit("c1", doctor="d1", doctor_name="D1")
-    # Pretend the visit lasted 4 minutes.
-    await redis.hset(keys.visit(done), "admitted_at", repr(time.time() - 240))
+    # One visit of 1 minute: too few to replace the 10-minute setting.
+    await redis.hset(keys.visit(done), "admitted_at", repr(time.time() - 60))
     await room.end(done, by="d1", reason=EndReason.COMPLETED)
-    assert [round(d) for d in await room.durations("c1")] == [240]
+    assert [round(d) for d in await room.durations("c1")] == [60]
+
     a, b = await checked_in(room, n=2)
-    await room.mark_seen([], {"c1": {"d1", "d2"}})
-    pos = {p.visit_id: p.eta_s for p in (await room.positions("c1", [a, b])).places}
-    assert pos == {a: 120, b: 240}  # 240 s × position ÷ 2 doctors, in whole minutes
+    both_free = await room.positions("c1", [a, b])
+    assert (both_free.doctors, both_free.free) == (2, 2)
+    assert [p.wait.kind for p in both_free.places] == [WaitKind.SHORTLY, WaitKind.SHORTLY]
+
+    await room.admit("c1", doctor="d1", doctor_name="D1")  # a is with d1
+    c, d = await checked_in(room, n=2)
+    one_free = await room.positions("c1", [b, c, d])
+    assert (one_free.doctors, one_free.free) == (2, 1)
+    wait = {p.visit_id: p.wait for p in one_free.places}
+    assert wait[b] == SHORTLY
+    assert wait[c].kind is WaitKind.RANGE and 480 <= wait[c].expected_s <= 840  # d1's visit: about the setting
+    assert wait[d].expected_s > wait[c].expected_s
+
+    # Triaged to level 5, d is given more room upwards (more urgent patients may come first).
+    await room.triage(d, by="n", acuity=5)
+    as_level_5 = {p.visit_id: p.wait for p in (await room.positions("c1", [d])).places}[d]
+    assert as_level_5.high_s > wait[d].high_s + 600
+
+    # A doctor not seen for 30 s is off duty: nobody is free any more.
+    await redis.zadd(keys.doctors_on_duty("c1"), {"d2": int((time.time() - 60) * 1000)})
+    d2_gone = await room.positions("c1", [b])
+    assert (d2_gone.doctors, d2_gone.free) == (1, 0)
+    assert d2_gone.places[0].wait.kind is WaitKind.RANGE

@@ -1,6 +1,8 @@
 """A Hypothesis state machine drives the real waiting room (Lua on a real Redis)
 and checks it against a plain Python model: FIFO within an acuity level, no
-duplicates, nobody lost."""
+duplicates, nobody lost; a scheduled patient who checks in early ranks at the
+appointment time (after everyone who arrives before it), one who is late at
+arrival, one too early is refused and not queued."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from telemed import keys
-from telemed.exceptions import Conflict, NotFound
+from telemed.exceptions import Conflict, NotFound, TooEarly
 from telemed.redis_server import RedisServer
 from telemed.settings import Secret, Settings
 from telemed.visits import EndReason
@@ -34,9 +36,14 @@ class WaitingRoomMachine(RuleBasedStateMachine):
         self.redis = aioredis.from_url(self.server.url, decode_responses=True)
         self.run(self.redis.flushall())
         self.room = WaitingRoom(self.redis, Settings(secret=Secret("x" * 40), redis_url=self.server.url))
-        # visit id -> [acuity or None, arrival number]; away = disconnected patients
+        # visit id -> [acuity or None, place]; away = disconnected patients. A place is
+        # (0, arrival number) for an arrival, (1, appointment) for an early scheduled
+        # check-in: appointments are at least a minute ahead, so after every arrival
+        # of a run (which lasts well under that).
         self.model: dict[str, list[Any]] = {}
         self.arrivals = 0
+        self.base = time.time() + 60
+        self.booked = 0
         self.away: set[str] = set()
         self.admitted: set[str] = set()
 
@@ -50,13 +57,45 @@ class WaitingRoomMachine(RuleBasedStateMachine):
     def expected(self) -> list[str]:
         return sorted(self.model, key=lambda v: (self.model[v][0] or DEFAULT_ACUITY, self.model[v][1]))
 
+    def _check_in(self, visit_id: str) -> None:
+        self.run(self.room.check_in(visit_id, patient_sub="p", patient_name="P", reason="", consent_recording=False))
+
     @rule(target=queued)
     def check_in(self) -> str:
         visit = self.run(self.room.create("c1"))
-        self.run(self.room.check_in(visit.id, patient_sub="p", patient_name="P", reason="", consent_recording=False))
+        self._check_in(visit.id)
         self.arrivals += 1
-        self.model[visit.id] = [None, self.arrivals]
+        self.model[visit.id] = [None, (0, self.arrivals)]
         return visit.id
+
+    @rule(target=queued, minutes=st.integers(0, 14))
+    def check_in_early_for_appointment(self, minutes: int) -> str:
+        # Within the 15-minute window; a distinct millisecond per booking.
+        self.booked += 1
+        at = self.base + minutes * 60 + self.booked / 1000
+        visit = self.run(self.room.create("c1", scheduled_at=at))
+        self._check_in(visit.id)
+        self.model[visit.id] = [None, (1, at)]
+        return visit.id
+
+    @rule(target=queued, minutes=st.integers(1, 120))
+    def check_in_late_for_appointment(self, minutes: int) -> str:
+        visit = self.run(self.room.create("c1", scheduled_at=time.time() - minutes * 60))
+        self._check_in(visit.id)
+        self.arrivals += 1
+        self.model[visit.id] = [None, (0, self.arrivals)]
+        return visit.id
+
+    @rule(minutes=st.integers(16, 600))
+    def check_in_too_early(self, minutes: int) -> None:
+        visit = self.run(self.room.create("c1", scheduled_at=self.base + minutes * 60))
+        try:
+            self._check_in(visit.id)
+        except TooEarly as exc:
+            assert exc.details["check_in_from"] == visit.scheduled_at - 15 * 60
+        else:
+            raise AssertionError("a check-in before the window was accepted")
+        assert self.run(self.room.get(visit.id)).state.value == "created"
 
     @rule(vid=consumes(queued))
     def leave(self, vid: str) -> None:

@@ -8,8 +8,10 @@ patient may already have opened the first one: both lead to the same visit).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -117,7 +119,20 @@ async def resend(request: web.Request) -> web.Response:
     )
 
 
+async def no_show_sweep(app: web.Application) -> AsyncIterator[None]:
+    """Mark no-shows while the node runs (:mod:`signaling.no_show`)."""
+    from signaling import no_show  # it tells pages through push() above
+
+    hub = app[HUB]
+    task = hub.spawn(no_show.sweep(hub), name="no-show-sweep")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def add_invite_routes(app: web.Application) -> None:
+    """The invitation routes, and the no-show sweep."""
+    app.cleanup_ctx.append(no_show_sweep)
     app.router.add_get("/api/clinics/{clinic}/expected", get_expected)
     app.router.add_post("/api/visits/{visit}/cancel", cancel)
     app.router.add_post("/api/visits/{visit}/resend", resend)

@@ -30,6 +30,7 @@ export function linkBox(link, { label, id, qr = true }) {
     type: "button",
     class: "btn btn-small",
     text: "Copy",
+    "aria-label": `Copy the ${label.toLowerCase()}`,
     "aria-describedby": `${id}-status`,
     on: {
       click: async () => {

@@ -118,6 +118,7 @@ async def create_visit(request: web.Request) -> web.Response:
         clinic, reason=p.reason, ttl=ttl, patient_name=name, scheduled_at=scheduled_at, check_in_from=opens
     )
     token, _ = mint(hub.settings.secret, role=Role.PATIENT, name=name, clinic=clinic, visit=visit.id, ttl=ttl)
+    await hub.audit_event("invite", claims, visit.id, target="new")
     # Staff pages list it as expected at once (every node: through Redis).
     await hub.sio.emit("visit", visit.for_staff(), room=rooms.staff(clinic), namespace="/queue")
     reply: dict[str, object] = {"visit_id": visit.id, "patient_link": patient_link(hub, token), "expires_at": visit.expires_at}

@@ -113,7 +113,7 @@ async def resend(request: web.Request) -> web.Response:
         visit=visit.id,
         ttl=ttl,
     )
-    await hub.audit_event("resend", claims, visit.id)
+    await hub.audit_event("invite", claims, visit.id, target="resend")
     return web.json_response(
         {"visit_id": visit.id, "patient_link": patient_link(hub, token), "expires_at": visit.expires_at}
     )

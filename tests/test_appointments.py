@@ -160,7 +160,7 @@ async def test_an_early_scheduled_patient_ranks_at_the_appointment_and_a_late_on
 # -- the expected list, cancel, a fresh link ---------------------------------------------------
 
 
-async def test_expected_visits_are_listed_cancelled_and_re_sent(node: str, connect, redis: aioredis.Redis) -> None:  # type: ignore[no-untyped-def]
+async def test_expected_visits_are_listed_cancelled_and_re_sent(node: str, connect, redis: aioredis.Redis, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     nurse = token(Role.NURSE)
     other_staff = await connect(node, token(Role.DOCTOR))
     later = await invite(node, patient_name="Later", reason="follow-up", scheduled_at=int(time.time()) + 7200)
@@ -187,6 +187,11 @@ async def test_expected_visits_are_listed_cancelled_and_re_sent(node: str, conne
     for tok in (link_token(fresh), link_token(later)):
         peer = await connect(node, tok)
         assert (await peer.wait_for("/queue", "visit"))["visit_id"] == later["visit_id"]
+    # Both links are in the audit trail (who issued them, for which visit; no name).
+    trail = [json.loads(line) for line in settings.audit_path().read_text().splitlines()]
+    issued = [(r["action"], r["target"], r["actor"]["role"]) for r in trail if r.get("visit") == later["visit_id"]]
+    assert issued == [("invite", "new", "nurse"), ("invite", "resend", "nurse")]
+    assert "Later" not in settings.audit_path().read_text()
 
     # Cancelled: off the list, the patient on the page is told, the link says so afterwards.
     watching = await connect(node, link_token(soon))

@@ -54,6 +54,9 @@ class Action(enum.StrEnum):
     CHART_LIST = "chart_list"
     CHART_VERIFY = "chart_verify"
     CHART_LINK = "chart_link"
+    #: A patient link was issued for a visit: ``target`` ``new`` (the invitation)
+    #: or ``resend`` (a fresh link for the same visit).
+    INVITE = "invite"
     #: A chart was sealed; ``target`` is ``sha256:<hex>`` of its manifest file,
     #: so a manifest recomputed after the fact does not match.
     SEAL = "seal"

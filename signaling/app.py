@@ -12,7 +12,9 @@ from aiohttp import web
 
 from signaling import _engineio, presence
 from signaling._redis_manager import RedisManager
+from signaling.admin_http import add_admin_routes
 from signaling.call_ns import CallNamespace
+from signaling.chart_browse import add_chart_browser_routes
 from signaling.chart_http import add_chart_routes
 from signaling.chat_ns import ChatNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
@@ -78,16 +80,20 @@ def make_app(settings: Settings) -> web.Application:
 
     manager.on_resubscribed = resync
     manager.on_internal = notifier.on_notice
+    manager.on_internal = queue_ns.sessions.install(namespaces, manager.on_internal)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[HUB] = hub
     sio.attach(app, socketio_path="socket.io")
     add_routes(app, hub)
     add_chart_routes(app)
+    add_admin_routes(app, queue_ns.sessions)
+    add_chart_browser_routes(app)
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         hub.spawn(presence.heartbeat(hub, queue_ns, namespaces), name="presence-heartbeat")
         hub.spawn(presence.sweep(hub, notifier), name="grace-sweep")
+        hub.spawn(queue_ns.sessions.run(), name="staff-sessions")
         hub.spawn(hub.charts.run(CHART_ROUND), name="charts")
         yield
         await _end(list(hub.tasks))

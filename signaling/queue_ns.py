@@ -11,7 +11,9 @@ from signaling.hub import Hub
 from signaling.ice import ice_servers
 from signaling.notifier import QueueNotifier
 from signaling.schemas import Admit, CheckIn, Empty, Route, Triage, VisitRef
+from signaling.sessions import StaffSessions
 from telemed.exceptions import Forbidden
+from telemed.roster import Member
 from telemed.tokens import Claims, Role
 from telemed.visits import QUEUED, EndReason, State
 
@@ -20,12 +22,29 @@ logger = logging.getLogger(__name__)
 PATIENT = frozenset({Role.PATIENT})
 CLINICAL = frozenset({Role.NURSE, Role.DOCTOR})
 DOCTOR = frozenset({Role.DOCTOR})
+NURSE = frozenset({Role.NURSE})
+
+
+def routed_reply(doctor: Member | None, route_return: float) -> dict[str, Any]:
+    """The routed doctor by name, and a notice for the nurse if they are off duty."""
+    if doctor is None:
+        return {"doctor": None}
+    reply: dict[str, Any] = {"doctor": doctor.to_dict()}
+    if not doctor.on_duty:
+        minutes = max(1, round(route_return / 60))
+        reply["notice"] = (
+            f"{doctor.name} is off duty right now. The patient goes back to the shared queue "
+            f"if {doctor.name} is not back within {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+    return reply
 
 
 class QueueNamespace(AuthedNamespace):
     def __init__(self, hub: Hub, notifier: QueueNotifier) -> None:
         super().__init__("/queue", hub)
         self.notifier = notifier
+        #: This node's staff sockets in the admin console's session list.
+        self.sessions = StaffSessions(hub, self.local)
 
     async def joined(self, sid: str, claims: Claims) -> None:
         room = self.hub.room
@@ -33,13 +52,16 @@ class QueueNamespace(AuthedNamespace):
             assert claims.visit is not None
             await self.enter_room(sid, rooms.patient(claims.visit))
             self.notifier.patient_joined(claims.clinic, claims.visit, sid)
+            await self.notifier.roster.patient_joined(claims.visit, sid)
             visit = await room.get(claims.visit)
             await self.emit("visit", visit.for_patient(), to=sid)
             if visit.state in QUEUED:
                 # Back within the grace period: keep the place, get the position.
                 await room.mark_seen([visit.id], {})
-                self.notifier.touch(visit.clinic, tell_others=False)
+                self.notifier.touch(visit.clinic)  # staff everywhere see them online
             return
+        await self.notifier.roster.staff_joined(sid, claims)
+        await self.sessions.add(sid, claims)
         await self.enter_room(sid, rooms.staff(claims.clinic))
         self.notifier.staff_joined(claims.clinic, sid)
         await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
@@ -49,13 +71,20 @@ class QueueNamespace(AuthedNamespace):
             for visit_id in await room.doctor_visits(claims.clinic, claims.sub):
                 await self.emit("visit", (await room.get(visit_id)).for_staff(), to=sid)
             self.notifier.touch(claims.clinic)  # one more doctor on duty: shorter waits
+        else:
+            self.notifier.touch(claims.clinic)  # the roster shows them on duty
 
     async def left(self, sid: str, claims: Claims) -> None:
         if claims.role is Role.PATIENT:
             assert claims.visit is not None
             self.notifier.patient_left(claims.clinic, claims.visit, sid)
+            await self.notifier.roster.patient_left(claims.visit, sid)
+            self.notifier.touch(claims.clinic)  # staff see them offline
         else:
             self.notifier.staff_left(claims.clinic, sid)
+            await self.sessions.remove(sid, claims)
+            if await self.notifier.roster.staff_left(sid, claims):
+                self.notifier.touch(claims.clinic)  # their claims are gone
 
     async def resync(self) -> None:
         """Push this node's clients their current state again (after a Redis outage)."""
@@ -119,8 +148,33 @@ class QueueNamespace(AuthedNamespace):
     @event(Route, CLINICAL)
     async def on_route(self, sid: str, claims: Claims, p: Route) -> dict[str, Any]:
         await self.hub.authorize_visit(claims, p.visit_id, CLINICAL)
+        # Only a doctor on the clinic's roster (else not_found, in words a nurse reads).
+        doctor = await self.notifier.roster.roster.doctor(claims.clinic, p.doctor) if p.doctor else None
         change = await self.hub.room.route(p.visit_id, by=claims.sub, doctor=p.doctor)
-        return await self._changed(p.visit_id, change.version)
+        result = await self._changed(p.visit_id, change.version)
+        return {**result, **routed_reply(doctor, self.hub.settings.route_return)}
+
+    @event(Empty, STAFF)
+    async def on_get_roster(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
+        members = await self.notifier.roster.roster.members(claims.clinic)
+        return {"staff": [m.to_dict() for m in members]}
+
+    @event(VisitRef, NURSE)
+    async def on_claim(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        """A nurse opened this patient (chat or triage): others see "with <name>"."""
+        await self.hub.authorize_visit(claims, p.visit_id, NURSE)
+        roster = self.notifier.roster
+        others = [c for c in await roster.claimed_by(claims.clinic, p.visit_id) if c["sub"] != claims.sub]
+        await roster.claims.claim(claims.clinic, p.visit_id, claims.sub)
+        self.notifier.touch(claims.clinic)
+        return {"others": others}
+
+    @event(VisitRef, NURSE)
+    async def on_release(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
+        await self.hub.authorize_visit(claims, p.visit_id, NURSE)
+        if await self.notifier.roster.claims.release(claims.clinic, p.visit_id, claims.sub):
+            self.notifier.touch(claims.clinic)
+        return {}
 
     @event(Admit, DOCTOR)
     async def on_admit(self, sid: str, claims: Claims, p: Admit) -> dict[str, Any]:

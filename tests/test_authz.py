@@ -99,6 +99,7 @@ async def snapshot(redis: aioredis.Redis, visit_id: str | None) -> dict[str, Any
     """Everything an event could change: the visit, its chat and history, the queues."""
     out: dict[str, Any] = {
         "queues": [await redis.zrange(keys.queue(c), 0, -1, withscores=True) for c in ("c1", "c2")],
+        "claims": [await redis.hgetall(keys.triage_claims(c)) for c in ("c1", "c2")],
     }
     if visit_id is not None:
         out["visit"] = await redis.hgetall(keys.visit(visit_id))
@@ -170,6 +171,7 @@ REFUSED = "refused"
 
 NAMESPACE = {
     **dict.fromkeys(["check_in", "leave", "get_queue", "get_visit", "triage", "route", "admit", "end"], "/queue"),
+    **dict.fromkeys(["get_roster", "claim", "release"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
     **dict.fromkeys(["leg_offer", "snapshot", "status"], "/media"),
@@ -197,6 +199,12 @@ _queue_like = [  # triage and route: clinical staff of the clinic, on a queued v
     ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
     ("missing", "-", FORBIDDEN, NOT_FOUND, NOT_FOUND, FORBIDDEN),
     ("own", "in_visit", FORBIDDEN, CONFLICT, CONFLICT, FORBIDDEN),
+]
+_claim = [  # claim and release: nurses of the clinic (who is with whom)
+    ("own", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    ("same", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ("missing", "-", FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN),
 ]
 _signal = [  # offer, answer, candidate, hangup: the patient and the admitting doctor, in_visit only
     ("own", "in_visit", OK, REFUSED, OK, REFUSED),
@@ -253,6 +261,9 @@ GRID: list[tuple[str, str, str, str, str, str, str]] = [
     ("end",             "same",    "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
     ("end",             "other",   "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
     ("end",             "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  CONFLICT),
+    ("get_roster",      "-",       "waiting",  FORBIDDEN, OK,        OK,        OK),
+    *[("claim", *row) for row in _claim],
+    *[("release", *row) for row in _claim],
     # /chat -------------------------------------------------------------------------------------
     *[("send", *row) for row in _chat],
     ("send",            "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  REFUSED),
@@ -300,6 +311,9 @@ def payload(event: str, visit_id: str | None) -> dict[str, Any]:
         "check_in": CHECK_IN,
         "leave": {},
         "get_queue": {},
+        "get_roster": {},
+        "claim": ref,
+        "release": ref,
         "get_visit": ref,
         "triage": {**ref, "acuity": 2},
         "route": {**ref, "doctor": "d1"},
@@ -331,6 +345,13 @@ async def check_effect(
     elif event == "get_queue":
         ids = [v["visit_id"] for v in reply["queue"]]
         assert reply["clinic"] == "c1" and ids == [own]  # never another clinic's patient
+    elif event == "get_roster":
+        subs = {m["sub"] for m in reply["staff"]}
+        assert {"n1", "d1", "a1"} >= subs and "dx" not in subs  # the clinic's own staff only
+    elif event == "claim":
+        assert reply["others"] == [] and await redis.hexists(keys.triage_claims("c1"), f"{visit_id}|n1")
+    elif event == "release":
+        assert not await redis.hexists(keys.triage_claims("c1"), f"{visit_id}|n1")
     elif event == "get_visit":
         assert reply["visit"]["visit_id"] == visit_id
         if role is Role.PATIENT:
@@ -390,6 +411,12 @@ async def test_authorization_table(
             await world.bring("other", "waiting")
     if event == "history" and target in VISIT_CLINIC:
         await (await world.patient(target)).ok("/chat", "send", {"visit_id": visit_id, "client_id": client_id(), "text": f"seed in {target}"})
+
+    if event == "route" and target in VISIT_CLINIC:
+        # Routes name d1, who must be on c1's roster (signed in once) to be routed to.
+        await connect(node, token(Role.DOCTOR, "c1", sub="d1"), namespaces=["/queue"])
+    if event == "release" and visit_id is not None:  # a claim to release (or to leave alone)
+        await redis.hset(keys.triage_claims(VISIT_CLINIC.get(target, "c1")), f"{visit_id}|n1", 1)
 
     tok = world.actor_token(role)
     if expected == REFUSED:
@@ -609,6 +636,52 @@ async def test_revoke_of_a_malformed_token_is_a_bad_request(node: str) -> None:
     assert (got, data["error"]["code"]) == (400, "bad_request"), (got, data)
 
 
+#: The admin console's routes: (method, path under /api/clinics/<clinic>/, body).
+ADMIN_ROUTES = {
+    "get-settings": ("GET", "settings", None),
+    "put-settings": ("PUT", "settings", {"walk_in": True}),
+    "get-sessions": ("GET", "sessions", None),
+    "sign-out": ("POST", "sessions/{jti}/sign-out", None),
+    "get-audit": ("GET", "audit", None),
+}
+
+
+@pytest.mark.parametrize("route", sorted(ADMIN_ROUTES))
+@pytest.mark.parametrize(
+    ("who", "url_clinic", "status"),
+    [
+        ((Role.ADMIN, "c1"), "c1", 200),
+        ((Role.ADMIN, "c2"), "c1", 403),
+        ((Role.ADMIN, "c1"), "c2", 403),
+        ((Role.NURSE, "c1"), "c1", 403),
+        ((Role.DOCTOR, "c1"), "c1", 403),
+        ((Role.PATIENT, "c1"), "c1", 403),
+        (None, "c1", 401),
+    ],
+    ids=["admin-own", "admin-of-c2", "admin-url-c2", "nurse", "doctor", "patient", "no-token"],
+)
+async def test_http_admin_console(
+    node: str, connect: Connect, redis: aioredis.Redis, route: str, who: tuple[Role, str] | None, url_clinic: str, status: int
+) -> None:
+    """Admin of the clinic only; nothing changes for anyone else."""
+    method, path, body = ADMIN_ROUTES[route]
+    target = token(Role.NURSE, "c1", sub="n9")
+    await connect(node, target, namespaces=["/queue"])  # a live session to sign out
+    jti = jwt.decode(target, options={"verify_signature": False})["jti"]
+    if who is None:
+        tok = None
+    elif who[0] is Role.PATIENT:
+        _, tok = await create_visit(node, token(Role.NURSE, "c1"))
+    else:
+        tok = staff_token(*who)
+    got, data = await http(method, f"{node}/api/clinics/{url_clinic}/{path.format(jti=jti)}", tok, body)
+    assert got == status, data
+    changed = bool(await redis.hgetall(keys.clinic_settings("c1"))) or bool(await redis.exists(keys.revoked(jti)))
+    assert changed is (status == 200 and method != "GET"), data
+    if status != 200:
+        assert set(data) == {"error"} and data["error"]["code"] == {401: "unauthorized", 403: "forbidden"}[status]
+
+
 # -- tokens -----------------------------------------------------------------------------------
 
 OTHER_SECRET = "another-secret-" + "y" * 40
@@ -804,3 +877,78 @@ async def test_foreign_origin_is_refused(node: str, connect: Connect, origin: st
     # The same token from the allowed origin connects (so the origin is the reason).
     peer = await connect(node, tok, namespaces=["/queue"])
     await peer.ok("/queue", "get_queue")
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "listed"),
+    [
+        ((Role.NURSE, "c1"), 200, True),
+        ((Role.DOCTOR, "c1"), 200, True),
+        ((Role.ADMIN, "c1"), 200, True),
+        ((Role.NURSE, "c2"), 200, False),  # their own clinic's list: without c1's chart
+        ((Role.DOCTOR, "c2"), 200, False),
+        ((Role.PATIENT, "c1"), 403, False),
+        (None, 401, False),
+    ],
+    ids=["nurse", "doctor", "admin", "nurse-other-clinic", "doctor-other-clinic", "patient", "no-token"],
+)
+async def test_http_chart_list(node: str, redis: aioredis.Redis, who: tuple[Role, str] | None, status: int, listed: bool) -> None:
+    from telemed.chart.index import ChartList
+
+    await ChartList(redis).add({"id": "v-listed", "clinic": "c1", "state": "ended", "participants": [], "times": {"created": 1.0}})
+    if who is None:
+        tok = None
+    elif who[0] is Role.PATIENT:
+        _, tok = await create_visit(node, token(Role.NURSE, who[1]))
+    else:
+        tok = staff_token(*who)
+    got, data = await http("GET", f"{node}/api/charts", tok)
+    assert got == status, data
+    if status == 200:
+        assert [c["visit_id"] for c in data["charts"]] == (["v-listed"] if listed else [])
+    else:
+        assert set(data) == {"error"} and data["error"]["code"] == {401: "unauthorized", 403: "forbidden"}[status]
+
+
+# -- invitations: the expected list, cancel, a fresh link ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "role", "target", "status"),
+    [
+        (route, role, target, status)
+        for route in ("expected", "cancel", "resend")
+        for role, target, status in [
+            (Role.NURSE, "own", 200),
+            (Role.DOCTOR, "own", 200),
+            (Role.ADMIN, "own", 200),
+            (Role.NURSE, "other", 403),
+            (Role.DOCTOR, "other", 403),
+            (Role.ADMIN, "other", 403),
+            (Role.PATIENT, "own", 403),
+            (None, "own", 401),
+        ]
+    ],
+    ids=lambda v: v.value if isinstance(v, Role) else str(v),
+)
+async def test_http_invitations(node: str, connect: Connect, redis: aioredis.Redis, route: str, role: Role | None, target: str, status: int) -> None:
+    world = World(node, connect)
+    own = await world.visit("own")
+    other = await world.visit("other")
+    visit_id = own if target == "own" else other
+    tok = None if role is None else world.actor_token(role)
+    before = await redis.hgetall(keys.visit(visit_id))
+    if route == "expected":
+        got, data = await http("GET", f"{node}/api/clinics/{'c1' if target == 'own' else 'c2'}/expected", tok)
+    else:
+        got, data = await http("POST", f"{node}/api/visits/{visit_id}/{route}", tok, {})
+    assert got == status, data
+    if status != 200:
+        assert set(data) == {"error"} and data["error"]["code"] == {401: "unauthorized", 403: "forbidden"}[status]
+        assert await redis.hgetall(keys.visit(visit_id)) == before  # nothing changed
+    elif route == "expected":
+        assert [v["visit_id"] for v in data["expected"]] == [own]
+    elif route == "cancel":
+        assert data["visit"]["state"] == "ended" and data["visit"]["end_reason"] == "cancelled"
+    else:
+        assert jwt.decode(data["patient_link"].split("#t=", 1)[1], SECRET.reveal(), algorithms=["HS256"])["visit"] == own

@@ -33,13 +33,17 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNam
     while True:
         patients: list[str] = []
         doctors: dict[str, set[str]] = {}
+        staff: dict[str, set[str]] = {}
         for claims in list(ns.local.values()):
             if claims.role is Role.PATIENT and claims.visit:
                 patients.append(claims.visit)
-            elif claims.role is Role.DOCTOR:
-                doctors.setdefault(claims.clinic, set()).add(claims.sub)
+            else:
+                staff.setdefault(claims.clinic, set()).add(claims.sub)
+                if claims.role is Role.DOCTOR:
+                    doctors.setdefault(claims.clinic, set()).add(claims.sub)
         try:
             await hub.room.mark_seen(patients, doctors)
+            await ns.notifier.roster.refresh(staff, patients)
             for each in namespaces:
                 await hub.refresh_connections(each.namespace, dict(each.local))
             await close_dead_sockets(hub, namespaces)
@@ -89,8 +93,18 @@ async def sweep(hub: Hub, notifier: QueueNotifier) -> None:
         await asyncio.sleep(hub.settings.presence_interval)
         try:
             await sweep_once(hub, notifier)
+            await return_routed_once(hub, notifier)
         except RedisError as exc:
             logger.warning("grace sweep failed: %s", type(exc).__name__)
+
+
+async def return_routed_once(hub: Hub, notifier: QueueNotifier) -> int:
+    """Patients routed to a doctor gone longer than ``TELEMED_ROUTE_RETURN`` go
+    back to the shared queue; staff are told (:mod:`signaling.staff_roster`)."""
+    returned = await notifier.roster.return_routed()
+    for r in returned:
+        await notifier.visit_changed(await hub.room.get(r.visit_id))
+    return len(returned)
 
 
 async def sweep_once(hub: Hub, notifier: QueueNotifier) -> int:

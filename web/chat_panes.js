@@ -15,8 +15,10 @@ export class ChatPanes {
    * @param currentVisit () => the doctor's visit in progress, or null
    * @param onThreadChange (visitId) a thread changed (other views of it re-render)
    * @param onUnreadChange the unread counts changed (the queue re-renders)
+   * @param onClose (visitId) a pane was closed
    */
-  constructor({ socket, notices, me, visits, visitShown, currentVisit, onThreadChange, onUnreadChange }) {
+  constructor({ socket, notices, me, visits, visitShown, currentVisit, onThreadChange, onUnreadChange, onClose = () => {} }) {
+    this.onClose = onClose;
     this.me = me;
     this.visits = visits;
     this.visitShown = visitShown;
@@ -126,6 +128,7 @@ export class ChatPanes {
     if (!entry) return;
     entry.pane.remove();
     this.panes.delete(visitId);
+    this.onClose(visitId);
     $("#chats-empty").hidden = this.panes.size > 0;
     const back = document.querySelector(`[data-action="chat"][data-visit="${CSS.escape(visitId)}"]`);
     if (back) back.focus();

@@ -1,10 +1,11 @@
 // The staff page's waiting room: the live queue (one row per patient, with
-// the actions the role may take), the visits in progress, and the doctors
-// this page has heard of (for routing). Fed by the /queue namespace's
-// `queue` snapshots and `visit` events.
+// the actions the role may take, who has the patient open and whether they are
+// online), the visits in progress, and the clinic's roster (for names and
+// routing). Fed by the /queue namespace's `queue` snapshots and `visit` events.
 
 import { $, STATE_NAMES, formatElapsed, h } from "/static/common.js";
-import { acuityBadge, doctorLabel } from "/static/staff_labels.js";
+import { acuityBadge, doctorLabel, learnNames } from "/static/staff_labels.js";
+import { joinNames } from "/static/triage_claims.js";
 
 export class QueueView {
   /**
@@ -24,9 +25,8 @@ export class QueueView {
     this.queue = [];
     /** Every visit this page has heard of, by id (the latest news of each). */
     this.visits = new Map();
-    /** Staff ids of doctors seen (routing suggestions). */
-    this.doctors = new Set();
-    if (role === "doctor") this.doctors.add(me.sub);
+    /** The clinic's roster ([{sub, name, role, on_duty, busy}]), from the last snapshot. */
+    this.staff = [];
   }
 
   /** A snapshot of the queue; false when it was older than the last one (dropped). */
@@ -34,14 +34,16 @@ export class QueueView {
     if (snapshot.version < this.version) return false;
     this.version = snapshot.version;
     this.queue = snapshot.queue;
+    if (snapshot.staff) {
+      this.staff = snapshot.staff;
+      learnNames(snapshot.staff);
+    }
     for (const visit of snapshot.queue) this.remember(visit);
     return true;
   }
 
   remember(visit) {
     this.visits.set(visit.visit_id, visit);
-    for (const sub of [visit.routed_to, visit.doctor]) if (sub) this.doctors.add(sub);
-    this.renderKnownDoctors();
   }
 
   render() {
@@ -68,6 +70,8 @@ export class QueueView {
           "div",
           {},
           h("strong", { text: visit.patient_name || "Patient" }),
+          presenceMark(visit),
+          this.claimMark(visit),
           visit.reason ? h("span", { class: "reason", text: visit.reason }) : null,
           visit.triage_note ? h("span", { class: "note" }, h("span", { class: "note-label", text: "Triage: " }), visit.triage_note) : null,
         ),
@@ -75,7 +79,7 @@ export class QueueView {
       h("td", { "data-label": "Waiting", class: "waiting", dataset: { since: visit.checked_in_at || "" }, text: formatElapsed(visit.checked_in_at) }),
       h("td", { "data-label": "Acuity" }, acuityBadge(visit.acuity)),
       h("td", { "data-label": "State", text: STATE_NAMES[visit.state] || visit.state }),
-      h("td", { "data-label": "Doctor", text: doctorLabel(visit.routed_to, this.me, visit.state === "ready" ? "Any doctor" : "—") }),
+      h("td", { "data-label": "Doctor", text: visit.routed_to && visit.routed_to !== this.me.sub && visit.routed_to_name ? visit.routed_to_name : doctorLabel(visit.routed_to, this.me, visit.state === "ready" ? "Any doctor" : "—") }),
       h("td", { class: "row-actions" }, ...this.rowActions(visit)),
     );
   }
@@ -109,10 +113,12 @@ export class QueueView {
     return actions;
   }
 
-  renderKnownDoctors() {
-    const list = $("#known-doctors");
-    if (list.children.length === this.doctors.size) return;
-    list.replaceChildren(...[...this.doctors].map((sub) => h("option", { value: sub })));
+  /** "with Nurse Ana" when nurses have the patient open (chat or triage). */
+  claimMark(visit) {
+    const holders = visit.claimed_by || [];
+    if (!holders.length) return null;
+    const names = holders.map((c) => (c.sub === this.me.sub ? "you" : c.name));
+    return h("span", { class: "claim-mark", text: `with ${joinNames(names)}` });
   }
 
   /** Visits in progress that this page knows of (from `visit` events). */
@@ -124,7 +130,7 @@ export class QueueView {
         h(
           "li",
           {},
-          h("span", { text: `${v.patient_name || "Patient"} with ${doctorLabel(v.doctor, this.me)}` }),
+          h("span", { text: `${v.patient_name || "Patient"} with ${v.doctor !== this.me.sub && v.doctor_name ? v.doctor_name : doctorLabel(v.doctor, this.me)}` }),
           " ",
           this.role === "doctor" && v.doctor === this.me.sub
             ? h("button", { type: "button", class: "btn btn-small btn-primary", text: "Return to visit", on: { click: () => this.actions.returnTo(v) } })
@@ -143,6 +149,12 @@ export class QueueView {
       cell.textContent = formatElapsed(Number(cell.dataset.since));
     }
   }
+}
+
+/** "Online" / "Offline" beside a waiting patient's name (from the snapshot). */
+function presenceMark(visit) {
+  if (typeof visit.online !== "boolean") return null;
+  return h("span", { class: `presence-mark ${visit.online ? "is-online" : "is-offline"}`, text: visit.online ? "Online" : "Offline" });
 }
 
 /** Which row button had focus, so a re-render does not throw the keyboard user out. */

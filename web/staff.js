@@ -4,13 +4,19 @@
 // (chat_panes.js), and the doctor's visit (doctor_visit.js, with the call and
 // the chart panels). Admins and nurses cancel visits.
 
+import { AdminView } from "/static/admin_view.js";
+import { InactivityLock } from "/static/inactivity_lock.js";
 import { $, Notices, forgetToken, openSockets, readClaims, readToken, showConnection, showScreen } from "/static/common.js";
 import { mountStage } from "/static/call_view.js";
 import { watchSockets } from "/static/connection.js";
+import { ChartBrowser } from "/static/chart_browser.js";
 import { ChatPanes } from "/static/chat_panes.js";
 import { DoctorVisit } from "/static/doctor_visit.js";
+import { ExpectedView } from "/static/expected_view.js";
+import { InviteView } from "/static/invite_view.js";
 import { QueueView } from "/static/queue_view.js";
 import { bindSignIn, showSignIn } from "/static/staff_signin.js";
+import { TriageClaims, joinNames } from "/static/triage_claims.js";
 import { TriageView } from "/static/triage_view.js";
 
 const TOKEN_KEY = "telemed.staff.token";
@@ -58,12 +64,23 @@ function connectStaff(token) {
 
   let chats = null;
   let visit = null;
+  const openPatients = new TriageClaims({ socket: sockets["/queue"], role });
+  /** Open a patient's chat; a nurse is told who else has them open. */
+  const openChat = async (id) => {
+    if (!chats) return;
+    chats.open(id);
+    const others = await openPatients.hold(id, "chat");
+    if (others.length) {
+      const name = (queue.visits.get(id) || {}).patient_name || "this patient";
+      notices.show(`${joinNames(others)} ${others.length === 1 ? "has" : "have"} ${name} open too.`, { kind: "info", key: `claim-${id}` });
+    }
+  };
   const queue = new QueueView({
     role,
     me,
     unreadOf: (id) => (chats ? chats.unreadOf(id) : 0),
     actions: {
-      chat: (id) => chats && chats.open(id),
+      chat: (id) => openChat(id),
       triage: (id) => triage.open(id),
       admit: (id) => visit.admit(id),
       cancel: (id) => triage.cancel(id),
@@ -71,7 +88,7 @@ function connectStaff(token) {
     },
   });
   const remember = (v) => queue.remember(v);
-  const triage = new TriageView({ socket: sockets["/queue"], notices, me, visits: queue.visits, remember });
+  const triage = new TriageView({ socket: sockets["/queue"], notices, me, visits: queue.visits, remember, claims: openPatients, roster: () => queue.staff });
   if (sockets["/chat"]) {
     chats = new ChatPanes({
       socket: sockets["/chat"],
@@ -82,10 +99,18 @@ function connectStaff(token) {
       currentVisit: () => visit && visit.current,
       onThreadChange: (id) => visit && visit.renderChat(id),
       onUnreadChange: () => queue.render(),
+      onClose: (id) => openPatients.drop(id, "chat"),
     });
   }
   if (role === "doctor") visit = new DoctorVisit({ sockets, notices, me, token, remember, chats });
   session.visit = visit;
+  const charts = new ChartBrowser($("#chart-browser"), { token, back: () => showScreen("queue") });
+  $("#open-charts").addEventListener("click", () => charts.show());
+  $("#open-charts").hidden = false;
+  const expected = bindInvitations(token, claims.clinic);
+  if (role === "admin") bindAdmin(token, claims.clinic);
+  // Automatic logoff: health data hidden after a while without input; a live call counts as use.
+  session.lock = new InactivityLock({ token, content: $("#main"), busy: () => Boolean(visit && visit.current) && !$('[data-screen="visit"]').hidden });
 
   const socket = sockets["/queue"];
   socket.on("connect", () => {
@@ -100,8 +125,11 @@ function connectStaff(token) {
     queue.renderActive();
     triage.refresh();
   });
+  // A routed patient went back to the shared queue (their doctor went off duty).
+  socket.on("queue_notice", (n) => notices.show(n.message, { kind: "info", key: `queue-notice-${n.visit_id}` }));
   socket.on("visit", (v) => {
     queue.remember(v);
+    expected.visitChanged(v);
     if (v.state === "ended" && chats) chats.closeThread(v.visit_id);
     if (visit && v.doctor === me.sub) visit.visitChanged(v);
     queue.renderActive();
@@ -113,12 +141,32 @@ function connectStaff(token) {
   }, 15000);
 }
 
+/** Invite a patient (its own screen) and the expected list (on the queue screen). */
+function bindInvitations(token, clinic) {
+  const invite = new InviteView($("#invite"), { token, onInvited: () => expected.refresh() });
+  const expected = new ExpectedView($("#expected"), { token, clinic, onWalkIn: (link) => invite.setWalkIn(link) });
+  $("#open-invite").addEventListener("click", () => {
+    showScreen("invite");
+    expected.refresh();
+  });
+  $("#invite-done").addEventListener("click", () => showScreen("queue"));
+  $("#open-invite").hidden = false;
+  return expected;
+}
+
+/** The admin's console, on its own screen behind the top bar's "Administration". */
+function bindAdmin(token, clinic) {
+  const admin = new AdminView({ root: $("#admin-console"), token, clinic });
+  $("#open-admin").addEventListener("click", () => admin.show());
+  $("#open-admin").hidden = false;
+  $("#admin-done").addEventListener("click", () => showScreen("queue"));
+}
+
 function showIdentity(me) {
   const who = $("#whoami");
   who.textContent = `${me.name} · ${me.role}`;
   who.hidden = false;
   $("#sign-out").hidden = false;
-  $("#my-id").textContent = me.sub;
   document.body.dataset.role = me.role;
   for (const el of document.querySelectorAll("[data-roles]")) {
     el.hidden = !el.dataset.roles.split(" ").includes(me.role);
@@ -130,6 +178,7 @@ function showIdentity(me) {
 function refuse(refusal) {
   if (!session || session.refused) return;
   session.refused = true;
+  if (session.lock) session.lock.stop();
   for (const socket of Object.values(session.sockets)) socket.disconnect();
   if (session.visit) session.visit.hangUp({ notify: false });
   forgetToken(TOKEN_KEY);
@@ -141,6 +190,8 @@ function refuse(refusal) {
   showSignIn(`${why} Paste a new staff token to continue.`);
   $("#sign-out").hidden = true;
   $("#whoami").hidden = true;
+  $("#open-charts").hidden = true;
+  $("#chart-browser").replaceChildren(); // no chart stays in the page after the sign-in is refused
 }
 
 start();

@@ -1,5 +1,5 @@
 // How the staff page names things it shows in several views: a visit's
-// acuity (ESI badge) and a doctor (by staff id).
+// acuity (ESI badge) and staff (by name, from the clinic's roster).
 
 import { ESI_LEVELS, h } from "/static/common.js";
 
@@ -8,12 +8,31 @@ export function acuityBadge(acuity) {
   return h("span", { class: `esi esi-${acuity}`, title: ESI_LEVELS[acuity] }, `ESI ${acuity}`, h("span", { class: "esi-name", text: ` ${ESI_LEVELS[acuity]}` }));
 }
 
+/** Staff names by staff id, from the roster the queue snapshots carry. */
+const names = new Map();
+
+/** Learn the names of the clinic's roster ([{sub, name}]). */
+export function learnNames(staff) {
+  for (const member of staff || []) names.set(member.sub, member.name);
+}
+
+/** A staff member's name; never their id. */
+export function staffName(sub, fallback = "A colleague") {
+  return names.get(sub) || fallback;
+}
+
 /**
- * "You", or "Dr. <first 8 of the staff id>"; `none` when there is no doctor.
+ * "You", or the doctor's name from the roster; `none` when there is no doctor.
  * @param me the signed-in staff member ({sub}), or null
  */
 export function doctorLabel(sub, me, none = "—") {
   if (!sub) return none;
   if (me && sub === me.sub) return "You";
-  return `Dr. ${sub.slice(0, 8)}`;
+  return staffName(sub, "A doctor not on the roster");
+}
+
+/** How a doctor shows in the routing picker: "Dr. Lee — on duty, free". */
+export function doctorChoice(member) {
+  const state = !member.on_duty ? "off duty" : member.busy ? "on duty, in a visit" : "on duty, free";
+  return `${member.name} — ${state}`;
 }

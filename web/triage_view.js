@@ -1,9 +1,12 @@
 // The nurse's triage panel for one waiting patient: acuity (ESI) and a note,
-// routing to a doctor, and cancelling the visit (which admins do from the
-// queue too).
+// routing to a doctor picked by name from the clinic's roster, and cancelling
+// the visit (which admins do from the queue too). Opening the panel claims the
+// patient (others see "with <name>"); the nurse is warned if someone else has
+// them open.
 
-import { $, formatElapsed, request, toggleConfirm } from "/static/common.js";
-import { doctorLabel } from "/static/staff_labels.js";
+import { $, formatElapsed, h, request, toggleConfirm } from "/static/common.js";
+import { doctorChoice, learnNames } from "/static/staff_labels.js";
+import { joinNames } from "/static/triage_claims.js";
 
 const QUEUED = ["waiting", "in_triage", "ready"];
 
@@ -14,9 +17,13 @@ export class TriageView {
    * @param me the signed-in staff member
    * @param visits the QueueView's map of known visits (read only)
    * @param remember (visit) tells the queue of a visit a reply carried
+   * @param claims the page's TriageClaims
+   * @param roster () => the clinic's roster from the last queue snapshot
    */
-  constructor({ socket, notices, me, visits, remember }) {
+  constructor({ socket, notices, me, visits, remember, claims, roster }) {
     this.socket = socket;
+    this.claims = claims;
+    this.roster = roster;
     this.notices = notices;
     this.me = me;
     this.visits = visits;
@@ -32,13 +39,20 @@ export class TriageView {
   }
 
   open(visitId) {
+    if (this.visitId && this.visitId !== visitId) this.claims.drop(this.visitId, "triage");
     this.visitId = visitId;
     const visit = this.visits.get(visitId);
     $("#triage").hidden = false;
     $("#triage-title").textContent = `Triage: ${visit.patient_name || "Patient"}`;
     $("#triage-acuity").value = visit.acuity ? String(visit.acuity) : "";
     $("#triage-note").value = visit.triage_note || "";
-    $("#route-doctor").value = visit.routed_to || "";
+    this.showRouteStatus("");
+    this.fillPicker(this.roster(), visit.routed_to || "");
+    this.loadRoster(visit.routed_to || "");
+    this.showClaimed([]);
+    this.claims.hold(visitId, "triage").then((others) => {
+      if (this.visitId === visitId) this.showClaimed(others);
+    });
     toggleConfirm("#cancel-confirm", "#cancel-visit", false, { focus: false });
     this.refresh();
     $("#triage").scrollIntoView({ block: "nearest" });
@@ -57,6 +71,45 @@ export class TriageView {
     $("#triage-reason").textContent = visit.reason || "—";
     $("#triage-waiting").textContent = formatElapsed(visit.checked_in_at);
     $("#triage-consent").textContent = visit.consent_recording ? "Yes: recording and transcription" : "No";
+    // The roster moves (on duty, busy): relabel the picker, unless the nurse is in it.
+    if (document.activeElement !== $("#route-doctor")) this.fillPicker(this.roster(), $("#route-doctor").value);
+  }
+
+  /** The latest roster from the server (a snapshot may be a moment old). */
+  async loadRoster(selected) {
+    try {
+      const reply = await request(this.socket, "get_roster");
+      learnNames(reply.staff);
+      if (document.activeElement !== $("#route-doctor")) this.fillPicker(reply.staff, $("#route-doctor").value || selected);
+    } catch {
+      // The picker keeps the snapshot's roster.
+    }
+  }
+
+  /** The doctors by name: on duty and free first, then busy, then off duty. */
+  fillPicker(staff, selected) {
+    const doctors = (staff || []).filter((m) => m.role === "doctor");
+    const options = [h("option", { value: "", text: "Any doctor (the shared queue)" })];
+    for (const d of doctors) options.push(h("option", { value: d.sub, text: doctorChoice(d) }));
+    const select = $("#route-doctor");
+    select.replaceChildren(...options);
+    if (selected && !doctors.some((d) => d.sub === selected)) {
+      select.append(h("option", { value: selected, text: "A doctor not on the roster" }));
+    }
+    select.value = selected || "";
+  }
+
+  showClaimed(others) {
+    const el = $("#triage-claimed");
+    el.hidden = others.length === 0;
+    el.textContent = others.length ? `${joinNames(others)} ${others.length === 1 ? "has" : "have"} this patient open too.` : "";
+  }
+
+  showRouteStatus(text, kind = "info") {
+    const el = $("#route-status");
+    el.hidden = !text;
+    el.textContent = text;
+    el.dataset.kind = kind;
   }
 
   refreshWaitingTime() {
@@ -66,6 +119,7 @@ export class TriageView {
   close() {
     const id = this.visitId;
     this.visitId = null;
+    if (id) this.claims.drop(id, "triage");
     $("#triage").hidden = true;
     const back = id && document.querySelector(`[data-action="triage"][data-visit="${CSS.escape(id)}"]`);
     if (back) back.focus();
@@ -87,13 +141,14 @@ export class TriageView {
 
   async route(event) {
     event.preventDefault();
-    const doctor = $("#route-doctor").value.trim() || null;
+    const doctor = $("#route-doctor").value || null;
     try {
       const reply = await request(this.socket, "route", { visit_id: this.visitId, doctor });
       this.remember(reply.visit);
-      this.notices.show(doctor ? `Routed to ${doctorLabel(doctor, this.me)}.` : "Routed to any doctor.", { kind: "info", key: "triage" });
+      const done = reply.doctor ? `Routed to ${reply.doctor.name}.` : "Routed to any doctor.";
+      this.showRouteStatus(reply.notice ? `${done} ${reply.notice}` : done, reply.notice ? "warning" : "info");
     } catch (err) {
-      this.notices.error(`Not routed: ${err.message}`, "triage");
+      this.showRouteStatus(`Not routed: ${err.message}.`.replace(/\.\.$/, "."), "error");
     }
   }
 

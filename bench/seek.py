@@ -3,13 +3,14 @@ Chromium takes to seek to minute 15 of a 20-minute recording.
 
     python -m bench.seek [--minutes 20] [--interval 5] [--cost-seconds 60]
 
-**Cost.** ``--cost-seconds`` of the test pattern (moving bars and a frame
-counter, 640×480, 30 fps) are encoded with libvpx VP8 as a browser's chart
+**Cost.** ``--cost-seconds`` of a camera-like picture (textured background
+panning slowly, a moving face-sized blob, sensor noise, 640×480, 30 fps) are encoded with libvpx VP8 as a browser's chart
 leg sends it (real-time, rate-controlled to 300 kbit/s, the leg's
 ``maxBitrate``): once with a keyframe only at the start, once with a keyframe
-every ``--interval`` seconds. Printed: the bitrate each reaches and its
-quality (PSNR of the luma against the source), and the same at a fixed
-quantiser (the extra bits a keyframe costs when the rate is not capped).
+every ``--interval`` seconds. The rate control holds the bitrate either way,
+so the cost shows as quality: printed are the bitrate each reaches, its
+quality (PSNR of the luma against the source), the size of a keyframe
+against an inter frame, and the share of the bits spent on the extra keyframes.
 
 **Seek.** Two ``--minutes`` recordings are made by the project's own
 :class:`media.recorder.Recorder` (the muxer, clusters and cues a worker
@@ -24,7 +25,7 @@ seeks to 15:00, and times from setting ``currentTime`` to ``seeked``.
 
 Prints as its last line::
 
-    seek: minutes=… interval_s=… seek_ms=… seek_no_interval_ms=… cbr_kbps=…/… cbr_psnr_db=…/… fixed_q_extra_pct=…
+    seek: minutes=… interval_s=… seek_ms=… seek_no_interval_ms=… kbps=…/… psnr_db=…/… keyframe_bits_pct=…
 """
 
 from __future__ import annotations
@@ -36,45 +37,53 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 from aiohttp import web
 
 from media.recorder import HOLD, Recorder
 from media.tap import EncodedFrame
-from tests.media_harness import bars_image, draw_counter
+from tests.media_harness import draw_counter
 
 CHROMIUM = "/usr/bin/chromium"
 TARGET = 15 * 60.0
 
 
 def pattern(width: int, height: int) -> Callable[[int], np.ndarray[Any, Any]]:
-    """Frame ``n`` of the test pattern: bars scrolling sideways, a frame counter."""
-    base = bars_image(width, height)
+    """Frame ``n`` of a camera-like picture: a textured background that pans
+    slowly, a moving face-sized blob, sensor noise, and a frame counter (a
+    keyframe of it costs what a camera's does; bars alone compress to nothing)."""
+    rng = np.random.default_rng(5)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (height + 80, width + 120, 3), dtype=np.uint8), (0, 0), 2.5)
+    texture = (30 + (texture - texture.min()) * (190 / max(1, int(texture.max()) - int(texture.min())))).astype(np.uint8)
 
     def frame(n: int) -> np.ndarray[Any, Any]:
-        image = np.roll(base, (n * 3) % width, axis=1).copy()
-        draw_counter(image, n)
-        return image
+        x, y = int(60 + 50 * np.sin(n / 90)), int(40 + 30 * np.cos(n / 120))
+        image = texture[y:y + height, x:x + width].copy()
+        centre = (width // 2 + int(width / 12 * np.sin(n / 25)), height // 2 + int(height / 20 * np.cos(n / 33)))
+        cv2.ellipse(image, centre, (width // 7, height // 4), 0, 0, 360, (90, 130, 200), -1)
+        noise = rng.normal(0, 2.0, image.shape)
+        noisy: np.ndarray[Any, Any] = np.clip(image + noise, 0, 255).astype(np.uint8)
+        draw_counter(noisy, n)
+        return noisy
 
     return frame
 
 
-def encoder(width: int, height: int, fps: int, bitrate: int | None, qp: int | None = None) -> Any:
+def encoder(width: int, height: int, fps: int, bitrate: int) -> Any:
+    """libvpx VP8 as WebRTC runs it: real-time, rate-controlled to ``bitrate``."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, fps)
     codec.framerate = fractions.Fraction(fps, 1)
-    options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "auto-alt-ref": "0", "g": "100000"}
-    if bitrate is not None:  # rate-controlled, as WebRTC's encoder
-        codec.bit_rate = bitrate
-        options |= {"minrate": str(bitrate), "maxrate": str(bitrate), "bufsize": str(bitrate)}
-    if qp is not None:  # a fixed quantiser: equal quality, the bits show the cost
-        options |= {"qmin": str(qp), "qmax": str(qp), "b": "0", "crf": str(qp)}
-    codec.options = options
+    codec.bit_rate = bitrate
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "auto-alt-ref": "0", "g": "100000",
+                     "minrate": str(bitrate), "maxrate": str(bitrate), "bufsize": str(bitrate)}
     return codec
 
 
@@ -91,23 +100,38 @@ def psnr(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def cost(seconds: float, interval: float, bitrate: int | None, qp: int | None = None) -> tuple[float, float, int]:
-    """(kbit/s, mean luma PSNR, keyframes) of ``seconds`` of the pattern at 640x480 30 fps."""
+@dataclass
+class Cost:
+    kbps: float
+    psnr: float
+    """Mean luma PSNR against the source, dB."""
+    keyframes: int
+    key_bytes: float
+    """Mean size of a keyframe after the first."""
+    delta_bytes: float
+    """Mean size of the other frames."""
+
+
+def cost(seconds: float, interval: float, bitrate: int = 300_000) -> Cost:
+    """What ``seconds`` of the picture at 640x480 30 fps become, with a keyframe
+    every ``interval`` seconds (0: only the first)."""
     width, height, fps = 640, 480, 30
     make = pattern(width, height)
-    codec = encoder(width, height, fps, bitrate, qp)
+    codec = encoder(width, height, fps, bitrate)
     decoder = av.CodecContext.create("libvpx", "r")
-    size, keys, scores = 0, 0, []
+    keys: list[int] = []
+    deltas: list[int] = []
+    scores = []
     every = round(interval * fps) if interval else 0
     for n in range(round(seconds * fps)):
         source = make(n)
         for packet in encode(codec, source, n, key=n == 0 or bool(every and n % every == 0)):
-            size += packet.size
-            keys += bool(packet.is_keyframe)
+            (keys if packet.is_keyframe else deltas).append(packet.size)
             for decoded in decoder.decode(packet):
                 luma = decoded.to_ndarray(format="gray")
-                scores.append(psnr(luma, av.VideoFrame.from_ndarray(source, format="bgr24").to_ndarray(format="gray")))
-    return size * 8 / seconds / 1000, statistics.fmean(scores), keys
+                scores.append(psnr(luma, cv2.cvtColor(source, cv2.COLOR_BGR2GRAY)))
+    return Cost(kbps=(sum(keys) + sum(deltas)) * 8 / seconds / 1000, psnr=statistics.fmean(scores), keyframes=len(keys),
+                key_bytes=statistics.fmean(keys[1:]) if len(keys) > 1 else 0.0, delta_bytes=statistics.fmean(deltas))
 
 
 def opus_tone() -> list[bytes]:
@@ -219,13 +243,11 @@ def seek_in_chromium(url: str, names: list[str], repeats: int) -> dict[str, list
 
 
 async def run(minutes: float, interval: float, cost_seconds: float, repeats: int) -> str:
-    cbr_once = await asyncio.to_thread(cost, cost_seconds, 0, 300_000)
-    cbr_steady = await asyncio.to_thread(cost, cost_seconds, interval, 300_000)
-    q_once = await asyncio.to_thread(cost, cost_seconds, 0, None, 20)
-    q_steady = await asyncio.to_thread(cost, cost_seconds, interval, None, 20)
-    print(f"cost at 300 kbit/s: once {cbr_once[0]:.0f} kbit/s PSNR {cbr_once[1]:.2f} dB ({cbr_once[2]} keyframes); "
-          f"every {interval:g}s {cbr_steady[0]:.0f} kbit/s PSNR {cbr_steady[1]:.2f} dB ({cbr_steady[2]} keyframes)")
-    print(f"cost at a fixed quantiser: once {q_once[0]:.0f} kbit/s, every {interval:g}s {q_steady[0]:.0f} kbit/s")
+    once = await asyncio.to_thread(cost, cost_seconds, 0)
+    steady = await asyncio.to_thread(cost, cost_seconds, interval)
+    for name, c in (("keyframe only at the start", once), (f"keyframe every {interval:g} s", steady)):
+        print(f"{name}: {c.kbps:.0f} kbit/s, PSNR {c.psnr:.2f} dB, {c.keyframes} keyframes"
+              + (f" of {c.key_bytes / 1000:.1f} kB (an inter frame: {c.delta_bytes / 1000:.2f} kB)" if c.key_bytes else ""))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
@@ -244,8 +266,8 @@ async def run(minutes: float, interval: float, cost_seconds: float, repeats: int
     steady_ms = statistics.median(r["ms"] for r in seeks["steady.webm"])
     once_ms = statistics.median(r["ms"] for r in seeks["once.webm"])
     return (f"seek: minutes={minutes:g} interval_s={interval:g} seek_ms={steady_ms:.0f} seek_no_interval_ms={once_ms:.0f} "
-            f"cbr_kbps={cbr_once[0]:.0f}/{cbr_steady[0]:.0f} cbr_psnr_db={cbr_once[1]:.2f}/{cbr_steady[1]:.2f} "
-            f"fixed_q_extra_pct={(q_steady[0] / q_once[0] - 1) * 100:.1f}")
+            f"kbps={once.kbps:.0f}/{steady.kbps:.0f} psnr_db={once.psnr:.2f}/{steady.psnr:.2f} "
+            f"keyframe_bits_pct={steady.key_bytes * (steady.keyframes - 1) * 8 / (steady.kbps * 1000 * cost_seconds) * 100:.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:

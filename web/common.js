@@ -239,16 +239,6 @@ export class Notices {
 
 // -- formatting ------------------------------------------------------------------
 
-/** "about 12 minutes", for an estimated wait in seconds. */
-export function formatWait(seconds) {
-  if (seconds === null || seconds === undefined) return "";
-  if (seconds < 60) return "less than a minute";
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 90) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
-  const hours = Math.round(minutes / 30) / 2;
-  return `about ${hours} hours`;
-}
-
 /** "4 min", "1 h 05 min": how long since a time in epoch seconds. */
 export function formatElapsed(sinceSeconds, now = Date.now() / 1000) {
   if (!sinceSeconds) return "";

@@ -33,13 +33,13 @@ from pydantic import ValidationError
 from signaling import chart_tickets as tickets
 from signaling import schemas
 from signaling._address import client_address
-from signaling.chart_http import NO_STORE, STAFF, _audit, _folder, open_chart_file
-from signaling.http import HUB, bearer
+from signaling.chart_http import NO_STORE, STAFF, audit_access, caller, chart_folder, open_chart_file
+from signaling.http import HUB
 from telemed import chart
 from telemed.chart.export import write_zip
 from telemed.chart.index import ChartList, Filters
-from telemed.exceptions import BadRequest, Forbidden, NotFound, TelemedError, Unauthorized
-from telemed.tokens import Claims, Role
+from telemed.exceptions import BadRequest, Forbidden, NotFound, TelemedError
+from telemed.tokens import Claims
 
 logger = logging.getLogger(__name__)
 
@@ -77,31 +77,27 @@ async def list_charts(request: web.Request) -> web.Response:
     address = client_address(request, hub.settings.trusted_proxies)
     await hub.check_address(address)
     try:
-        try:
-            claims = await bearer(request, frozenset(Role))
-        except Unauthorized:
-            await hub.count_auth_failure(address)
-            raise
+        claims = await caller(request, address)
         if claims.role not in STAFF:
             raise Forbidden("the charts are for the clinic's staff")
         query = _query(request)
         if query.from_ is not None and query.to is not None and query.from_ > query.to:
             raise BadRequest("the start date is after the end date")
     except TelemedError as exc:
-        await _audit(request, "chart_list", claims, exc=exc)
+        await audit_access(request, "chart_list", claims, exc=exc)
         raise
     filters = Filters(since=query.from_, until=query.to, state=query.state, doctor=query.doctor, name=query.q.strip())
     page = await ChartList(hub.redis).page(claims.clinic, filters, query.page)
-    await _audit(request, "chart_list", claims, target=f"page={query.page}")
+    await audit_access(request, "chart_list", claims, target=f"page={query.page}")
     return web.json_response(page.to_dict(), headers=NO_STORE)
 
 
 async def verify_chart(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    claims, where = await _folder(request, "chart_verify")
+    claims, where = await chart_folder(request, "chart_verify")
     started = time.monotonic()
     report = await asyncio.to_thread(chart.verify, where, hub.settings.audit_path())
-    await _audit(request, "chart_verify", claims, target="ok" if report.ok else "problems")
+    await audit_access(request, "chart_verify", claims, target="ok" if report.ok else "problems")
     if not report.ok:
         logger.warning("Chart(%s) does not verify: %s", where.name, ", ".join(sorted({p.kind for p in report.problems})))
     return web.json_response(
@@ -119,7 +115,7 @@ async def verify_chart(request: web.Request) -> web.Response:
 async def link(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     name = request.match_info["name"]
-    claims, where = await _folder(request, "chart_link")
+    claims, where = await chart_folder(request, "chart_link")
     visit_id = where.name
     if name == ZIP_NAME:
         target, url = tickets.ZIP, f"/api/visits/{visit_id}/zip"
@@ -127,11 +123,11 @@ async def link(request: web.Request) -> web.Response:
         try:
             os.close(await asyncio.to_thread(open_chart_file, hub.settings.recordings_dir, where, name))
         except NotFound as exc:
-            await _audit(request, "chart_link", claims, exc=exc)
+            await audit_access(request, "chart_link", claims, exc=exc)
             raise
         target, url = name, f"/api/visits/{visit_id}/files/{name}"
     ticket = tickets.issue(hub.settings.secret, claims, visit_id, target)
-    await _audit(request, "chart_link", claims, target=name)
+    await audit_access(request, "chart_link", claims, target=name)
     return web.json_response({"url": f"{url}?ticket={ticket}"}, headers=NO_STORE)
 
 
@@ -170,8 +166,8 @@ class _Pipe:
 
 
 async def zip_chart(request: web.Request) -> web.StreamResponse:
-    claims, where = await _folder(request, "export", ticket_for=tickets.ZIP)
-    await _audit(request, "export", claims, target="zip")
+    claims, where = await chart_folder(request, "export", ticket_for=tickets.ZIP)
+    await audit_access(request, "export", claims, target="zip")
     day = datetime.now(UTC).strftime("%Y%m%d")
     response = web.StreamResponse(headers={
         **NO_STORE,

@@ -42,7 +42,7 @@ PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-async def _audit(request: web.Request, action: str, claims: Claims | None, target: str = "", exc: TelemedError | None = None) -> None:
+async def audit_access(request: web.Request, action: str, claims: Claims | None, target: str = "", exc: TelemedError | None = None) -> None:
     hub = request.app[HUB]
     visit = request.match_info.get("visit", "")
     await hub.audit.arecord(
@@ -57,7 +57,23 @@ async def _audit(request: web.Request, action: str, claims: Claims | None, targe
     )
 
 
-async def _folder(request: web.Request, action: str, ticket_for: str | None = None) -> tuple[Claims, Path]:
+async def caller(request: web.Request, address: str, ticket_for: str | None = None) -> Claims:
+    """Who is asking: the bearer token's claims, or (with ``ticket_for``, a file
+    name or the zip) those of a ``?ticket=`` for exactly that. A bad token or
+    ticket counts against ``address`` (as at socket connect) before the refusal."""
+    hub = request.app[HUB]
+    try:
+        if ticket_for is not None and "ticket" in request.query:
+            claims = tickets.check(hub.settings.secret, request.query["ticket"], request.match_info["visit"], ticket_for).claims
+            await hub.check_live(claims)
+            return claims
+        return await bearer(request, frozenset(Role))
+    except Unauthorized:
+        await hub.count_auth_failure(address)
+        raise
+
+
+async def chart_folder(request: web.Request, action: str, ticket_for: str | None = None) -> tuple[Claims, Path]:
     """The caller's claims and the chart folder, or a refusal (audited).
 
     Bad tokens count against the caller's address as at socket connect, and an
@@ -70,15 +86,7 @@ async def _folder(request: web.Request, action: str, ticket_for: str | None = No
     address = client_address(request, hub.settings.trusted_proxies)
     await hub.check_address(address)
     try:
-        try:
-            if ticket_for is not None and "ticket" in request.query:
-                claims = tickets.check(hub.settings.secret, request.query["ticket"], request.match_info["visit"], ticket_for).claims
-                await hub.check_live(claims)
-            else:
-                claims = await bearer(request, frozenset(Role))
-        except Unauthorized:
-            await hub.count_auth_failure(address)
-            raise
+        claims = await caller(request, address, ticket_for)
         if claims.role not in STAFF:
             raise Forbidden("the chart is for the clinic's staff")
         visit_id = request.match_info["visit"]
@@ -89,7 +97,7 @@ async def _folder(request: web.Request, action: str, ticket_for: str | None = No
             raise NotFound("no chart for this visit")
         return claims, where
     except TelemedError as exc:
-        await _audit(request, action, claims, exc=exc)
+        await audit_access(request, action, claims, exc=exc)
         raise
 
 
@@ -151,14 +159,14 @@ def _url(visit_id: str, name: str) -> str:
 
 
 async def get_chart(request: web.Request) -> web.Response:
-    claims, where = await _folder(request, "chart_read")
+    claims, where = await chart_folder(request, "chart_read")
     visit_id = where.name
     files = [
         {"name": name, "size": size, "content_type": chart.content_type(name), "url": _url(visit_id, name)}
         for name, size in await asyncio.to_thread(_list, where)
     ]
     visit = await _read_json(where / chart.VISIT)
-    await _audit(request, "chart_read", claims)
+    await audit_access(request, "chart_read", claims)
     return web.json_response(
         {
             "visit_id": visit_id,
@@ -174,31 +182,31 @@ async def get_chart(request: web.Request) -> web.Response:
 
 async def get_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    claims, where = await _folder(request, "file_download", ticket_for=name)
+    claims, where = await chart_folder(request, "file_download", ticket_for=name)
     root = request.app[HUB].settings.recordings_dir
     try:
         opened = await asyncio.to_thread(open_chart_file, root, where, name)
     except NotFound as exc:
-        await _audit(request, "file_download", claims, exc=exc)
+        await audit_access(request, "file_download", claims, exc=exc)
         raise
     try:
-        await _audit(request, "file_download", claims, target=name)
+        await audit_access(request, "file_download", claims, target=name)
         return await serve_fd(request, opened, {**NO_STORE, "Content-Type": chart.content_type(name)})
     finally:
         os.close(opened)
 
 
 async def get_fhir(request: web.Request) -> web.StreamResponse:
-    claims, where = await _folder(request, "fhir_read")
+    claims, where = await chart_folder(request, "fhir_read")
     root = request.app[HUB].settings.recordings_dir
     try:
         opened = await asyncio.to_thread(open_chart_file, root, where, chart.FHIR)
     except NotFound:
         exc = NotFound("the chart has no FHIR export yet (the visit has not ended)")
-        await _audit(request, "fhir_read", claims, exc=exc)
+        await audit_access(request, "fhir_read", claims, exc=exc)
         raise exc from None
     try:
-        await _audit(request, "fhir_read", claims, target=chart.FHIR)
+        await audit_access(request, "fhir_read", claims, target=chart.FHIR)
         return await serve_fd(request, opened, {**NO_STORE, "Content-Type": "application/fhir+json"})
     finally:
         os.close(opened)

@@ -19,6 +19,7 @@ from signaling.chart_http import add_chart_routes
 from signaling.chat_ns import ChatNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
 from signaling.hub import Hub
+from signaling.invite_http import add_invite_routes
 from signaling.media_ns import MediaNamespace
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
@@ -86,6 +87,7 @@ def make_app(settings: Settings) -> web.Application:
     app[HUB] = hub
     sio.attach(app, socketio_path="socket.io")
     add_routes(app, hub)
+    add_invite_routes(app)
     add_chart_routes(app)
     add_admin_routes(app, queue_ns.sessions)
     add_chart_browser_routes(app)

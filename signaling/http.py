@@ -281,10 +281,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    # Invitations build on this module's helpers, hence imported here.
-    from signaling.invite_http import add_invite_routes
-
-    add_invite_routes(app)
     if hub.settings.web_dir.is_dir():
         app.router.add_static("/static/", hub.settings.web_dir, follow_symlinks=False)
 

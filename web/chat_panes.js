@@ -16,9 +16,11 @@ export class ChatPanes {
    * @param onThreadChange (visitId) a thread changed (other views of it re-render)
    * @param onUnreadChange the unread counts changed (the queue re-renders)
    * @param onClose (visitId) a pane was closed
+   * @param onPatientMessage (reading) a new patient message arrived; reading: its chat is shown here
    */
-  constructor({ socket, notices, me, visits, visitShown, currentVisit, onThreadChange, onUnreadChange, onClose = () => {} }) {
+  constructor({ socket, notices, me, visits, visitShown, currentVisit, onThreadChange, onUnreadChange, onClose = () => {}, onPatientMessage = () => {} }) {
     this.onClose = onClose;
+    this.onPatientMessage = onPatientMessage;
     this.me = me;
     this.visits = visits;
     this.visitShown = visitShown;
@@ -32,7 +34,7 @@ export class ChatPanes {
     this.client = new ChatClient(socket, {
       me,
       onChange: (thread) => this.renderPane(thread.visitId),
-      onMessage: (thread, message) => this.countUnread(thread, message),
+      onMessage: (thread, message, info) => this.countUnread(thread, message, info),
       onError: (err) => notices.error(`Chat: ${err.message}`, "chat"),
     });
     document.addEventListener("visibilitychange", () => {
@@ -62,10 +64,12 @@ export class ChatPanes {
   }
 
   /** Unread = patient messages since staff last wrote, in threads nobody has open here. */
-  countUnread(thread, message) {
+  countUnread(thread, message, info = {}) {
     const id = thread.visitId;
+    const reading = this.isReading(id);
     if (message.role !== "patient") this.unread.set(id, 0);
-    else if (!this.isReading(id)) this.unread.set(id, this.unreadOf(id) + 1);
+    else if (!reading) this.unread.set(id, this.unreadOf(id) + 1);
+    if (message.role === "patient" && info.live) this.onPatientMessage(reading);
     this.renderUnread();
   }
 

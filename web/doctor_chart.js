@@ -78,7 +78,9 @@ export class DoctorChart {
       if (reply.snapshot.file) {
         // The preview stays if the chart's copy cannot be fetched (the visit goes on).
         const url = `/api/visits/${encodeURIComponent(visitId)}/files/${reply.snapshot.file}`;
-        this.gallery.showStored(item, url, this.token).catch(() => {});
+        this.gallery.showStored(item, url, this.token).catch(() => {
+          item.querySelector(".shot-source").textContent = "Saved in the chart; its copy cannot be shown here, so this is the preview from your screen.";
+        });
       }
       const warnings = snapshotWarnings(reply.snapshot);
       $("#snapshot-state").textContent = `Snapshot saved to the chart.${warnings.length ? ` ${warnings.join(" ")}` : ""}`;
@@ -98,13 +100,26 @@ export class DoctorChart {
     }
     const recording = this.session.recording;
     const files = recording && recording.visitId === visit.visit_id ? recording.files : [];
-    const shots = this.captions.visitId === visit.visit_id ? this.gallery.files : [];
+    const shots = this.captions.visitId === visit.visit_id ? this.gallery.labels : [];
     return {
-      recordings: files.length ? files.join(", ") : "None seen on this page",
-      snapshots: shots.length ? `${shots.length}: ${shots.join(", ")}` : "None",
+      recordings: files.length ? describeRecordings(files) : "None seen on this page",
+      snapshots: shots.length ? shots.join(", ") : "None",
       transcript: this.captions.visitId === visit.visit_id ? this.captions.describe() : "—",
     };
   }
+}
+
+/** "The patient’s video and yours" (with the number of parts when a leg was re-established). */
+export function describeRecordings(files) {
+  const parts = new Map();
+  for (const file of files) {
+    const role = (/^recording-([a-z]+)-/.exec(file) || [])[1] || "other";
+    parts.set(role, (parts.get(role) || 0) + 1);
+  }
+  const whose = { patient: "The patient’s video", doctor: "your video", other: "another video" };
+  const said = ["patient", "doctor", "other"].filter((r) => parts.has(r)).map((role) => [role, parts.get(role)]).map(([role, n]) => `${whose[role] || whose.other}${n > 1 ? ` (${n} parts)` : ""}`);
+  const text = said.length > 1 ? `${said.slice(0, -1).join(", ")} and ${said[said.length - 1]}` : said[0];
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function snapshotProblem(err) {

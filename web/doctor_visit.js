@@ -7,7 +7,7 @@ import { $, ESI_LEVELS, formatClock, h, request, showScreen, toggleConfirm } fro
 import { ChatView } from "/static/chat.js";
 import { DoctorCall } from "/static/doctor_call.js";
 import { DoctorChart } from "/static/doctor_chart.js";
-import { acuityBadge } from "/static/staff_labels.js";
+import { acuityBadge, endReasonText } from "/static/staff_labels.js";
 
 export class DoctorVisit {
   /**
@@ -130,7 +130,7 @@ export class DoctorVisit {
       ["Recordings", chart.recordings],
       ["Snapshots", chart.snapshots],
       ["Transcript", chart.transcript],
-      ["Outcome", visit.end_reason || "—"],
+      ["Outcome", endReasonText(visit.end_reason)],
     ];
     $("#summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
     document.title = "Visit summary — telemed";

@@ -62,10 +62,11 @@ export class SnapshotGallery {
    */
   async showStored(item, url, token) {
     const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
-    if (!response.ok) throw new Error(`the chart answered ${response.status}`);
+    if (!response.ok) throw new Error("The chart's copy could not be opened.");
     const blob = await response.blob();
-    const img = h("img", { class: "shot-preview shot-stored", src: URL.createObjectURL(blob), alt: `Snapshot stored in the chart (${item.dataset.file})` });
+    const img = h("img", { class: "shot-preview shot-stored", src: URL.createObjectURL(blob), alt: `${item.dataset.label}, as stored in the chart` });
     item.querySelector(".shot-preview").replaceWith(img);
+    item.querySelector(".shot-source").textContent = "The chart’s copy";
     return img;
   }
 
@@ -73,24 +74,24 @@ export class SnapshotGallery {
   add(shot, preview) {
     this.shots.push(shot);
     const warnings = snapshotWarnings(shot);
-    const time = formatClock(shot.taken_at) || "now";
+    const label = snapshotLabel(this.shots.length, shot.taken_at);
     const facts = [
       `Sharpness ${Number(shot.sharpness).toFixed(0)}`,
       `brightness ${Number(shot.brightness).toFixed(0)}`,
       shot.width && shot.height ? `${shot.width}×${shot.height}` : null,
-      time,
     ].filter(Boolean);
     const item = h(
       "li",
-      { class: warnings.length ? "shot shot-warn" : "shot", dataset: { file: shot.file || "" } },
+      { class: warnings.length ? "shot shot-warn" : "shot", dataset: { file: shot.file || "", label } },
       preview
-        ? h("img", { class: "shot-preview", src: preview, alt: `Preview of the snapshot taken at ${time}, from your screen` })
+        ? h("img", { class: "shot-preview", src: preview, alt: `${label}, preview from your screen` })
         : h("div", { class: "shot-preview shot-none", text: "No preview" }),
       h(
         "div",
         { class: "shot-facts" },
-        h("p", { class: "shot-file" }, h("span", { class: "visually-hidden", text: "Chart file " }), shot.file || "—"),
+        h("p", { class: "shot-label", text: label }),
         h("p", { class: "small", text: facts.join(" · ") }),
+        h("p", { class: "small muted shot-source", text: preview ? "Preview from your screen; the chart’s copy is loading…" : "The chart’s copy is loading…" }),
         ...warnings.map((w) => h("p", { class: "shot-warning", text: w })),
         warnings.length
           ? h("button", { type: "button", class: "btn btn-small", text: "Retake", on: { click: () => this.onRetake() } })
@@ -104,4 +105,15 @@ export class SnapshotGallery {
   get files() {
     return this.shots.map((s) => s.file).filter(Boolean);
   }
+
+  /** "Snapshot 1 · 12:52 PM" of each shot saved to the chart, in the order taken. */
+  get labels() {
+    return this.shots.filter((s) => s.file).map((s) => snapshotLabel(this.shots.indexOf(s) + 1, s.taken_at));
+  }
+}
+
+/** "Snapshot 2 · 12:52 PM": how a person tells the shots of a visit apart. */
+export function snapshotLabel(n, takenAt) {
+  const time = formatClock(takenAt);
+  return time ? `Snapshot ${n} · ${time}` : `Snapshot ${n}`;
 }

@@ -15,6 +15,7 @@ import { DoctorVisit } from "/static/doctor_visit.js";
 import { ExpectedView } from "/static/expected_view.js";
 import { InviteView } from "/static/invite_view.js";
 import { QueueView } from "/static/queue_view.js";
+import { StaffAlerts } from "/static/staff_alerts.js";
 import { bindSignIn, showSignIn } from "/static/staff_signin.js";
 import { TriageClaims, joinNames } from "/static/triage_claims.js";
 import { TriageView } from "/static/triage_view.js";
@@ -88,6 +89,8 @@ function connectStaff(token) {
     },
   });
   const remember = (v) => queue.remember(v);
+  // Opt-in sound and notification when a patient arrives or writes (no names in them).
+  const alerts = new StaffAlerts($("#alerts"), { isLocked: () => Boolean(session.lock && session.lock.locked) });
   const triage = new TriageView({ socket: sockets["/queue"], notices, me, visits: queue.visits, remember, claims: openPatients, roster: () => queue.staff });
   if (sockets["/chat"]) {
     chats = new ChatPanes({
@@ -100,6 +103,7 @@ function connectStaff(token) {
       onThreadChange: (id) => visit && visit.renderChat(id),
       onUnreadChange: () => queue.render(),
       onClose: (id) => openPatients.drop(id, "chat"),
+      onPatientMessage: (reading) => alerts.patientWrote(reading),
     });
   }
   if (role === "doctor") visit = new DoctorVisit({ sockets, notices, me, token, remember, chats });
@@ -124,6 +128,7 @@ function connectStaff(token) {
     queue.render();
     queue.renderActive();
     triage.refresh();
+    alerts.queueChanged(snapshot.queue);
   });
   // A routed patient went back to the shared queue (their doctor went off duty).
   socket.on("queue_notice", (n) => notices.show(n.message, { kind: "info", key: `queue-notice-${n.visit_id}` }));

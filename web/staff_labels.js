@@ -8,6 +8,19 @@ export function acuityBadge(acuity) {
   return h("span", { class: `esi esi-${acuity}`, title: ESI_LEVELS[acuity] }, `ESI ${acuity}`, h("span", { class: "esi-name", text: ` ${ESI_LEVELS[acuity]}` }));
 }
 
+/** Why a visit ended, in words (a visit's end_reason). */
+export const END_REASONS = {
+  completed: "Completed",
+  cancelled: "Cancelled by the clinic",
+  left: "The patient left the waiting room",
+  absent: "The patient’s connection was lost",
+  no_show: "No-show: the patient did not check in",
+};
+
+export function endReasonText(reason, none = "—") {
+  return reason ? END_REASONS[reason] || "Ended" : none;
+}
+
 /** Staff names by staff id, from the roster the queue snapshots carry. */
 const names = new Map();
 

@@ -5,6 +5,11 @@ and doctors whose sockets it holds. A patient not seen for the grace period
 loses their place (the sweep ends the visit as ``absent``); one who comes back
 sooner keeps it. A node that dies stops refreshing, so its patients fall under
 the same rule without anyone having to notice the death.
+
+At each refresh a node also looks at the doctors of the clinics it holds
+sockets of: when those on duty or free changed (one went off duty, with no
+event to say so), it starts a push round for that clinic, as a queue change
+does, so patients' estimates follow without waiting for the next queue change.
 """
 
 from __future__ import annotations
@@ -44,12 +49,23 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNam
         try:
             await hub.room.mark_seen(patients, doctors)
             await ns.notifier.roster.refresh(staff, patients)
+            await push_on_doctors_changed(ns.notifier)
             for each in namespaces:
                 await hub.refresh_connections(each.namespace, dict(each.local))
             await close_dead_sockets(hub, namespaces)
         except RedisError as exc:
             logger.warning("presence refresh failed: %s", type(exc).__name__)
         await asyncio.sleep(hub.settings.presence_interval)
+
+
+async def push_on_doctors_changed(notifier: QueueNotifier) -> list[str]:
+    """Start a push round for each clinic with sockets here whose doctors on duty
+    or free ones changed; each node looks at its own clinics, so no notice to
+    the others. Returns those clinics."""
+    changed = await notifier.roster.doctors_changed(notifier.clinics())
+    for clinic in changed:
+        notifier.touch(clinic, tell_others=False)
+    return changed
 
 
 async def close_dead_sockets(hub: Hub, namespaces: Sequence[AuthedNamespace]) -> int:

@@ -1,6 +1,7 @@
 """The node's side of the staff roster: sign-ins and presence of staff, who is
 with whom, patients online or not, routed patients whose doctor went off duty,
-and what staff see of all that in the queue.
+and what staff see of all that in the queue; and when a clinic's doctors on
+duty, or free ones, changed (so its patients' estimates are pushed again).
 
 The state is in Redis (:mod:`telemed.roster`, :mod:`telemed.triage_claims`,
 :mod:`telemed.route_return`); this module only keeps, per socket on this node,
@@ -16,7 +17,7 @@ from typing import Any
 
 from signaling import rooms
 from signaling.hub import Hub
-from telemed import keys
+from telemed import duty, keys
 from telemed.roster import Member, Roster
 from telemed.route_return import Returned, RouteReturn
 from telemed.tokens import Claims
@@ -41,6 +42,8 @@ class StaffRoster:
         self._staff: dict[tuple[str, str], set[str]] = {}
         #: visit -> patient sids on this node
         self._patients: dict[str, set[str]] = {}
+        #: clinic -> its doctors on duty and busy when this node last looked
+        self._at_work: dict[str, duty.DoctorsAtWork] = {}
 
     # -- sockets ---------------------------------------------------------------------
 
@@ -81,6 +84,16 @@ class StaffRoster:
         gone_before = int((time.time() - self.hub.settings.grace_period - 60) * 1000)
         pipe.zremrangebyscore(keys.PATIENTS_OFFLINE, "-inf", gone_before)
         await pipe.execute()
+
+    async def doctors_changed(self, clinics: Iterable[str]) -> list[str]:
+        """Of these clinics, those whose doctors on duty or free ones changed since
+        this node last looked (one looked at for the first time counts as changed):
+        a doctor who went off duty, came back, or whose visit ended or began.
+        Read as the wait estimate reads them (:func:`telemed.duty.doctors_at_work`)."""
+        now = await duty.doctors_at_work(self.hub.redis, self.hub.settings, clinics)
+        changed = [clinic for clinic, at_work in now.items() if self._at_work.get(clinic) != at_work]
+        self._at_work = now
+        return changed
 
     # -- what staff see ----------------------------------------------------------------
 

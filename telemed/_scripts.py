@@ -204,7 +204,8 @@ return {'ok', from, to, redis.call('INCR', KEYS[4])}
 #: not queued. A node asks for the patients whose sockets it holds, so each node
 #: pushes to its own sockets; the rest is per clinic, not per patient.
 #: KEYS: queue, durations, doctors, version, in_visit
-#: ARGV: now_ms, doctor_ttl_ms, visit key prefix, key suffix, visit ids...
+#: ARGV: now_ms, on-duty window ms (TELEMED_ON_DUTY, telemed/duty.py), visit key prefix,
+#:       key suffix, visit ids...
 POSITIONS = r"""
 local since = tonumber(ARGV[1]) - tonumber(ARGV[2])
 local doctors = redis.call('ZCOUNT', KEYS[3], since, '+inf')

@@ -7,8 +7,8 @@ script call per push round, then calls :func:`estimate_waits` once for all of th
 
 The rule (docs/architecture.md, "The waiting room"):
 
-1. No doctor on duty (none seen in the last 30 s): no estimate; the page says
-   that the wait starts once a doctor is online.
+1. No doctor on duty (none seen within ``TELEMED_ON_DUTY``, :mod:`telemed.duty`):
+   no estimate; the page says that the wait starts once a doctor is online.
 2. A doctor is free (on duty and in no visit) for this patient, i.e. the
    patient's 0-based rank is below the number of free doctors: "shortly"
    (promised as within :data:`SHORTLY_S`).
@@ -102,7 +102,7 @@ class ClinicLoad:
     """What a clinic is doing now, as far as the estimate is concerned."""
 
     doctors_on_duty: int
-    """Doctors seen in the last 30 s."""
+    """Doctors seen within ``TELEMED_ON_DUTY`` (:mod:`telemed.duty`)."""
     busy_for_s: Sequence[float]
     """For each doctor on duty who is in a visit: seconds since that visit began."""
     visit_lengths_s: Sequence[float]

@@ -22,9 +22,6 @@ UNUSED_VISIT_SLACK = 24 * 3600
 #: Visit lengths kept for the rolling mean of the wait estimate.
 DURATION_SAMPLES = 50
 
-#: A doctor counts as on duty while a socket of theirs was seen this recently.
-DOCTOR_ON_DUTY_TTL = 30.0
-
 #: Window of the per-address walk-in rate limit.
 WALK_IN_WINDOW = 60
 
@@ -107,7 +104,8 @@ def doctor_names(clinic: str) -> str:
 
 
 def doctors_on_duty(clinic: str) -> str:
-    """Sorted set doctor sub -> last seen (ms)."""
+    """Sorted set doctor sub -> last seen (ms); on duty if seen within ``TELEMED_ON_DUTY``
+    (:mod:`telemed.duty`). Members older than a day are trimmed at each refresh."""
     return f"{PREFIX}doctors:{clinic}"
 
 

@@ -3,7 +3,8 @@
 A staff member becomes known to a clinic when they sign in (their token's
 ``sub``, ``name`` and ``role``); the node holding their sockets refreshes their
 "last seen" time with the rest of its presence. On duty means seen within
-``TELEMED_ON_DUTY``; a doctor is busy while in a visit. Pages show these names,
+``TELEMED_ON_DUTY`` (:mod:`telemed.duty`, the same rule as the wait estimate's);
+a doctor is busy while in a visit. Pages show these names,
 never ids, and a route may only name a doctor on the roster.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from telemed import keys
+from telemed import duty, keys
 from telemed.exceptions import NotFound
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -100,7 +101,7 @@ class Roster:
         for sub in subs:
             pipe.scard(keys.doctor_visits(clinic, sub))
         seen, *busy = await pipe.execute()
-        since = time.time() - self.settings.on_duty_window
+        since = duty.since(self.settings)
         out = []
         for sub, last_ms, visits in zip(subs, seen, busy, strict=True):
             info = json.loads(entries[sub])
@@ -137,7 +138,7 @@ class Roster:
             name=info["name"],
             role=role,
             last_seen=last,
-            on_duty=last is not None and last >= time.time() - self.settings.on_duty_window,
+            on_duty=last is not None and last >= duty.since(self.settings),
             busy=role is Role.DOCTOR and int(visits) > 0,
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from telemed import _scripts, keys
+from telemed import _scripts, duty, keys
 from telemed.estimate import ClinicLoad, WaitEstimate, estimate_waits
 from telemed.exceptions import BadRequest, Conflict, NotFound, TooEarly
 from telemed.settings import Settings
@@ -54,7 +54,7 @@ class Positions:
     """The queue's version when read (clients drop an update older than one they have)."""
     length: int
     doctors: int
-    """Doctors on duty (seen in the last 30 s)."""
+    """Doctors on duty (seen within ``TELEMED_ON_DUTY``, :mod:`telemed.duty`)."""
     free: int
     """Of them, the ones in no visit."""
     places: list[Position]
@@ -122,7 +122,7 @@ class WaitingRoom:
 
     async def doctors_on_duty(self, clinic: str) -> list[dict[str, str]]:
         """Doctors seen recently: ``[{sub, name}]``."""
-        since = int((time.time() - keys.DOCTOR_ON_DUTY_TTL) * 1000)
+        since = int(duty.since(self.settings) * 1000)
         subs = await self.redis.zrangebyscore(keys.doctors_on_duty(clinic), since, "+inf")
         names = await self.redis.hmget(keys.doctor_names(clinic), subs) if subs else []
         return [{"sub": s, "name": n or s} for s, n in zip(subs, names, strict=True)]
@@ -344,7 +344,7 @@ class WaitingRoom:
                 keys.queue_version(clinic),
                 keys.in_visit(clinic),
             ],
-            args=[int(now * 1000), int(keys.DOCTOR_ON_DUTY_TTL * 1000), prefix, suffix, *visit_ids],
+            args=[int(now * 1000), duty.window_ms(self.settings), prefix, suffix, *visit_ids],
         )
         load = ClinicLoad(
             doctors_on_duty=int(doctors),

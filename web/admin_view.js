@@ -8,6 +8,18 @@ import { formatClock, h, showScreen } from "/static/common.js";
 
 const ROLE_NAMES = { nurse: "Nurse", doctor: "Doctor", admin: "Admin" };
 
+/** Why the server refused, in words (the audit record's error code). */
+const REFUSALS = {
+  bad_request: "the request was not valid",
+  unauthorized: "the sign-in was not accepted",
+  forbidden: "not allowed for this person",
+  not_found: "not found",
+  conflict: "not possible in the visit's state",
+  too_early: "too early",
+  rate_limited: "too many attempts",
+  unavailable: "the service was unavailable",
+};
+
 const ACTIONS = {
   admit: "Patient admitted",
   end: "Visit ended",
@@ -408,7 +420,7 @@ export class AdminView {
       h("td", { text: ACTIONS[e.action] || e.action }),
       h("td", { text: ROLE_NAMES[e.role] || (e.role === "system" ? "System" : e.role || "") }),
       h("td", {}, e.visit ? h("code", { text: e.visit }) : ""),
-      h("td", { text: e.outcome === "refused" ? `Refused (${e.code})` : "Done" }),
+      h("td", { text: e.outcome === "refused" ? `Refused: ${REFUSALS[e.code] || "not allowed"}` : "Done" }),
     );
   }
 }

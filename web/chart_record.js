@@ -6,11 +6,42 @@
 // open) and the FHIR and zip downloads. Every read is audited by the server.
 
 import { ESI_LEVELS, STATE_NAMES, h } from "/static/common.js";
-import { snapshotWarnings } from "/static/snapshots.js";
+import { snapshotLabel, snapshotWarnings } from "/static/snapshots.js";
+import { endReasonText } from "/static/staff_labels.js";
 import { ROLE_NAMES, fileLink, formatDateTime, formatOffset, getChart, jsonLines } from "/static/chart_api.js";
 
-const ACTIONS = { check_in: "Checked in", triage: "Triaged", route: "Routed", admit: "Admitted", leave: "Left", end: "Ended" };
-const END_REASONS = { completed: "completed", cancelled: "cancelled", left: "the patient left", no_show: "no-show" };
+const ACTIONS = { check_in: "Checked in", triage: "Triaged", route: "Routed", admit: "Admitted", leave: "Left", end: "Ended", call_off: "Called off" };
+
+/** What a chart file is, in words (a snapshot's file is named by an id). */
+function chartFile(name) {
+  const recording = /^recording-([a-z]+)-(\d+)\.webm$/.exec(name);
+  if (recording) return `The ${(ROLE_NAMES[recording[1]] || "participant").toLowerCase()}’s recording (part ${recording[2]})`;
+  if (name.startsWith("snapshots/")) return "A snapshot";
+  const known = {
+    "visit.json": "The visit record",
+    "chat.jsonl": "The chat",
+    "recordings.json": "The list of recordings and snapshots",
+    "transcript.jsonl": "The transcript",
+    "transcript.vtt": "The transcript (captions file)",
+    "fhir.json": "The FHIR record",
+    "manifest.json": "The seal",
+  };
+  return known[name] || "A file";
+}
+
+/** One finding of the integrity check, in words. */
+function integrityProblem(p) {
+  const what = chartFile(p.name);
+  const how = {
+    missing: "is missing",
+    changed: "has changed since the chart was sealed",
+    unlisted: "was added after the chart was sealed",
+    no_manifest: "is missing: the chart was never sealed",
+    bad_manifest: "cannot be read or belongs to another chart",
+    unsealed: "is not recorded in the audit trail",
+  };
+  return `${what} ${how[p.kind] || "does not check out"}.`;
+}
 
 function section(id, title, ...children) {
   return h("section", { id, class: "panel", "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title`, text: title }), ...children);
@@ -115,7 +146,7 @@ export class ChartRecord {
       } else {
         el.replaceChildren(
           h("strong", { text: "This chart has changed since it was sealed." }),
-          h("ul", {}, ...report.problems.map((p) => h("li", { text: `${p.name}: ${p.message}` }))),
+          h("ul", {}, ...report.problems.map((p) => h("li", { text: integrityProblem(p) }))),
         );
       }
     } catch (err) {
@@ -133,7 +164,7 @@ export class ChartRecord {
       ? `Video visit: ${consent.visit ? "yes" : "no"} · recording and transcription: ${consent.recording ? "yes" : "no"} · wording version ${consent.version || "unknown"} · given ${formatDateTime(consent.at)}`
       : "Not given (the patient did not check in)";
     const state = STATE_NAMES[visit.state] || visit.state || "—";
-    const reason = visit.end_reason ? ` (${END_REASONS[visit.end_reason] || visit.end_reason})` : "";
+    const reason = visit.end_reason ? ` (${endReasonText(visit.end_reason).toLowerCase()})` : "";
     return section(
       "record-summary",
       "Summary",
@@ -156,7 +187,7 @@ export class ChartRecord {
     const items = history.map((e) => {
       const action = String(e.action || "").split(":")[0]; // "end:completed": the reason is in the summary
       return h("li", {}, h("span", { class: "muted timeline-time", text: formatDateTime(e.at, { seconds: true }) }), " ",
-        `${ACTIONS[action] || action}: ${STATE_NAMES[e.to] || e.to || "—"}`, e.by ? ` — ${this.personName(e.by)}` : "");
+        `${ACTIONS[action] || "Changed"}: ${STATE_NAMES[e.to] || "—"}`, e.by === "system" ? " — automatically" : e.by ? ` — ${this.personName(e.by)}` : "");
     });
     return section("record-timeline", "State timeline", items.length ? h("ol", { class: "timeline" }, ...items) : h("p", { class: "muted", text: "No changes recorded." }));
   }
@@ -224,12 +255,14 @@ export class ChartRecord {
 
   snapshots(shots) {
     const list = h("ul", { class: "gallery" });
-    for (const shot of shots || []) {
+    for (const [i, shot] of (shots || []).entries()) {
       const warnings = snapshotWarnings(shot);
-      const img = h("img", { class: "shot-preview", alt: `Snapshot taken ${formatDateTime(shot.taken_at)}` });
+      const label = snapshotLabel(i + 1, shot.taken_at);
+      const img = h("img", { class: "shot-preview", alt: `${label}, taken ${formatDateTime(shot.taken_at)}` });
       fileLink(this.token, this.visitId, shot.file).then((url) => (img.src = url)).catch(() => img.replaceWith(h("div", { class: "shot-preview shot-none", text: "Cannot be shown" })));
       list.append(h("li", { class: warnings.length ? "shot shot-warn" : "shot" }, img,
         h("div", { class: "shot-facts" },
+          h("p", { class: "shot-label", text: label }),
           h("p", { class: "small", text: `Sharpness ${Number(shot.sharpness).toFixed(0)} · brightness ${Number(shot.brightness).toFixed(0)}${shot.width ? ` · ${shot.width}×${shot.height}` : ""}` }),
           ...warnings.map((w) => h("p", { class: "shot-warning", text: w.replace(" — retake?", "") })))));
     }

@@ -106,6 +106,7 @@ def test_chart_browser_after_a_real_visit(ui: UI, node: Node, clinic: str) -> No
     videos = doctor.locator("#record-recordings video")
     expect(videos).to_have_count(2)
     expect(doctor.locator("#record-snapshots")).to_contain_text(re.compile(r"Sharpness \d+ · brightness \d+"))
+    expect(doctor.locator("#record-snapshots .shot-label")).to_have_text(re.compile(r"^Snapshot 1 · \d{1,2}:\d{2}"))  # no file name
     shot = doctor.locator("#record-snapshots img")
     doctor.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=shot.element_handle())
     expect(doctor.locator("#record-transcript")).to_contain_text("Patient: It started on Monday morning")
@@ -153,4 +154,14 @@ def test_chart_browser_after_a_real_visit(ui: UI, node: Node, clinic: str) -> No
     assert any(r["action"] == "chart_list" and r["clinic"] == clinic + "x" for r in records)
     text = audit.read_text()
     assert "Marta" not in text and "fainting" not in text and "Monday" not in text
+
+    # -- a changed file is said in words, never by its file name -----------------------------------
+    changed = next((node.chart(clinic, visit_id) / "snapshots").iterdir())
+    changed.write_bytes(changed.read_bytes() + b"x")
+    doctor.get_by_role("button", name="Back to the list").click()
+    doctor.get_by_role("button", name="Open the chart of Marta Quispe").click()
+    integrity = doctor.locator("#record-integrity")
+    expect(integrity).to_contain_text("A snapshot has changed since the chart was sealed.")
+    expect(integrity).not_to_contain_text("snapshots/")
+    shoot(doctor, "chart-browser-changed")
     ui.assert_clean()

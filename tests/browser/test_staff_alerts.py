@@ -11,13 +11,14 @@ snapshot labelled by number and time, never by file name)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import Page, Playwright, ViewportSize, expect
 
 from telemed.tokens import Role
-from tests.browser.conftest import SCREENSHOTS, UI, Node, shoot
+from tests.browser.conftest import ARGS, SCREENSHOTS, UI, Node, dev_node, shoot
 from tests.browser.steps import admit, assert_labelled, check_in, recording_shown, send_chat
 
 #: Records the notifications the page creates and the tones it starts (the
@@ -191,3 +192,42 @@ def test_notifications_not_allowed_are_explained_beside_the_switch(ui: UI, node:
     nurse.wait_for_function("() => window.__alerts.tones.length === 4")
     assert recorded(nurse)["shown"] == []
     ui.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def locking_node(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A ``telemed dev`` whose staff pages lock after 3 seconds without input."""
+    with dev_node(chromium, tmp_path_factory, name="alerts-lock-node", TELEMED_STAFF_LOCK_AFTER="3s") as started:
+        yield started
+
+
+@pytest.mark.timeout(180)
+def test_a_message_in_an_open_chat_alerts_while_the_page_is_locked(
+    locking_node: Node, clinic: str, playwright: Playwright, request: pytest.FixtureRequest
+) -> None:
+    node = locking_node
+    browser = playwright.chromium.launch(executable_path=node.chromium, args=ARGS, headless=True)
+    ui = UI(node=node, browser=browser, request=request)
+    try:
+        nurse = ui.page("nurse", permissions=["notifications"])
+        nurse.add_init_script(RECORD)
+        nurse.goto(node.staff_link(node.token(Role.NURSE, clinic, name="Nurse Ana")))
+        patient = arrives(ui, node, clinic, "Ms. Lock", "Sprained ankle")
+        row = nurse.locator("#queue-body tr", has_text="Ms. Lock")
+        expect(row).to_be_visible()
+        nurse.get_by_label(TOGGLE).check()
+        expect(nurse.locator("#alerts-state")).to_have_text(re.compile(r"^On: a sound and a notification"))
+        row.get_by_role("button", name=re.compile("^Chat with Ms. Lock")).click()
+        expect(nurse.locator(".chat-pane", has_text="Ms. Lock")).to_be_visible()
+
+        # Nobody is reading behind the lock: the open chat alerts, and the alert names nobody.
+        expect(nurse.get_by_role("dialog", name="Screen locked")).to_be_visible(timeout=15000)
+        send_chat(patient, "It is swelling up")
+        nurse.wait_for_function("() => window.__alerts.shown.length === 1")
+        shown = recorded(nurse)["shown"]
+        assert shown == [{"title": "New message from a patient", "body": "Open the telemed staff page to read it.", "tag": "telemed-message"}]
+        expect(nurse.get_by_text("It is swelling up")).to_be_hidden()
+        ui.assert_clean()
+    finally:
+        ui.close()
+        browser.close()

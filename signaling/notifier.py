@@ -120,16 +120,21 @@ class QueueNotifier:
         """Clinics with sockets on this node."""
         return set(self._patients) | set(self._staff)
 
+    def patient_clinics(self) -> set[str]:
+        """Clinics with patients' sockets on this node."""
+        return set(self._patients)
+
     # -- pushing -------------------------------------------------------------------
 
-    def touch(self, clinic: str, *, tell_others: bool = True) -> None:
-        """The clinic's queue changed: push positions soon and the queue a little later."""
+    def touch(self, clinic: str, *, tell_others: bool = True, staff: bool = True) -> None:
+        """The clinic's queue changed: push positions soon and the queue a little later
+        (``staff=False``: only its doctors changed, so only the estimates may have)."""
         if tell_others:
             self.hub.spawn(self._tell_others(clinic), name=f"queue-notice:{clinic}")
         if clinic in self._patients and clinic not in self._pending:
             self._pending.add(clinic)
             self.hub.spawn(self._push_positions(clinic), name=f"queue-push:{clinic}")
-        if clinic in self._staff and clinic not in self._staff_pending:
+        if staff and clinic in self._staff and clinic not in self._staff_pending:
             self._staff_pending.add(clinic)
             self.hub.spawn(self._push_queue(clinic), name=f"staff-push:{clinic}")
 

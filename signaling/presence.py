@@ -7,9 +7,9 @@ sooner keeps it. A node that dies stops refreshing, so its patients fall under
 the same rule without anyone having to notice the death.
 
 At each refresh a node also looks at the doctors of the clinics it holds
-sockets of: when those on duty or free changed (one went off duty, with no
-event to say so), it starts a push round for that clinic, as a queue change
-does, so patients' estimates follow without waiting for the next queue change.
+patients of: when those on duty or free changed (one went off duty, with no
+event to say so), it starts a position push round for that clinic, as a queue
+change does, so patients' estimates follow without waiting for the next queue change.
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNam
 
 
 async def push_on_doctors_changed(notifier: QueueNotifier) -> list[str]:
-    """Start a push round for each clinic with sockets here whose doctors on duty
-    or free ones changed; each node looks at its own clinics, so no notice to
-    the others. Returns those clinics."""
-    changed = await notifier.roster.doctors_changed(notifier.clinics())
+    """Start a position push round for each clinic with patients here whose doctors
+    on duty or free ones changed; each node looks at its own clinics, so no notice
+    to the others, and the queue did not change, so no push of it to staff.
+    Returns those clinics."""
+    changed = await notifier.roster.doctors_changed(notifier.patient_clinics())
     for clinic in changed:
-        notifier.touch(clinic, tell_others=False)
+        notifier.touch(clinic, tell_others=False, staff=False)
     return changed
 
 

@@ -137,7 +137,6 @@ def test_alerts_when_a_patient_arrives_or_writes(ui: UI, node: Node, clinic: str
     send_chat(bell, "Thank you")
     expect(pane.locator(".chat-log")).to_contain_text("Thank you")
     assert len(recorded(nurse)["shown"]) == 2
-    nurse.wait_for_timeout(300)  # the clock of the waiting times is not what the screenshots show
     shoot(nurse, "staff-alerts-chat")
     shoot_tablet(nurse, "staff-nurse-chat")
 
@@ -196,8 +195,8 @@ def test_notifications_not_allowed_are_explained_beside_the_switch(ui: UI, node:
 
 @pytest.fixture(scope="module")
 def locking_node(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    """A ``telemed dev`` whose staff pages lock after 3 seconds without input."""
-    with dev_node(chromium, tmp_path_factory, name="alerts-lock-node", TELEMED_STAFF_LOCK_AFTER="3s") as started:
+    """A ``telemed dev`` whose staff pages lock after 5 seconds without input."""
+    with dev_node(chromium, tmp_path_factory, name="alerts-lock-node", TELEMED_STAFF_LOCK_AFTER="5s") as started:
         yield started
 
 
@@ -213,6 +212,10 @@ def test_a_message_in_an_open_chat_alerts_while_the_page_is_locked(
         nurse.add_init_script(RECORD)
         nurse.goto(node.staff_link(node.token(Role.NURSE, clinic, name="Nurse Ana")))
         patient = arrives(ui, node, clinic, "Ms. Lock", "Sprained ankle")
+        # The nurse's page locks while the patient checks in (no input there): back to it.
+        lock = nurse.get_by_role("dialog", name="Screen locked")
+        expect(lock).to_be_visible(timeout=15000)
+        nurse.get_by_role("button", name="I'm here — continue").click()
         row = nurse.locator("#queue-body tr", has_text="Ms. Lock")
         expect(row).to_be_visible()
         nurse.get_by_label(TOGGLE).check()
@@ -221,7 +224,7 @@ def test_a_message_in_an_open_chat_alerts_while_the_page_is_locked(
         expect(nurse.locator(".chat-pane", has_text="Ms. Lock")).to_be_visible()
 
         # Nobody is reading behind the lock: the open chat alerts, and the alert names nobody.
-        expect(nurse.get_by_role("dialog", name="Screen locked")).to_be_visible(timeout=15000)
+        expect(lock).to_be_visible(timeout=15000)
         send_chat(patient, "It is swelling up")
         nurse.wait_for_function("() => window.__alerts.shown.length === 1")
         shown = recorded(nurse)["shown"]

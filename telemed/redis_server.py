@@ -94,11 +94,13 @@ class RedisServer:
 
     :param directory: where the AOF (and its log) are kept; reused across restarts.
     :param port: fixed port; a free one is chosen when 0, and kept across restarts.
-    :param die_with_parent: the kernel stops it when this process dies (Linux;
-        start it from the main thread).
+    :param die_with_parent: the kernel stops it when this process dies, even
+        by SIGKILL (Linux; start it from the thread that lives as long as the
+        process, as every caller here does). On by default: a test run or a
+        benchmark that is killed leaves no server behind.
     """
 
-    def __init__(self, directory: Path, port: int = 0, appendfsync: str = "everysec", *, die_with_parent: bool = False) -> None:
+    def __init__(self, directory: Path, port: int = 0, appendfsync: str = "everysec", *, die_with_parent: bool = True) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendfsync = appendfsync

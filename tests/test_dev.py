@@ -185,7 +185,7 @@ def test_a_redis_an_earlier_run_left_is_stopped_first(devs: Callable[..., Dev], 
     which left it running): it is stopped (AOF flushed) before a new one starts
     on the same data, recorded in var/redis.pid or not."""
     var = tmp_path / "var"
-    orphan = RedisServer(var / "redis").start()  # its own session, no death signal: as older versions left it
+    orphan = RedisServer(var / "redis", die_with_parent=False).start()  # its own session, no death signal: as older versions left it
     assert orphan.process is not None
     try:
         with redis_sync.Redis.from_url(orphan.url) as client:

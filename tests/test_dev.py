@@ -244,12 +244,16 @@ async def test_a_node_stopped_at_any_moment_of_its_start_up_ends(settings: Setti
 
     from signaling.app import make_app
 
+    before = asyncio.all_tasks()
     for steps in range(40):
         runner = web.AppRunner(make_app(settings))
         await runner.setup()
+        started = asyncio.all_tasks() - before
+        assert started, "the node started no background task: nothing to stop"
         for _ in range(steps):
             await asyncio.sleep(0)
-        await asyncio.wait_for(runner.cleanup(), 5)
+        await asyncio.wait_for(runner.cleanup(), 5)  # a swallowed cancellation hangs here
+        assert all(task.done() for task in started), [t.get_name() for t in started if not t.done()]
 
 
 def test_a_dev_started_with_its_own_secret_is_not_second_guessed(devs: Callable[..., Dev], tmp_path: Path) -> None:

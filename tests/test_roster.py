@@ -161,10 +161,14 @@ async def test_a_doctor_cannot_claim(node: str, connect: Any) -> None:
 async def test_the_queue_shows_whether_a_patient_is_online(node: str, connect: Any) -> None:
     visit_id, patient = await waiting_patient(node, connect)
     ana = await connect(node, nurse())
-    await ana.wait_for("/queue", "queue", lambda s: (row(s, visit_id) or {}).get("online") is True)
+    seen = await ana.wait_for("/queue", "queue", lambda s: row(s, visit_id) is not None)
+    assert row(seen, visit_id)["online"] is True
     ana.clear()
     await patient.close()
-    await ana.wait_for("/queue", "queue", lambda s: (row(s, visit_id) or {}).get("online") is False)
+    # Waits for the first snapshot that still lists the patient with a changed
+    # mark: a patient still shown online after leaving times this out.
+    after = await ana.wait_for("/queue", "queue", lambda s: (row(s, visit_id) or {}).get("online") is not True)
+    assert row(after, visit_id)["online"] is False
 
 
 async def test_an_admitted_visit_is_no_longer_watched_for_return(

@@ -4,7 +4,7 @@
 // audit trail's state with its last events (ids and actions only) and the
 // retention in force. Every answer is shown beside the control that asked.
 
-import { formatClock, h, showScreen } from "/static/common.js";
+import { callRoute, formatClock, h, showScreen } from "/static/common.js";
 
 const ROLE_NAMES = { nurse: "Nurse", doctor: "Doctor", admin: "Admin" };
 
@@ -104,23 +104,8 @@ export class AdminView {
 
   /** Call the API; resolves to the JSON reply or throws an Error with the server's words. */
   async api(method, path, body) {
-    let reply;
-    try {
-      reply = await fetch(this.base + path, {
-        method,
-        headers: { Authorization: `Bearer ${this.token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-    } catch {
-      throw new Error("The server could not be reached. Check the connection and try again.");
-    }
-    let data = null;
-    try {
-      data = await reply.json();
-    } catch {
-      data = null;
-    }
-    if (!reply.ok) {
+    const { ok, data } = await callRoute(this.token, method, this.base + path, body || undefined);
+    if (!ok) {
       const error = new Error((data && data.error && data.error.message) || "That did not work. Try again.");
       error.field = data && data.error && data.error.details && data.error.details.field;
       throw error;

@@ -2,6 +2,8 @@
 // and links (with a ticket) for what a <video> plays or a download saves,
 // since neither can send the token (GET /api/visits/{visit}/links/{name}).
 
+import { callRoute } from "/static/common.js";
+
 /** What went wrong, in words a person can act on (never a status code alone). */
 function plainError(status, body) {
   const message = body && body.error && body.error.message;
@@ -15,22 +17,9 @@ function plainError(status, body) {
 
 /** GET a chart route as JSON (or text with {text: true}); throws an Error with a plain message. */
 export async function getChart(token, url, { text = false } = {}) {
-  let response;
-  try {
-    response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
-  } catch {
-    throw new Error("The server cannot be reached; check the connection and try again.");
-  }
-  if (!response.ok) {
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    throw new Error(plainError(response.status, body));
-  }
-  return text ? response.text() : response.json();
+  const reply = await callRoute(token, "GET", url, undefined, { text });
+  if (!reply.ok) throw new Error(plainError(reply.status, reply.data));
+  return reply.data;
 }
 
 /** A URL (with a ticket) for one file of a chart, or "chart.zip" for the whole chart. */

@@ -237,6 +237,41 @@ export class Notices {
   }
 }
 
+// -- HTTP routes ---------------------------------------------------------------------
+
+/**
+ * Call an HTTP route with the staff token (JSON in, JSON or text out).
+ * Resolves to {ok, status, data}: data is the parsed JSON (or the text with
+ * {text: true}; null when the body is not JSON). Rejects only when the server
+ * cannot be reached, with a sentence a person can act on; each caller words
+ * the refusals of its own routes.
+ */
+export async function callRoute(token, method, url, body = undefined, { text = false } = {}) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch {
+    throw new Error("The server cannot be reached; check the connection and try again.");
+  }
+  const raw = await response.text().catch(() => "");
+  let data = null;
+  if (text && response.ok) {
+    data = raw;
+  } else {
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      data = null;
+    }
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
 // -- formatting ------------------------------------------------------------------
 
 /** "4 min", "1 h 05 min": how long since a time in epoch seconds. */

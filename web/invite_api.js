@@ -2,6 +2,8 @@
 // expected list, cancel, a fresh link): JSON with the staff token, errors as
 // plain sentences, and the field they are about when the server names one.
 
+import { callRoute } from "/static/common.js";
+
 /** An error a person can act on; `field` names the form field it is about, if any. */
 export class InviteError extends Error {
   constructor(message, field = null) {
@@ -26,25 +28,14 @@ function plainError(status, body) {
 
 /** Call an invitation route; resolves with the JSON reply, rejects with an InviteError. */
 export async function callApi(token, method, url, body = undefined) {
-  let response;
+  let reply;
   try {
-    response = await fetch(url, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-    });
-  } catch {
-    throw new InviteError("The server cannot be reached; check the connection and try again.");
+    reply = await callRoute(token, method, url, body);
+  } catch (err) {
+    throw new InviteError(err.message);
   }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) throw plainError(response.status, data);
-  return data;
+  if (!reply.ok) throw plainError(reply.status, reply.data);
+  return reply.data;
 }
 
 /** "Fri 27 Nov, 14:30" in this browser's time zone (the clinic's). */

@@ -35,16 +35,15 @@ def policy(**changes: str) -> str:
 
 #: Pages showing a call: the camera, the other side's stream, snapshots.
 CALL_PAGE = policy(img_src="'self' data: blob:", media_src="'self' blob: mediastream:")
-#: The walk-in form: scripts and fetch, no media.
+#: The walk-in form and the landing page: their own scripts and fetches (the
+#: catalogues of web/locales/), no media.
 FORM_PAGE = policy()
-#: The landing page has no script at all.
-STATIC_PAGE = policy(script_src="'none'", connect_src="'none'")
 #: Anything that is not a page (and a page file fetched under ``/static/``).
 NOT_A_PAGE = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 
 #: The policy of each page file in ``web/``.
 PAGE_POLICIES: Mapping[str, str] = {
-    "index.html": STATIC_PAGE,
+    "index.html": FORM_PAGE,
     "patient.html": CALL_PAGE,
     "staff.html": CALL_PAGE,
     "walk_in.html": FORM_PAGE,

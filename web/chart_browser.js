@@ -3,7 +3,7 @@
 // patient's name; opening one shows its record (chart_record.js). Builds its
 // own elements inside the staff page's "charts" screen.
 
-import { $, STATE_NAMES, h, showScreen } from "/static/common.js";
+import { $, h, showScreen, stateName } from "/static/common.js";
 import { acuityBadge } from "/static/staff_labels.js";
 import { formatDateTime, getChart } from "/static/chart_api.js";
 import { ChartRecord } from "/static/chart_record.js";
@@ -39,7 +39,7 @@ export class ChartBrowser {
       "select",
       { id: "charts-state" },
       h("option", { value: "", text: "Any state" }),
-      ...Object.entries(STATE_NAMES).map(([value, text]) => h("option", { value, text })),
+      ...["created", "waiting", "in_triage", "ready", "in_visit", "ended"].map((value) => h("option", { value, text: stateName(value) })),
     );
     this.doctorSel = h("select", { id: "charts-doctor" }, h("option", { value: "", text: "Any doctor" }));
     this.name = h("input", { id: "charts-name", type: "search", maxlength: "120", autocomplete: "off", spellcheck: "false" });
@@ -170,7 +170,7 @@ export class ChartBrowser {
       { dataset: { visit: c.visit_id } },
       h("td", { class: "chart-patient" }, h("strong", { text: name })),
       h("td", { dataset: { label: "Ended" }, text: formatDateTime(c.ended_at || c.created_at) }),
-      h("td", { dataset: { label: "State" }, text: STATE_NAMES[c.state] || c.state }),
+      h("td", { dataset: { label: "State" }, text: stateName(c.state) }),
       h("td", { dataset: { label: "Doctor" }, text: (c.doctor && c.doctor.name) || "—" }),
       h("td", { dataset: { label: "Acuity" } }, acuityBadge(c.acuity)),
       h("td", { class: "row-actions" }, open),

@@ -5,7 +5,7 @@
 // with their quality figures, the integrity check (the manifest verified on
 // open) and the FHIR and zip downloads. Every read is audited by the server.
 
-import { ESI_LEVELS, STATE_NAMES, h } from "/static/common.js";
+import { esiName, h, stateName } from "/static/common.js";
 import { snapshotLabel, snapshotWarnings } from "/static/snapshots.js";
 import { endReasonText } from "/static/staff_labels.js";
 import { ROLE_NAMES, fileLink, formatDateTime, formatOffset, getChart, jsonLines } from "/static/chart_api.js";
@@ -163,14 +163,14 @@ export class ChartRecord {
     const consentText = consent
       ? `Video visit: ${consent.visit ? "yes" : "no"} · recording and transcription: ${consent.recording ? "yes" : "no"} · wording version ${consent.version || "unknown"} · given ${formatDateTime(consent.at)}`
       : "Not given (the patient did not check in)";
-    const state = STATE_NAMES[visit.state] || visit.state || "—";
+    const state = visit.state ? stateName(visit.state) : "—";
     const reason = visit.end_reason ? ` (${endReasonText(visit.end_reason).toLowerCase()})` : "";
     return section(
       "record-summary",
       "Summary",
       facts([
         ["Reason", visit.reason || "—"],
-        ["Acuity", visit.acuity ? `ESI ${visit.acuity} — ${ESI_LEVELS[visit.acuity]}` : "Not set"],
+        ["Acuity", visit.acuity ? `ESI ${visit.acuity} — ${esiName(visit.acuity)}` : "Not set"],
         ["Triage note", triage && triage.note ? `${triage.note} — ${this.personName(triage.by, "nurse")}` : "—"],
         ["Consent", consentText],
         ["State", `${state}${reason}`],
@@ -187,7 +187,7 @@ export class ChartRecord {
     const items = history.map((e) => {
       const action = String(e.action || "").split(":")[0]; // "end:completed": the reason is in the summary
       return h("li", {}, h("span", { class: "muted timeline-time", text: formatDateTime(e.at, { seconds: true }) }), " ",
-        `${ACTIONS[action] || "Changed"}: ${STATE_NAMES[e.to] || "—"}`, e.by === "system" ? " — automatically" : e.by ? ` — ${this.personName(e.by)}` : "");
+        `${ACTIONS[action] || "Changed"}: ${e.to ? stateName(e.to) : "—"}`, e.by === "system" ? " — automatically" : e.by ? ` — ${this.personName(e.by)}` : "");
     });
     return section("record-timeline", "State timeline", items.length ? h("ol", { class: "timeline" }, ...items) : h("p", { class: "muted", text: "No changes recorded." }));
   }

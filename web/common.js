@@ -2,6 +2,7 @@
 // requests, small DOM helpers and plain-language formatting.
 
 import { Manager } from "/static/vendor/socket.io.esm.min.js";
+import { errorText, formatUnit, formatTime, t } from "/static/i18n.js";
 
 // -- the token -----------------------------------------------------------------
 
@@ -72,10 +73,15 @@ export function openSockets(token, namespaces) {
   return { manager, sockets };
 }
 
+/**
+ * A refusal from the server. `message` is in the page's language (i18n.js
+ * errorText); `serverMessage` keeps the server's own English words.
+ */
 export class ServerError extends Error {
-  constructor(code, message, details) {
-    super(message || code);
+  constructor(code, serverMessage, details) {
+    super(errorText({ code, details, serverMessage }));
     this.code = code;
+    this.serverMessage = serverMessage || "";
     this.details = details;
   }
 }
@@ -89,10 +95,10 @@ export function request(socket, event, payload = {}, timeoutMs = 10000) {
   return new Promise((resolve, reject) => {
     socket.timeout(timeoutMs).emit(event, payload, (err, reply) => {
       if (err) {
-        reject(new ServerError("timeout", "The server did not answer in time. Check your connection."));
+        reject(new ServerError("timeout", ""));
       } else if (!reply || reply.ok !== true) {
         const e = (reply && reply.error) || {};
-        reject(new ServerError(e.code || "error", e.message || "The request failed.", e.details));
+        reject(new ServerError(e.code || "error", e.message || "", e.details));
       } else {
         resolve(reply);
       }
@@ -101,35 +107,32 @@ export function request(socket, event, payload = {}, timeoutMs = 10000) {
 }
 
 /**
- * Why the server refused a connection, as {code, message}; null when the
- * error was the network's (the client then keeps retrying on its own).
+ * Why the server refused a connection, as {code, message} (message in the
+ * page's language, serverMessage the server's); null when the error was the
+ * network's (the client then keeps retrying on its own).
  */
 export function refusalOf(socket, err) {
   if (socket.active) return null;
   const data = err && err.data;
   if (data && typeof data === "object" && data.code) {
-    return { code: String(data.code), message: String(data.message || data.code) };
+    return refusal(String(data.code), String(data.message || ""), data.details);
   }
   const text = String((err && err.message) || "");
   // python-socketio sends a refusal's single argument as a string: the repr of
   // the server's {"code", "message"} dict. Read it back.
   const code = /['"]code['"]:\s*(['"])(.*?)\1/.exec(text);
   const message = /['"]message['"]:\s*(['"])(.*?)\1/.exec(text);
-  if (code) return { code: code[2], message: message ? message[2] : code[2] };
-  return { code: "refused", message: text || "The server refused the connection." };
+  if (code) return refusal(code[2], message ? message[2] : "");
+  return refusal("refused", text);
+}
+
+function refusal(code, serverMessage, details = undefined) {
+  return { code, serverMessage, message: errorText({ code, serverMessage, details }) };
 }
 
 /** Plain-language wording of a connection state. */
 export function describeConnection(state) {
-  return (
-    {
-      connecting: "Connecting…",
-      online: "Connected",
-      reconnecting: "Connection lost, reconnecting…",
-      refused: "Not connected",
-      closed: "Disconnected",
-    }[state] || state
-  );
+  return t(`connection.${state}`);
 }
 
 /** Show the page's connection state in a status element. */
@@ -214,7 +217,7 @@ export class Notices {
       h("button", {
         type: "button",
         class: "notice-close",
-        "aria-label": "Dismiss this message",
+        "aria-label": t("notice.dismiss"),
         text: "×",
         on: { click: () => item.remove() },
       }),
@@ -256,7 +259,7 @@ export async function callRoute(token, method, url, body = undefined, { text = f
       cache: "no-store",
     });
   } catch {
-    throw new Error("The server cannot be reached; check the connection and try again.");
+    throw new Error(t("error.unreachable"));
   }
   const raw = await response.text().catch(() => "");
   let data = null;
@@ -274,18 +277,18 @@ export async function callRoute(token, method, url, body = undefined, { text = f
 
 // -- formatting ------------------------------------------------------------------
 
-/** "4 min", "1 h 05 min": how long since a time in epoch seconds. */
+/** "4 min", "1 hr, 5 min" (in the page's language): how long since a time in epoch seconds. */
 export function formatElapsed(sinceSeconds, now = Date.now() / 1000) {
   if (!sinceSeconds) return "";
   const minutes = Math.max(0, Math.floor((now - sinceSeconds) / 60));
-  if (minutes < 60) return `${minutes} min`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  if (minutes < 60) return formatUnit(minutes, "minute", "short");
+  return t("time.hours_minutes", { hours: formatUnit(Math.floor(minutes / 60), "hour", "short"), minutes: formatUnit(minutes % 60, "minute", "short") });
 }
 
 /** Local clock time of an epoch-seconds value. */
 export function formatClock(seconds) {
   if (!seconds) return "";
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return formatTime(new Date(seconds * 1000));
 }
 
 /** An id the server accepts ([A-Za-z0-9_.-]{1,64}); works on plain http too. */
@@ -295,19 +298,12 @@ export function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export const ESI_LEVELS = {
-  1: "Immediate",
-  2: "Emergent",
-  3: "Urgent",
-  4: "Less urgent",
-  5: "Non-urgent",
-};
+/** The name of an ESI level (1–5) in the page's language. */
+export function esiName(level) {
+  return t(`esi.${level}`);
+}
 
-export const STATE_NAMES = {
-  created: "Not checked in",
-  waiting: "Waiting",
-  in_triage: "In triage",
-  ready: "Ready for doctor",
-  in_visit: "In visit",
-  ended: "Ended",
-};
+/** The name of a visit state ("waiting", "in_visit"…) in the page's language. */
+export function stateName(state) {
+  return t(`state.${state}`);
+}

@@ -3,10 +3,12 @@
 // summary after. A visit in progress comes back after a reload (its `visit`
 // event).
 
-import { $, ESI_LEVELS, formatClock, h, request, showScreen, toggleConfirm } from "/static/common.js";
+import { $, esiName, formatClock, h, request, showScreen, toggleConfirm } from "/static/common.js";
 import { ChatView } from "/static/chat.js";
+import { languageLabel, tNodes, verbatim } from "/static/clinic_text.js";
 import { DoctorCall } from "/static/doctor_call.js";
 import { DoctorChart } from "/static/doctor_chart.js";
+import { formatNumber, formatUnit, t } from "/static/i18n.js";
 import { acuityBadge, endReasonText } from "/static/staff_labels.js";
 
 export class DoctorVisit {
@@ -49,7 +51,7 @@ export class DoctorVisit {
       this.remember(reply.visit);
       this.open(reply.visit);
     } catch (err) {
-      const text = err.code === "not_found" && !visitId ? "Nobody is waiting for you right now." : `Could not admit: ${err.message}`;
+      const text = err.code === "not_found" && !visitId ? t("doctor.admit.nobody") : t("doctor.admit.failed", { reason: err.message });
       this.notices.error(text, "admit");
     }
   }
@@ -70,7 +72,7 @@ export class DoctorVisit {
     toggleConfirm("#end-confirm", "#end-visit", false, { focus: false });
     this.chats.markRead(visit.visit_id);
     if (same) return; // already open (the admit ack and the `visit` event both get here)
-    this.chatView = new ChatView(this.chats.client, visit.visit_id, { title: `Chat with ${visit.patient_name || "the patient"}`, me: this.me });
+    this.chatView = new ChatView(this.chats.client, visit.visit_id, { title: patientChatTitle(visit), me: this.me });
     $("#visit-chat-slot").replaceChildren(this.chatView.el);
     this.call.start();
     this.chart.start(visit, this.call.view.mediaReady);
@@ -101,7 +103,7 @@ export class DoctorVisit {
       this.remember(reply.visit);
       this.showSummary(reply.visit);
     } catch (err) {
-      this.notices.error(`The visit did not end: ${err.message}`, "end");
+      this.notices.error(t("doctor.end.failed", { reason: err.message }), "end");
       toggleConfirm("#end-confirm", "#end-visit", false);
     }
   }
@@ -115,35 +117,42 @@ export class DoctorVisit {
     }
     const thread = this.chats.client.thread(visit.visit_id);
     const seconds = visit.admitted_at && visit.ended_at ? visit.ended_at - visit.admitted_at : null;
-    const length = seconds === null ? "—" : seconds < 60 ? "less than a minute" : `${Math.round(seconds / 60)} min`;
+    const length = seconds === null ? "—" : seconds < 60 ? t("doctor.summary.under_a_minute") : formatUnit(Math.round(seconds / 60), "minute", "short");
     const rows = [
-      ["Patient", visit.patient_name || "Patient"],
-      ["Reason", visit.reason || "—"],
-      ["Acuity", visit.acuity ? `ESI ${visit.acuity} (${ESI_LEVELS[visit.acuity]})` : "Not set"],
-      ["Triage note", visit.triage_note || "—"],
-      ["Checked in", formatClock(visit.checked_in_at) || "—"],
-      ["Admitted", formatClock(visit.admitted_at) || "—"],
-      ["Ended", formatClock(visit.ended_at) || "—"],
-      ["Length", length],
-      ["Chat messages", String(thread.messages.size)],
-      ["Recording consent", visit.consent_recording ? "Yes" : "No"],
-      ["Recordings", chart.recordings],
-      ["Snapshots", chart.snapshots],
-      ["Transcript", chart.transcript],
-      ["Outcome", endReasonText(visit.end_reason)],
+      ["doctor.summary.patient", verbatim(visit.patient_name || t("doctor.visit.unnamed"))],
+      ["doctor.summary.reason", visit.reason ? verbatim(visit.reason) : "—"],
+      ["doctor.summary.acuity", visit.acuity ? tNodes("doctor.summary.acuity_value", { code: verbatim(`ESI ${visit.acuity}`), name: esiName(visit.acuity) }) : t("doctor.acuity.not_set")],
+      ["doctor.summary.language", visit.language ? languageLabel(visit.language) : "—"],
+      ["doctor.summary.triage_note", visit.triage_note ? verbatim(visit.triage_note) : "—"],
+      ["doctor.summary.checked_in", formatClock(visit.checked_in_at) || "—"],
+      ["doctor.summary.admitted", formatClock(visit.admitted_at) || "—"],
+      ["doctor.summary.ended", formatClock(visit.ended_at) || "—"],
+      ["doctor.summary.length", length],
+      ["doctor.summary.chat_messages", formatNumber(thread.messages.size)],
+      ["doctor.summary.recording_consent", t(visit.consent_recording ? "doctor.answer.yes" : "doctor.answer.no")],
+      ["doctor.summary.recordings", chart.recordings],
+      ["doctor.summary.snapshots", chart.snapshots],
+      ["doctor.summary.transcript", chart.transcript],
+      ["doctor.summary.outcome", endReasonText(visit.end_reason)],
     ];
-    $("#summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
-    document.title = "Visit summary — telemed";
+    $("#summary").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: t(k) }), h("dd", {}, v)]));
+    document.title = t("doctor.summary.page_title");
     showScreen("summary");
   }
 }
 
+/** "Chat with Ana Lima": the visit's chat box, named for assistive technology. */
+function patientChatTitle(visit) {
+  return visit.patient_name ? t("doctor.visit.chat_with", { name: visit.patient_name }) : t("doctor.visit.chat_with_patient");
+}
+
 function showFacts(visit) {
-  const name = visit.patient_name || "the patient";
-  $("#visit-title").textContent = `Visit with ${name}`;
-  $("#visit-reason").textContent = visit.reason || "—";
+  const name = visit.patient_name;
+  $("#visit-title").replaceChildren(...(name ? tNodes("doctor.visit.title", { name: verbatim(name) }) : [t("doctor.visit.title_unnamed")]));
+  $("#visit-reason").replaceChildren(visit.reason ? verbatim(visit.reason) : "—");
   $("#visit-acuity").replaceChildren(acuityBadge(visit.acuity));
-  $("#visit-note").textContent = visit.triage_note || "No triage note.";
-  $("#visit-consent").textContent = visit.consent_recording ? "Yes: recording and transcription" : "No";
-  document.title = `Visit with ${name} — telemed`;
+  $("#visit-language").replaceChildren(visit.language ? languageLabel(visit.language) : t("doctor.visit.language_unknown"));
+  $("#visit-note").replaceChildren(visit.triage_note ? verbatim(visit.triage_note) : t("doctor.visit.no_triage_note"));
+  $("#visit-consent").textContent = t(visit.consent_recording ? "doctor.visit.consent_yes" : "doctor.answer.no");
+  document.title = name ? t("doctor.visit.page_title", { name }) : t("doctor.visit.page_title_unnamed");
 }

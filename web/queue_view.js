@@ -3,7 +3,7 @@
 // online), the visits in progress, and the clinic's roster (for names and
 // routing). Fed by the /queue namespace's `queue` snapshots and `visit` events.
 
-import { $, STATE_NAMES, formatElapsed, h } from "/static/common.js";
+import { $, formatElapsed, h, stateName } from "/static/common.js";
 import { acuityBadge, doctorLabel, learnNames } from "/static/staff_labels.js";
 import { joinNames } from "/static/triage_claims.js";
 
@@ -78,7 +78,7 @@ export class QueueView {
       ),
       h("td", { "data-label": "Waiting", class: "waiting", dataset: { since: visit.checked_in_at || "" }, text: formatElapsed(visit.checked_in_at) }),
       h("td", { "data-label": "Acuity" }, acuityBadge(visit.acuity)),
-      h("td", { "data-label": "State", text: STATE_NAMES[visit.state] || visit.state }),
+      h("td", { "data-label": "State", text: stateName(visit.state) }),
       h("td", { "data-label": "Doctor", text: visit.routed_to && visit.routed_to !== this.me.sub && visit.routed_to_name ? visit.routed_to_name : doctorLabel(visit.routed_to, this.me, visit.state === "ready" ? "Any doctor" : "—") }),
       h("td", { class: "row-actions" }, ...this.rowActions(visit)),
     );

@@ -1,11 +1,11 @@
 // How the staff page names things it shows in several views: a visit's
 // acuity (ESI badge) and staff (by name, from the clinic's roster).
 
-import { ESI_LEVELS, h } from "/static/common.js";
+import { esiName, h } from "/static/common.js";
 
 export function acuityBadge(acuity) {
   if (!acuity) return h("span", { class: "esi esi-none", text: "Not set" });
-  return h("span", { class: `esi esi-${acuity}`, title: ESI_LEVELS[acuity] }, `ESI ${acuity}`, h("span", { class: "esi-name", text: ` ${ESI_LEVELS[acuity]}` }));
+  return h("span", { class: `esi esi-${acuity}`, title: esiName(acuity) }, `ESI ${acuity}`, h("span", { class: "esi-name", text: ` ${esiName(acuity)}` }));
 }
 
 /** Why a visit ended, in words (a visit's end_reason). */

@@ -1,0 +1,287 @@
+"""An impaired network path in user space: a UDP relay that delays, jitters,
+drops and rate-limits what crosses it (this kernel has no netem).
+
+Put it in front of a TURN server and give a client the relay's port as its
+TURN server, with relay-only ICE: then all of that client's media crosses the
+relay, both ways. Each client address gets its own socket towards the server
+(as behind a NAT), so the server sees one client per address, and each
+direction of each client has its own :class:`Link`.
+
+A :class:`Link` decides each packet's fate when it arrives, from a virtual
+clock (:meth:`Link.admit`), so its behaviour is deterministic for a seed and
+testable without waiting:
+
+1. **loss**: dropped with probability ``loss`` (Bernoulli, seeded);
+2. **rate**: a token bucket of ``rate`` bit/s and ``burst`` bytes releases
+   the packets in order (a FIFO, like ``tc tbf``); a packet that would wait
+   longer than ``queue`` seconds for its tokens is dropped (tail drop: the
+   bottleneck's buffer is full);
+3. **delay and jitter**: released packets arrive ``delay`` ± ``jitter``
+   (uniform) later, never before the packet ahead of them (no reordering,
+   unlike netem's default).
+
+Profiles (per direction, so "3g" adds 150 ms each way):
+
+========  ==============  ============  ======  ==========
+profile   rate            delay         loss    jitter
+========  ==============  ============  ======  ==========
+good      none            10 ms         0       0
+3g        300 kbit/s      150 ms        1 %     0
+bad       150 kbit/s      300 ms        5 %     ± 40 ms
+========  ==============  ============  ======  ==========
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """What one direction of the path does to packets."""
+
+    delay: float = 0.0
+    """Seconds added to every packet."""
+
+    jitter: float = 0.0
+    """Up to this many seconds more or less (uniform), order kept."""
+
+    loss: float = 0.0
+    """Fraction of packets dropped at random."""
+
+    rate: float = 0.0
+    """Bits per second the path carries; 0: no limit."""
+
+    burst: int = 4000
+    """Bytes the token bucket holds (sent at once after a pause)."""
+
+    queue: float = 0.3
+    """Longest a packet waits for the rate limit before it is dropped instead, in seconds."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    up: Impairment
+    """Client to server."""
+    down: Impairment
+    """Server to client."""
+
+    @classmethod
+    def symmetric(cls, name: str, impairment: Impairment) -> Profile:
+        return cls(name, impairment, impairment)
+
+
+PROFILES: dict[str, Profile] = {
+    "clean": Profile.symmetric("clean", Impairment()),
+    "good": Profile.symmetric("good", Impairment(delay=0.010)),
+    "3g": Profile.symmetric("3g", Impairment(delay=0.150, loss=0.01, rate=300_000)),
+    "bad": Profile.symmetric("bad", Impairment(delay=0.300, jitter=0.040, loss=0.05, rate=150_000)),
+}
+
+
+@dataclass
+class LinkStats:
+    """What one direction did, counted per packet."""
+
+    received: int = 0
+    lost: int = 0
+    """Dropped by the random loss."""
+    overflowed: int = 0
+    """Dropped because the rate limit's queue was full."""
+    delivered: int = 0
+    """Sent on (the packets still on their way are received - lost - overflowed - delivered)."""
+    bytes_delivered: int = 0
+
+
+@dataclass
+class Link:
+    """One direction of one client's path."""
+
+    impairment: Impairment
+    rng: random.Random = field(default_factory=random.Random)
+    stats: LinkStats = field(default_factory=LinkStats)
+    _tokens: float = field(default=-1.0, init=False)
+    _released: float = field(default=float("-inf"), init=False)
+    _arrives: float = field(default=float("-inf"), init=False)
+
+    def set(self, impairment: Impairment) -> None:
+        """Change what the link does from now on (the queue drains at the new rate)."""
+        self.impairment = impairment
+        self._tokens = min(self._tokens, float(impairment.burst))
+
+    def admit(self, size: int, now: float) -> float | None:
+        """When a packet of ``size`` bytes that arrives at ``now`` leaves the
+        path (on the same clock), or None: it is dropped."""
+        imp = self.impairment
+        self.stats.received += 1
+        if imp.loss and self.rng.random() < imp.loss:
+            self.stats.lost += 1
+            return None
+        released = now
+        if imp.rate:
+            bytes_per_s = imp.rate / 8
+            start = max(now, self._released)
+            if self._tokens < 0:  # the first packet finds the bucket full
+                self._tokens, self._released = float(imp.burst), start
+            tokens = min(float(imp.burst), self._tokens + (start - self._released) * bytes_per_s)
+            released = start if tokens >= size else start + (size - tokens) / bytes_per_s
+            if released - now > imp.queue:
+                self.stats.overflowed += 1
+                return None
+            self._tokens = max(0.0, tokens - size) if tokens >= size else 0.0
+            self._released = released
+        arrives = released + imp.delay
+        if imp.jitter:
+            arrives += self.rng.uniform(-imp.jitter, imp.jitter)
+        arrives = max(arrives, released, self._arrives)
+        self._arrives = arrives
+        return arrives
+
+
+def _big_buffers(transport: asyncio.DatagramTransport) -> None:
+    """Room for a burst of packets (the kernel caps it at ``net.core.rmem_max``)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+
+class _Listener(asyncio.DatagramProtocol):
+    def __init__(self, relay: ImpairedRelay) -> None:
+        self.relay = relay
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.relay._from_client(data, addr)
+
+
+class _Upstream(asyncio.DatagramProtocol):
+    def __init__(self, flow: _Flow) -> None:
+        self.flow = flow
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.flow.relay._pass(self.flow.down, data, lambda: self.flow.relay._send_to_client(data, self.flow.client))
+
+
+@dataclass
+class _Flow:
+    relay: ImpairedRelay
+    client: tuple[str, int]
+    up: Link
+    down: Link
+    transport: asyncio.DatagramTransport | None = None
+    pending: list[bytes] = field(default_factory=list)
+
+
+class ImpairedRelay:
+    """A UDP relay on 127.0.0.1 in front of ``upstream``, impairing both ways.
+
+    :param seed: seeds every link's randomness (loss, jitter), so a run repeats.
+    """
+
+    def __init__(self, upstream: tuple[str, int], profile: Profile | str = "clean", *, seed: int = 0) -> None:
+        self.upstream = upstream
+        self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+        self.seed = seed
+        self.flows: dict[tuple[str, int], _Flow] = {}
+        self.port = 0
+        self._listener: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> ImpairedRelay:
+        self._loop = asyncio.get_running_loop()
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Listener(self), local_addr=("127.0.0.1", 0))
+        self._listener = transport
+        _big_buffers(transport)
+        self.port = int(transport.get_extra_info("sockname")[1])
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def turn_url(self) -> str:
+        """The ``turn:`` URL that sends a client's TURN traffic through the relay."""
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
+
+    def set_profile(self, profile: Profile | str) -> None:
+        """Change the impairment of every path, now and for new clients."""
+        self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+        for flow in self.flows.values():
+            flow.up.set(self.profile.up)
+            flow.down.set(self.profile.down)
+
+    def totals(self) -> tuple[LinkStats, LinkStats]:
+        """The stats of every client's path summed: (up, down)."""
+        up, down = LinkStats(), LinkStats()
+        for flow in self.flows.values():
+            for total, link in ((up, flow.up), (down, flow.down)):
+                for name in ("received", "lost", "overflowed", "delivered", "bytes_delivered"):
+                    setattr(total, name, getattr(total, name) + getattr(link.stats, name))
+        return up, down
+
+    def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
+        flow = self.flows.get(client)
+        if flow is None:
+            n = len(self.flows)
+            flow = _Flow(self, client, Link(self.profile.up, random.Random(self.seed * 1000 + 2 * n)),
+                         Link(self.profile.down, random.Random(self.seed * 1000 + 2 * n + 1)))
+            self.flows[client] = flow
+            assert self._loop is not None
+            task = self._loop.create_task(self._open(flow))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._pass(flow.up, data, lambda: self._send_upstream(flow, data))
+
+    async def _open(self, flow: _Flow) -> None:
+        assert self._loop is not None
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Upstream(flow), remote_addr=self.upstream)
+        flow.transport = transport
+        _big_buffers(transport)
+        for data in flow.pending:
+            transport.sendto(data)
+        flow.pending.clear()
+
+    def _send_upstream(self, flow: _Flow, data: bytes) -> None:
+        if flow.transport is None:
+            flow.pending.append(data)
+        else:
+            flow.transport.sendto(data)
+
+    def _send_to_client(self, data: bytes, client: tuple[str, int]) -> None:
+        if self._listener is not None:
+            self._listener.sendto(data, client)
+
+    def _pass(self, link: Link, data: bytes, send: Callable[[], None]) -> None:
+        assert self._loop is not None
+        at = link.admit(len(data), self._loop.time())
+        if at is None:
+            return
+
+        def deliver() -> None:
+            self._timers.discard(timer)
+            link.stats.delivered += 1
+            link.stats.bytes_delivered += len(data)
+            send()
+
+        timer = self._loop.call_at(at, deliver)
+        self._timers.add(timer)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for flow in self.flows.values():
+            if flow.transport is not None:
+                flow.transport.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

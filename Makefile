@@ -23,7 +23,7 @@ run: install
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work
 # offline); espeak-ng speaks the test sentences; fonts render Korean captions.
-BROWSER_DEPS := chromium fonts-liberation espeak-ng fonts-nanum
+BROWSER_DEPS := chromium fonts-liberation espeak-ng fonts-nanum fonts-noto-cjk
 browser-deps:
 	@test -x /usr/bin/chromium && command -v espeak-ng >/dev/null 2>&1 || { \
 		echo "installing $(BROWSER_DEPS)"; apt-get update -qq && apt-get install -y -qq $(BROWSER_DEPS); }

@@ -100,6 +100,10 @@ class Visit:
     consent_visit: bool = False
     consent_recording: bool = False
     consent_version: str = ""
+    consent_language: str = ""
+    """The language of the consent wording the patient agreed to (:mod:`telemed.consent`)."""
+    language: str = ""
+    """The patient's language (a BCP 47 tag, :mod:`telemed.languages`), given at check-in."""
     patient_sub: str = ""
     patient_name: str = ""
     checked_in_at: float | None = None
@@ -131,6 +135,8 @@ class Visit:
             consent_visit=h.get("consent_visit") == "1",
             consent_recording=h.get("consent_recording") == "1",
             consent_version=h.get("consent_version", ""),
+            consent_language=h.get("consent_language", ""),
+            language=h.get("language", ""),
             patient_sub=h.get("patient_sub", ""),
             patient_name=h.get("patient_name", ""),
             checked_in_at=_num(h.get("checked_in_at")),
@@ -166,6 +172,7 @@ class Visit:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason or None,
             "consent_recording": self.consent_recording,
+            "language": self.language or None,
             "scheduled_at": self.scheduled_at,
             "check_in_from": self.check_in_from,
             "expires_at": self.expires_at,
@@ -181,6 +188,7 @@ class Visit:
             "doctor_name": self.doctor_name or None,
             "end_reason": self.end_reason or None,
             "consent_recording": self.consent_recording,
+            "language": self.language or None,
             "scheduled_at": self.scheduled_at,
             "check_in_from": self.check_in_from,
         }

@@ -36,9 +36,11 @@ def full_visit() -> dict[str, Any]:
         "state": "ended",
         "end_reason": "completed",
         "reason": "sore throat since yesterday",
+        "language": "ko",
         "acuity": 3,
         "triage": {"note": "fever 38.2, no dyspnoea", "by": "nurse-7", "at": T0 + 100.5},
-        "consent": {"visit": True, "recording": True, "version": "2026-01", "at": T0 + 10},
+        "consent": {"visit": True, "recording": True, "version": "2026-01", "language": "ko",
+                    "sha256": hashlib.sha256(b"words").hexdigest(), "at": T0 + 10},
         "participants": [
             {"role": "patient", "sub": "p-1a2b", "name": "Min-jun Kim"},
             {"role": "nurse", "sub": "nurse-7", "name": "Nurse Park"},
@@ -133,6 +135,7 @@ def test_full_visit_is_a_valid_bundle_with_every_resource() -> None:
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
     assert Counter(e["resource"]["resourceType"] for e in bundle["entry"]) == {
         "Encounter": 1,
+        "Patient": 1,
         "Observation": 2,
         "Consent": 2,
         "Communication": 3,
@@ -178,6 +181,64 @@ def test_encounter_of_a_completed_visit() -> None:
     assert types == {"nurse-7": "SPRF", "dr-seo": "PPRF"}
     assert [h["status"] for h in enc["statusHistory"]] == ["planned", "arrived", "triaged", "in-progress"]
     assert enc["statusHistory"][-1]["period"] == {"start": "2025-12-29T09:23:20Z", "end": "2025-12-29T09:33:20Z"}
+
+
+def test_the_patient_is_a_resource_with_their_preferred_language() -> None:
+    bundle = build_full(language="zh-CN")
+    patient_url = full_url_of(bundle, "Patient")
+
+    (patient,) = resources(bundle, "Patient")
+    assert patient["identifier"] == [{"system": "urn:telemed:subject", "value": "p-1a2b"}]
+    assert patient["name"] == [{"text": "Min-jun Kim"}]
+    assert patient["communication"] == [{"language": {"coding": [
+        {"system": "urn:ietf:bcp:47", "code": "zh-CN", "display": "Chinese (China)"}]}, "preferred": True}]
+    # Everything about the patient points at the entry (and still names the identifier).
+    (enc,) = resources(bundle, "Encounter")
+    assert enc["subject"]["reference"] == patient_url and enc["subject"]["identifier"]["value"] == "p-1a2b"
+    assert {c["patient"]["reference"] for c in resources(bundle, "Consent")} == {patient_url}
+    comms = resources(bundle, "Communication")
+    assert comms[1]["sender"]["reference"] == patient_url
+    assert all(patient_url in {r.get("reference") for r in c["recipient"]} for c in (comms[0], comms[2]))
+    assert unresolved_references(bundle) == []
+
+
+def test_a_chart_from_before_languages_has_a_patient_without_one() -> None:
+    visit = full_visit()
+    del visit["language"]
+    visit["consent"] = {"visit": True, "recording": True, "version": "2026-01", "at": T0 + 10}
+
+    bundle = build_bundle(visit, [], None, None, {}, base_url=BASE)
+
+    (patient,) = resources(bundle, "Patient")
+    assert "communication" not in patient
+    assert all("sourceAttachment" not in c for c in resources(bundle, "Consent"))
+
+
+def test_the_consents_name_the_wording_agreed_to() -> None:
+    bundle = build_full()
+    sha = hashlib.sha256(b"words").hexdigest()
+
+    for consent in resources(bundle, "Consent"):
+        assert consent["sourceAttachment"] == {
+            "contentType": "text/plain", "language": "ko", "title": "Consent wording, version 2026-01 (Korean)",
+            "extension": [{"url": SHA256_EXTENSION, "valueString": sha}]}
+        assert consent["policy"] == [{"uri": "urn:telemed:consent-policy:2026-01"}]
+
+
+def test_a_transcript_in_two_languages_names_both() -> None:
+    lines = transcript_lines()
+    lines[0]["language"], lines[1]["language"] = "ko", "en"
+    ref = TranscriptRef.from_lines(lines)
+    assert (ref.language, ref.languages) == ("", ("ko", "en"))
+
+    bundle = build_bundle(full_visit(), [], None, ref, chart_files(), base_url=BASE)
+
+    (doc,) = resources(bundle, "DocumentReference")
+    assert all("language" not in c["attachment"] for c in doc["content"])
+    assert doc["description"].endswith("Languages: Korean, English.")
+    lines[1]["language"] = "ko"
+    one = TranscriptRef.from_lines(lines)
+    assert (one.language, one.languages) == ("ko", ("ko",))
 
 
 def test_communications_follow_the_chat_in_order() -> None:
@@ -281,12 +342,17 @@ def test_a_visit_that_ended_in_the_waiting_room() -> None:
 
     Bundle.model_validate(bundle)
     assert unresolved_references(bundle) == []
-    assert Counter(e["resource"]["resourceType"] for e in bundle["entry"]) == {"Encounter": 1, "Consent": 2}
+    assert Counter(e["resource"]["resourceType"] for e in bundle["entry"]) == {"Encounter": 1, "Patient": 1, "Consent": 2}
     (enc,) = resources(bundle, "Encounter")
     assert enc["status"] == "cancelled"
     assert enc["period"] == {"start": "2025-12-29T09:20:10Z", "end": "2025-12-29T09:21:00Z"}
     assert "priority" not in enc and "participant" not in enc
-    assert enc["subject"] == {"type": "Patient", "identifier": {"system": "urn:telemed:subject", "value": "p-1a2b"}}
+    assert enc["subject"] == {"reference": full_url_of(bundle, "Patient"), "type": "Patient",
+                              "identifier": {"system": "urn:telemed:subject", "value": "p-1a2b"}}
+    # The patient's language, from visit.json.
+    (patient,) = resources(bundle, "Patient")
+    assert patient["communication"][0]["language"]["coding"] == [
+        {"system": "urn:ietf:bcp:47", "code": "ko", "display": "Korean"}]
     assert enc["extension"] == [{"url": "urn:telemed:fhir:end-reason", "valueCode": "left"}]
     assert [h["status"] for h in enc["statusHistory"]] == ["planned", "arrived"]
 
@@ -381,6 +447,9 @@ def test_a_chat_line_without_a_time_is_refused() -> None:
         (lambda v, c, r: v["history"][2].update({"from": "waiting"}), "goes from 'waiting'"),
         (lambda v, c, r: v["participants"].append({"role": "surgeon", "sub": "x"}), "unknown role 'surgeon'"),
         (lambda v, c, r: v["consent"].update(recording="yes"), "'recording' must be true or false"),
+        (lambda v, c, r: v.update(language="Korean"), "'language' must be a language tag"),
+        (lambda v, c, r: v["consent"].update(language="ko_KR"), "'language' must be a language tag"),
+        (lambda v, c, r: v["consent"].update(sha256="abc"), "'sha256' must be 64"),
         (lambda v, c, r: c[0].update(text=""), "'text' must be a non-empty string"),
         (lambda v, c, r: c.append(dict(c[0])), "two Communication entries"),
         (lambda v, c, r: r["recordings"][0].update(state="paused"), "unknown state 'paused'"),
@@ -425,7 +494,8 @@ def test_a_booked_visit_has_an_appointment_linked_from_the_encounter() -> None:
     assert appointment["start"] == "2025-12-29T09:30:00Z" and appointment["end"] == "2025-12-29T09:45:00Z"
     assert appointment["minutesDuration"] == 15
     assert appointment["participant"] == [
-        {"actor": {"type": "Patient", "identifier": {"system": "urn:telemed:subject", "value": "p-1a2b"}, "display": "Min-jun Kim"},
+        {"actor": {"reference": full_url_of(bundle, "Patient"), "type": "Patient",
+                   "identifier": {"system": "urn:telemed:subject", "value": "p-1a2b"}, "display": "Min-jun Kim"},
          "status": "accepted"}
     ]  # fmt: skip
     assert appointment["reasonCode"] == [{"text": "sore throat since yesterday"}]

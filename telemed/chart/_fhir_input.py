@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -19,6 +19,7 @@ from urllib.parse import quote
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
+from telemed import languages
 from telemed.chart.fhir_codes import (
     FILE_SYSTEM,
     RESOURCE_OF_ROLE,
@@ -76,7 +77,10 @@ class TranscriptRef:
     recordings: tuple[str, ...] = ()
     """Recording files the words were heard in, linked from the document."""
     language: str = ""
-    """BCP-47 tag of the speech model's language (``ko``); empty when unknown."""
+    """BCP-47 tag of the speech's language (``ko``) when it is one; empty when
+    unknown or when the speakers spoke several (see ``languages``)."""
+    languages: tuple[str, ...] = ()
+    """Every language the lines were recognised in, in order of first use."""
 
     @classmethod
     def from_lines(
@@ -86,10 +90,12 @@ class TranscriptRef:
         files: tuple[str, ...] = ("transcript.jsonl", "transcript.vtt"),
         language: str = "",
     ) -> TranscriptRef:
-        """Summarise ``transcript.jsonl`` lines (``at`` is the wall time of ``start``)."""
+        """Summarise ``transcript.jsonl`` lines (``at`` is the wall time of ``start``).
+        ``language`` defaults to the lines' own, when they all name the same one."""
         starts: list[float] = []
         ends: list[float] = []
         recordings: list[str] = []
+        spoken: list[str] = []
         for i, line in enumerate(lines, 1):
             where = f"transcript.jsonl line {i}"
             at = _time(line, "at", where)
@@ -98,12 +104,18 @@ class TranscriptRef:
             file = line.get("recording")
             if isinstance(file, str) and file and file not in recordings:
                 recordings.append(file)
+            tag = line.get("language")
+            if tag is not None:
+                tag = _language(tag, where)
+                if tag not in spoken:
+                    spoken.append(tag)
         return cls(
             files=files,
             start=min(starts, default=None),
             end=max(ends, default=None),
             recordings=tuple(recordings),
-            language=language,
+            language=language or (spoken[0] if len(spoken) == 1 else ""),
+            languages=tuple(spoken),
         )
 
 
@@ -139,6 +151,13 @@ def _str(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -
     if not isinstance(value, str) or (required and not value):
         raise BundleError(f"{where}: {key!r} must be a non-empty string, not {value!r}")
     return value
+
+
+def _language(value: object, where: str) -> str:
+    """A language tag from the chart (BCP 47, as :mod:`telemed.languages` takes them)."""
+    if not isinstance(value, str) or not languages.is_valid(value):
+        raise BundleError(f"{where}: 'language' must be a language tag such as ko or zh-CN, not {value!r}")
+    return languages.canonical(value)
 
 
 def _instant(t: float) -> str:
@@ -179,12 +198,16 @@ class _Person:
     role: str
     sub: str
     name: str
+    url: str = ""
+    """The bundle entry of the person's own resource (the patient's), if there is one."""
 
     def ref(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "type": RESOURCE_OF_ROLE[self.role],
             "identifier": {"system": SUBJECT_SYSTEM, "value": self.sub},
         }
+        if self.url:
+            out["reference"] = self.url
         if self.name:
             out["display"] = self.name
         return out
@@ -218,7 +241,12 @@ class _Chart:
             person = _person(p.get("role"), p.get("sub"), p.get("name"), where)
             if all((q.role, q.sub) != (person.role, person.sub) for q in self.people):
                 self.people.append(person)
+        # The patient is a resource of the bundle (their language is there), referenced by URL too.
         self.patient = next((p for p in self.people if p.role == "patient"), None)
+        if self.patient is not None:
+            patient = replace(self.patient, url=self.full_url("patient", self.patient.sub))
+            self.people = [patient if p is self.patient else p for p in self.people]
+            self.patient = patient
         self.encounter_url = self.full_url("encounter")
 
     def full_url(self, kind: str, key: str = "") -> str:
@@ -231,9 +259,21 @@ class _Chart:
         """``subject``: the patient, when the visit has one."""
         return {"subject": self.patient.ref()} if self.patient else {}
 
+    def language(self) -> str:
+        """The patient's language (``visit.json`` ``language``); empty when not recorded."""
+        value = self.visit.get("language")
+        return "" if value is None else _language(value, "visit.json")
+
     def person(self, role: str, sub: str | None = None) -> _Person | None:
         """The first participant with the role (and sub)."""
         return next((p for p in self.people if p.role == role and (sub is None or p.sub == sub)), None)
+
+    def known(self, person: _Person) -> _Person:
+        """``person`` as the participants list knows them (their resource, their name if unnamed)."""
+        found = self.person(person.role, person.sub)
+        if found is None:
+            return person
+        return replace(person, url=found.url, name=person.name or found.name)
 
     def staff_by_sub(self, sub: str) -> _Person:
         """A staff member by sub; one missing from ``participants`` is still a Practitioner."""

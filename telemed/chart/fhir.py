@@ -13,6 +13,9 @@ What the bundle holds (type ``collection``):
 - one ``Encounter``: class ``VR`` (virtual), status ``finished``, or
   ``cancelled`` when the patient was never admitted; ``priority`` from the ESI
   acuity (:data:`ESI_PRIORITY`); ``statusHistory`` from the visit's history;
+  ``subject`` the Patient below;
+- a ``Patient`` (when the visit has one): their identifier and name, and
+  ``communication``: the language they used (``urn:ietf:bcp:47``, preferred);
 - an ``Appointment`` when the visit was booked for a time (``scheduled_at``),
   referenced from ``Encounter.appointment``: ``start`` the booked time, ``end``
   :data:`APPOINTMENT_MINUTES` later; status ``fulfilled`` once admitted,
@@ -22,14 +25,18 @@ What the bundle holds (type ``collection``):
   one of the triage note (a text code: no LOINC code was confirmed for it);
 - a ``Consent`` each for the visit (scope ``treatment``) and the recording
   (scope ``patient-privacy``): ``active`` when given, ``rejected`` when refused;
+  ``sourceAttachment`` names the wording agreed to: its language, its version
+  and the SHA-256 of its words (:mod:`telemed.consent`);
 - a ``Communication`` per chat message, in chat order;
 - a ``Media`` per recording file (video; an interrupted file is ``stopped``
   with a note) and per snapshot (image);
-- a ``DocumentReference`` for the transcript (its JSONL and VTT files).
+- a ``DocumentReference`` for the transcript (its JSONL and VTT files, with
+  their language when the speakers spoke one).
 
-People are not resources of their own: the patient and the staff are
-references by identifier (system :data:`SUBJECT_SYSTEM`, value = the token's
-``sub``), the way the clinic's own system knows them.
+Staff are not resources of their own: they are references by identifier
+(system :data:`SUBJECT_SYSTEM`, value = the token's ``sub``), the way the
+clinic's own system knows them. The patient is a ``Patient`` entry (it carries
+their language), and references to them name both the entry and the identifier.
 
 Attachments point at the chart file route (``{base_url}/api/visits/{visit}/
 files/{name}``) and carry ``size`` and ``hash``. FHIR's ``hash`` is the base64
@@ -53,6 +60,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.resource import Resource
 
 from telemed.chart._fhir_input import (
@@ -62,6 +70,7 @@ from telemed.chart._fhir_input import (
     _Chart,
     _coding,
     _instant,
+    _language,
     _make,
     _mapping,
     _opt_time,
@@ -93,8 +102,11 @@ from telemed.chart.fhir_codes import (
     RECORDING_STATUS,
     RESOURCE_OF_ROLE,
     SHA256_EXTENSION,
+    SUBJECT_SYSTEM,
     VISIT_SYSTEM,
 )
+from telemed.languages import BCP47_SYSTEM
+from telemed.languages import display as language_name
 from telemed.visits import State
 
 __all__ = [
@@ -184,6 +196,26 @@ def _encounter(chart: _Chart) -> Encounter:
     if _scheduled_at(visit) is not None:
         data["appointment"] = [{"reference": chart.full_url("appointment")}]
     return _make(Encounter, data, "visit.json")
+
+
+def _language_concept(tag: str) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": BCP47_SYSTEM, "code": tag}
+    if language_name(tag):
+        coding["display"] = language_name(tag)
+    return {"coding": [coding]}
+
+
+def _patient(chart: _Chart) -> tuple[str, Patient] | None:
+    """The patient: who (identifier, name) and the language they used, preferred."""
+    if chart.patient is None:
+        return None
+    data: dict[str, Any] = {"identifier": [{"system": SUBJECT_SYSTEM, "value": chart.patient.sub}]}
+    if chart.patient.name:
+        data["name"] = [{"text": chart.patient.name}]
+    language = chart.language()
+    if language:
+        data["communication"] = [{"language": _language_concept(language), "preferred": True}]
+    return chart.patient.url, _make(Patient, data, "visit.json participants (the patient)")
 
 
 def _scheduled_at(visit: Mapping[str, Any]) -> float | None:
@@ -277,6 +309,7 @@ def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
         if version
         else {"policyRule": {"text": "Clinic consent form (version not recorded)"}}
     )
+    policy.update(_wording(consent, version))
     kinds = (
         ("visit", "treatment", "Treatment", {"code": [{"text": "Telehealth video visit"}]}),
         (
@@ -306,16 +339,32 @@ def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
         yield chart.full_url("consent", key), _make(Consent, data, f"visit.json consent.{key}")
 
 
+def _wording(consent: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """``sourceAttachment``: the wording the patient read (its language, version, digest)."""
+    language = consent.get("language")
+    if language is None:
+        return {}
+    language = _language(language, "visit.json consent")
+    attachment: dict[str, Any] = {
+        "contentType": "text/plain",
+        "language": language,
+        "title": f"Consent wording, version {version or 'not recorded'} ({language_name(language) or language})",
+    }
+    sha = consent.get("sha256")
+    if sha is not None:
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise BundleError(f"visit.json consent: 'sha256' must be 64 lower-case hex digits, not {sha!r}")
+        attachment["extension"] = [{"url": SHA256_EXTENSION, "valueString": sha}]
+    return {"sourceAttachment": attachment}
+
+
 def _communications(chart: _Chart, chat: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Communication]]:
     for i, message in enumerate(chat, 1):
         where = f"chat.jsonl line {i}"
         message = _mapping(message, where)
         mid = _str(message, "id", where)
         where = f"{where} (id {mid})"
-        sender = _person(message.get("role"), message.get("sub"), message.get("name"), where)
-        if not sender.name:
-            known = chart.person(sender.role, sender.sub)
-            sender = known or sender
+        sender = chart.known(_person(message.get("role"), message.get("sub"), message.get("name"), where))
         data: dict[str, Any] = {
             "identifier": [{"system": CHAT_SYSTEM, "value": f"{chart.id}/{mid}"}],
             "status": "completed",
@@ -415,13 +464,15 @@ def _document(chart: _Chart, transcript: TranscriptRef, recorded: Iterable[str])
     ]
     if related:
         context["related"] = related
+    spoken = ", ".join(language_name(t) or t for t in transcript.languages)
     data: dict[str, Any] = {
         "identifier": chart.file_identifier(transcript.files[0]),
         "status": "current",
         "docStatus": "final" if ended else "preliminary",
         "type": {"text": "Visit transcript (automatic speech recognition)"},
         **chart.subject(),
-        "description": "Machine transcript of the visit's speech; not reviewed by a clinician.",
+        "description": "Machine transcript of the visit's speech; not reviewed by a clinician."
+        + (f" Languages: {spoken}." if spoken else ""),
         "content": [{"attachment": chart.attachment(name, language=transcript.language)} for name in transcript.files],
         "context": context,
     }
@@ -460,6 +511,9 @@ def build_bundle(
     """
     chart = _Chart(_mapping(visit, "visit.json"), files, base_url)
     entries: list[tuple[str, Resource]] = [(chart.encounter_url, _encounter(chart))]
+    patient = _patient(chart)
+    if patient is not None:
+        entries.append(patient)
     appointment = _appointment(chart)
     if appointment is not None:
         entries.append(appointment)

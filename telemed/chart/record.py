@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from telemed import consent
 from telemed.chart.files import atomic_write, parse_lines
 from telemed.chart.layout import CHAT, FORMAT
 from telemed.visits import Visit
@@ -45,20 +46,28 @@ def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dic
         "state": visit.state.value,
         "end_reason": visit.end_reason,
         "reason": visit.reason,
+        # The patient's language (a BCP 47 tag), chosen on their page; None before check-in.
+        "language": visit.language or None,
         "acuity": visit.acuity,
         "triage": {"note": visit.triage_note, "by": visit.triaged_by, "at": triaged["at"] if triaged else None}
         if (visit.triage_note or visit.triaged_by)
         else None,
-        # Consent is given at check-in, with the wording version the page showed.
-        "consent": {"visit": visit.consent_visit, "recording": visit.consent_recording, "version": visit.consent_version, "at": checked_in}
-        if checked_in is not None
-        else None,
+        # Consent is given at check-in, with the wording (language and version) the page showed.
+        "consent": _consent(visit) if checked_in is not None else None,
         "participants": participants,
         "times": {"created": visit.created_at, "checked_in": checked_in, "admitted": visit.admitted_at, "ended": visit.ended_at},
         # The appointment, for a visit booked for a time (None: any time).
         "scheduled_at": visit.scheduled_at,
         "history": history,
     }
+
+
+def _consent(visit: Visit) -> dict[str, Any]:
+    """What the patient agreed to, in which wording: its language and version,
+    and the SHA-256 of the words (:data:`telemed.consent.WORDINGS`), when known."""
+    sha = consent.WORDINGS.get((visit.consent_language, visit.consent_version))
+    return {"visit": visit.consent_visit, "recording": visit.consent_recording, "version": visit.consent_version,
+            "language": visit.consent_language or None, "sha256": sha, "at": visit.checked_in_at}
 
 
 def chat_line(message: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,12 @@ arrives and fsynced, so a crash loses at most the utterance in progress (and
 a line torn by the crash is skipped by readers; the next append starts a new
 line). Each line::
 
-    {"role": "patient", "start": 12.34, "end": 14.1, "text": "...",
+    {"role": "patient", "language": "ko", "start": 12.34, "end": 14.1, "text": "...",
      "words": [{"word", "start", "end", "conf"}], "at": 1767000000.123,
      "recording": "recording-patient-1.webm"}
+
+``language`` is the BCP 47 tag of the model that heard it (the speaker's
+language); lines written before languages were recorded have none.
 
 ``start``/``end`` (and the words' times) are seconds since the visit started
 (the doctor's admit, ``admitted_at``), so both speakers, and a speaker whose
@@ -15,7 +18,8 @@ leg was re-established, share one clock; ``at`` is the wall time of
 ``start``; ``recording`` the file the words are in (its ``started_at`` in
 ``recordings.json`` places them in it).
 
-``transcript.vtt`` (WebVTT, cues in order of start, the speaker as the voice)
+``transcript.vtt`` (WebVTT, cues in order of start, the speaker as the voice,
+the text in a ``<lang>`` span when the line has a language)
 is derived from the lines and rewritten atomically after every append. It is
 rebuilt from the file, not from what this process wrote, because the two
 speakers' legs may be on different workers; each writer reads only the lines
@@ -25,12 +29,16 @@ of the transcript lock (as for ``recordings.json``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from telemed.chart.files import append_line, atomic_write, locked, parse_lines, read_jsonl
 from telemed.chart.layout import TRANSCRIPT, TRANSCRIPT_LOCK, TRANSCRIPT_VTT
+
+#: What may stand in a cue's ``<lang>`` tag (a language tag; anything else is left out).
+_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 
 
 def _clock(seconds: float) -> str:
@@ -46,12 +54,17 @@ def _escape(text: str) -> str:
 
 
 def render_vtt(entries: Iterable[dict[str, Any]]) -> str:
-    """WebVTT of transcript lines: one cue per line in order of start, ``<v Role>``."""
+    """WebVTT of transcript lines: one cue per line in order of start, ``<v Role>``,
+    the text as ``<lang ko>...</lang>`` when the line names its language."""
     out = ["WEBVTT", ""]
     for e in sorted(entries, key=lambda e: (e["start"], e["end"], e["role"])):
         start = float(e["start"])
         end = max(float(e["end"]), start + 0.001)  # a cue must end after it starts
-        out += [f"{_clock(start)} --> {_clock(end)}", f"<v {_escape(str(e['role']).title())}>{_escape(str(e['text']))}", ""]
+        text = _escape(str(e["text"]))
+        language = e.get("language")
+        if isinstance(language, str) and _TAG.fullmatch(language):
+            text = f"<lang {language}>{text}</lang>"
+        out += [f"{_clock(start)} --> {_clock(end)}", f"<v {_escape(str(e['role']).title())}>{text}", ""]
     return "\n".join(out)
 
 

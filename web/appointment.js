@@ -3,13 +3,21 @@
 // when check-in opens, the page moves on to the device check by itself.
 
 import { $ } from "/static/common.js";
+import { intlLocale, lang, t } from "/static/i18n.js";
 
-/** "Friday 27 November at 14:30" in the patient's time zone. */
+/**
+ * The page's language with the browser's region where it prefers one of the
+ * same language ("en-GB": 14:30 and the day first), for dates and times.
+ * A language with its own region or script (zh-CN) keeps it.
+ */
+const REGIONAL =
+  (!lang.includes("-") && (navigator.languages || []).find((tag) => /^[a-z]{2,3}-[A-Za-z0-9]{2,8}$/.test(tag) && tag.split("-")[0].toLowerCase() === lang)) ||
+  intlLocale;
+
+/** "Friday 27 November at 14:30" (en-GB), "11月27日星期五 14:30" in the patient's time zone and language. */
 export function formatDay(seconds) {
-  const at = new Date(seconds * 1000);
-  const day = at.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" });
-  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  return `${day} at ${time}`;
+  const format = new Intl.DateTimeFormat(REGIONAL, { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" });
+  return format.format(new Date(seconds * 1000));
 }
 
 export class AppointmentWait {
@@ -24,8 +32,8 @@ export class AppointmentWait {
 
   /** Fill the screen and call `onOpen` once check-in opens. */
   show(visit, onOpen) {
-    $("#appointment-when").textContent = `Your video visit is on ${formatDay(visit.scheduled_at)}.`;
-    $("#appointment-opens").textContent = `You can check in from ${formatDay(visit.check_in_from)}.`;
+    $("#appointment-when").textContent = t("appointment.when", { when: formatDay(visit.scheduled_at) });
+    $("#appointment-opens").textContent = t("appointment.opens", { when: formatDay(visit.check_in_from) });
     this.stop();
     const wait = Math.max(0, visit.check_in_from * 1000 - Date.now());
     // Long timers are clamped by browsers: look again at most every minute.

@@ -9,17 +9,12 @@
 // doctor's page to start over with a new offer.
 
 import { request } from "/static/common.js";
+import { has, t } from "/static/i18n.js";
 
-/** Plain-language wording of RTCPeerConnection.connectionState. */
-export const CALL_STATES = {
-  idle: "Waiting for the call to start",
-  new: "Starting the call…",
-  connecting: "Connecting the call…",
-  connected: "Call connected",
-  disconnected: "Call interrupted, trying to reconnect…",
-  failed: "Call lost, reconnecting…",
-  closed: "Call ended",
-};
+/** Plain-language wording of RTCPeerConnection.connectionState (or "idle": no call yet). */
+export function callStateText(state) {
+  return has(`call.state.${state}`) ? t(`call.state.${state}`) : t("call.state.new");
+}
 
 export class Call {
   /**

@@ -10,7 +10,8 @@
 // its own call controls) and #call-media-note.
 
 import { $, h } from "/static/common.js";
-import { CALL_STATES, Call } from "/static/call.js";
+import { Call, callStateText } from "/static/call.js";
+import { t } from "/static/i18n.js";
 import { openMedia, playVideo, stopStream } from "/static/media.js";
 
 /**
@@ -18,26 +19,28 @@ import { openMedia, playVideo, stopStream } from "/static/media.js";
  * (the other party's video, own picture-in-picture, tap to play) in place of
  * the slot element.
  * @param peer who is on the other end: "doctor" or "patient"
- * @param tapVerb "Tap" or "Click": how the page asks to start playing
+ * @param tapVerb "Tap" (touch screens) or "Click": how the page asks to start playing
  * @param stateText the state line before anything happened
  */
 export function mountStage(slot, { peer, tapVerb, stateText = "" }) {
-  const local = h("video", { id: "local-video", class: "video video-pip", autoplay: true, muted: true, playsinline: true, "aria-label": "Your own video" });
+  const other = peer === "patient" ? "patient" : "doctor";
+  const tap = String(tapVerb).toLowerCase() === "click" ? "click" : "tap";
+  const local = h("video", { id: "local-video", class: "video video-pip", autoplay: true, muted: true, playsinline: true, "aria-label": t("stage.own_video") });
   local.muted = true; // the attribute mutes only elements the parser made
   slot.replaceWith(
     h(
       "div",
       { class: "visit-status" },
       h("p", { id: "call-state", class: "call-state", role: "status", "aria-live": "polite", text: stateText }),
-      h("p", { id: "recording", class: "recording", role: "status", "aria-live": "polite", dataset: { state: "off" }, hidden: true, text: "Recording" }),
+      h("p", { id: "recording", class: "recording", role: "status", "aria-live": "polite", dataset: { state: "off" }, hidden: true, text: t("stage.recording") }),
     ),
     h(
       "div",
       { class: "stage" },
-      h("video", { id: "remote-video", class: "video video-remote", autoplay: true, playsinline: true, "aria-label": `The ${peer}’s video` }),
-      h("p", { id: "remote-empty", class: "video-placeholder", text: `Waiting for the ${peer}’s video…` }),
+      h("video", { id: "remote-video", class: "video video-remote", autoplay: true, playsinline: true, "aria-label": t(`stage.remote_video.${other}`) }),
+      h("p", { id: "remote-empty", class: "video-placeholder", text: t(`stage.waiting_video.${other}`) }),
       local,
-      h("button", { id: "tap-to-play", type: "button", class: "btn btn-primary tap-to-play", hidden: true, text: `${tapVerb} to turn on sound and video` }),
+      h("button", { id: "tap-to-play", type: "button", class: "btn btn-primary tap-to-play", hidden: true, text: t(`stage.tap_to_play.${tap}`) }),
     ),
   );
 }
@@ -146,7 +149,7 @@ export class CallView {
   /** Show the call's state (RTCPeerConnection.connectionState, or idle), in words. */
   showState(s, text) {
     this.stateEl.dataset.state = s;
-    this.stateEl.textContent = text || CALL_STATES[s] || s;
+    this.stateEl.textContent = text || callStateText(s);
   }
 
   async showRemote(stream) {
@@ -175,8 +178,8 @@ export class CallView {
   applyToggles() {
     const micOff = this.mic.dataset.off === "true";
     const camOff = this.cam.dataset.off === "true";
-    this.mic.textContent = micOff ? "Unmute microphone" : "Mute microphone";
-    this.cam.textContent = camOff ? "Turn camera on" : "Turn camera off";
+    this.mic.textContent = t(micOff ? "stage.mic.unmute" : "stage.mic.mute");
+    this.cam.textContent = t(camOff ? "stage.cam.on" : "stage.cam.off");
     if (!this.media) return;
     for (const track of this.media.getTracks()) {
       track.enabled = track.kind === "audio" ? !micOff : !camOff;

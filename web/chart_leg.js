@@ -13,6 +13,7 @@
 // records into a new file.
 
 import { ServerError, request } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 /** Video bitrate of the leg (bits/s): enough for the record and snapshots, well below the call's. */
 export const LEG_VIDEO_MAX_BITRATE = 300_000;
@@ -28,17 +29,12 @@ const STOPPED_CHECK_MS = 1000;
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30000;
 
-/** Plain-language wording of a leg's state (shown to staff; tests read data-state). */
-export const LEG_STATES = {
-  idle: "Not recording",
-  waiting: "Recording will start when the connection is back",
-  offering: "Starting the recording…",
-  connecting: "Starting the recording…",
-  connected: "Recording link up",
-  retrying: "Recording link lost, reconnecting…",
-  refused: "Recording refused",
-  stopped: "Not recording",
-};
+const LEG_STATES = ["idle", "waiting", "offering", "connecting", "connected", "retrying", "refused", "stopped"];
+
+/** Plain-language wording of a leg's state (for staff; tests read data-state). */
+export function describeLegState(state) {
+  return t(`leg.state.${LEG_STATES.includes(state) ? state : "idle"}`);
+}
 
 /** Refusals another offer cannot fix (a conflict about the visit's state included). */
 function isFinal(err) {
@@ -83,11 +79,14 @@ export class ChartLeg {
    * @param role "patient" or "doctor": whose leg this is
    * @param iceServers RTCConfiguration.iceServers (the call's)
    * @param onState called with (state, error?) on every change
+   * @param language the speaker's language tag, for speech-to-text; empty: the
+   *   server decides (the patient's leg uses the visit's language)
    */
-  constructor({ socket, visitId, role, iceServers = [], onState = () => {} }) {
+  constructor({ socket, visitId, role, iceServers = [], onState = () => {}, language = "" }) {
     this.socket = socket;
     this.visitId = visitId;
     this.role = role;
+    this.language = language;
     this.iceServers = iceServers;
     this.onState = onState;
     this.stream = null;
@@ -154,7 +153,9 @@ export class ChartLeg {
         this.setState("waiting");
         return;
       }
-      const reply = await request(this.socket, "leg_offer", { visit_id: this.visitId, sdp: pc.localDescription.sdp }, 15000);
+      const payload = { visit_id: this.visitId, sdp: pc.localDescription.sdp };
+      if (this.language) payload.language = this.language;
+      const reply = await request(this.socket, "leg_offer", payload, 15000);
       if (generation !== this.generation) return;
       this.job = reply.job;
       this.setState("connecting");
@@ -193,7 +194,7 @@ export class ChartLeg {
     const pc = this.pc;
     if (!answer.ok) {
       const e = answer.error || {};
-      this.fail(new ServerError(e.code || "error", e.message || "The media worker refused the recording.", e.details));
+      this.fail(new ServerError(e.code || "error", e.message || "", e.details));
       return;
     }
     if (!pc || pc.signalingState !== "have-local-offer") return;

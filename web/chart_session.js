@@ -42,9 +42,13 @@ export class ChartSession {
     this.recording.refresh();
   }
 
-  /** Send own camera and microphone (the stream) to the visit's chart. */
-  send(visitId, stream, iceServers) {
-    this.leg = new ChartLeg({ socket: this.socket, visitId, role: this.role, iceServers, onState: this.onLegState });
+  /**
+   * Send own camera and microphone (the stream) to the visit's chart.
+   * @param language the speaker's language for speech-to-text (the doctor's
+   *   page passes its own; the patient's leaves it to the visit's language)
+   */
+  send(visitId, stream, iceServers, { language = "" } = {}) {
+    this.leg = new ChartLeg({ socket: this.socket, visitId, role: this.role, iceServers, onState: this.onLegState, language });
     this.leg.start(stream);
   }
 

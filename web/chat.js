@@ -8,6 +8,7 @@
 // - messages are de-duplicated by their stream id.
 
 import { h, formatClock, randomId, request } from "/static/common.js";
+import { has, t } from "/static/i18n.js";
 
 /** Largest message the server takes, in UTF-8 bytes (schemas.CHAT_MAX_BYTES). */
 export const CHAT_MAX_BYTES = 4096;
@@ -144,8 +145,8 @@ export class ChatClient {
   /** Send a message; it is kept and re-sent until the server acknowledges it. */
   send(visitId, text) {
     const bytes = new TextEncoder().encode(text).length;
-    if (!text.trim()) throw new Error("Type a message first.");
-    if (bytes > CHAT_MAX_BYTES) throw new Error("That message is too long; split it into shorter ones.");
+    if (!text.trim()) throw new Error(t("chat.error.empty"));
+    if (bytes > CHAT_MAX_BYTES) throw new Error(t("chat.error.too_long"));
     const thread = this.thread(visitId);
     const item = { client_id: randomId(), text, failed: null, ts: Date.now() / 1000 };
     thread.pending.set(item.client_id, item);
@@ -203,8 +204,9 @@ export class ChatClient {
       }
       thread.pending.delete(item.client_id);
     } catch (err) {
-      // A timeout stays pending (re-sent on reconnect); a refusal needs the user.
-      if (err.code === "rate_limited") this.retryLater(() => this.socket.connected && this.deliver(thread, item));
+      // A timeout stays pending (re-sent on reconnect); a refusal needs the user. "unavailable"
+      // (Redis failing over, or not yet saved on a replica) is sent again, same client id.
+      if (err.code === "rate_limited" || err.code === "unavailable") this.retryLater(() => this.socket.connected && this.deliver(thread, item));
       else if (err.code !== "timeout") item.failed = err.message;
       if (err.code === "conflict" || err.code === "unauthorized") thread.closed = true;
     } finally {
@@ -236,18 +238,26 @@ export class ChatClient {
   }
 }
 
+/** A sender's role in words, for a message without a name. */
+function roleName(role) {
+  return has(`chat.role.${role}`) ? t(`chat.role.${role}`) : t("chat.role.other");
+}
+
 /**
  * A chat box bound to one thread: the message log and a form to write.
- * `title` labels the box for assistive technology.
+ * `title` labels the box for assistive technology (in the page's language).
+ * The log is a container with role="log" around a plain list, so the
+ * messages keep their list semantics (a role on the <ol> itself strips them).
  */
 export class ChatView {
-  constructor(client, visitId, { title = "Chat", me, placeholder = "Write a message" } = {}) {
+  constructor(client, visitId, { title = t("chat.title"), me, placeholder = t("chat.placeholder") } = {}) {
     this.client = client;
     this.visitId = visitId;
     this.me = me;
     const inputId = `chat-input-${visitId}-${randomId().slice(0, 6)}`;
-    this.log = h("ol", { class: "chat-log", role: "log", "aria-live": "polite", "aria-label": `${title}: messages` });
-    this.empty = h("p", { class: "chat-empty", text: "No messages yet." });
+    this.list = h("ol", { class: "chat-messages" });
+    this.log = h("div", { class: "chat-log", role: "log", "aria-live": "polite", "aria-label": t("chat.log_label", { title }) }, this.list);
+    this.empty = h("p", { class: "chat-empty", text: t("chat.empty") });
     this.input = h("textarea", {
       id: inputId,
       rows: 1,
@@ -257,11 +267,11 @@ export class ChatView {
       enterkeyhint: "send",
     });
     this.error = h("p", { class: "chat-error", role: "alert", hidden: true });
-    this.sendButton = h("button", { type: "submit", class: "btn btn-primary", text: "Send" });
+    this.sendButton = h("button", { type: "submit", class: "btn btn-primary", text: t("chat.send") });
     this.form = h(
       "form",
       { class: "chat-form", on: { submit: (e) => this.submit(e) } },
-      h("label", { for: inputId, class: "visually-hidden", text: "Message" }),
+      h("label", { for: inputId, class: "visually-hidden", text: t("chat.message_label") }),
       this.input,
       this.sendButton,
     );
@@ -294,13 +304,13 @@ export class ChatView {
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
     const items = thread.ordered().map((m) => this.renderMessage(m));
     for (const p of thread.pending.values()) items.push(this.renderPending(p));
-    this.log.replaceChildren(...items);
+    this.list.replaceChildren(...items);
     this.log.hidden = items.length === 0;
     this.empty.hidden = items.length > 0;
     const closed = thread.closed;
     this.input.disabled = closed;
     this.sendButton.disabled = closed;
-    if (closed) this.input.placeholder = "This chat is closed.";
+    if (closed) this.input.placeholder = t("chat.closed");
     if (atBottom || items.length <= 1) this.log.scrollTop = this.log.scrollHeight;
   }
 
@@ -312,11 +322,13 @@ export class ChatView {
       h(
         "p",
         { class: "msg-meta" },
-        h("span", { class: "msg-name", text: mine ? "You" : m.name || m.role }),
+        mine || !m.name
+          ? h("span", { class: "msg-name", text: mine ? t("chat.you") : roleName(m.role) })
+          : h("span", { class: "msg-name", translate: "no", text: m.name }),
         " ",
         h("time", { datetime: new Date(m.ts * 1000).toISOString(), text: formatClock(m.ts) }),
       ),
-      h("p", { class: "msg-text", text: m.text }),
+      h("p", { class: "msg-text", translate: "no", text: m.text }),
     );
   }
 
@@ -325,27 +337,27 @@ export class ChatView {
       ? h(
           "span",
           { class: "msg-failed" },
-          `Not sent: ${p.failed} `,
+          `${t("chat.not_sent", { reason: p.failed })} `,
           h("button", {
             type: "button",
             class: "btn-link",
-            text: "Retry",
+            text: t("chat.retry"),
             on: { click: () => this.client.retry(this.visitId, p.client_id) },
           }),
           " ",
           h("button", {
             type: "button",
             class: "btn-link",
-            text: "Discard",
+            text: t("chat.discard"),
             on: { click: () => this.client.discard(this.visitId, p.client_id) },
           }),
         )
-      : h("span", { class: "msg-sending", text: "Sending…" });
+      : h("span", { class: "msg-sending", text: t("chat.sending") });
     return h(
       "li",
       { class: "msg msg-mine msg-pending", dataset: { clientId: p.client_id } },
-      h("p", { class: "msg-meta" }, h("span", { class: "msg-name", text: "You" }), " ", status),
-      h("p", { class: "msg-text", text: p.text }),
+      h("p", { class: "msg-meta" }, h("span", { class: "msg-name", text: t("chat.you") }), " ", status),
+      h("p", { class: "msg-text", translate: "no", text: p.text }),
     );
   }
 }

@@ -1,8 +1,23 @@
 // The patient's steps 2 and 3: consent to the video visit (and, optionally,
 // to recording), the reason for the visit, and the check-in itself.
+//
+// The check-in names the page's language and the version of the consent
+// wording the patient read (the catalogue's consent.version), so the chart
+// records which words were agreed to. A wording the server no longer takes
+// (reason consent_outdated: the page is older than the clinic's wording) is
+// fetched afresh by reloading the page once; the reason typed is kept.
 
 import { formatDay } from "/static/appointment.js";
 import { $, request } from "/static/common.js";
+import { lang, t } from "/static/i18n.js";
+
+/** Set while the page reloads for a new consent wording: the reason typed. */
+const OUTDATED_KEY = "telemed.patient.consent_outdated";
+
+/** The language the visit is held in: the page's, English for the test pseudo-language. */
+export function visitLanguage() {
+  return lang === "x-pseudo" ? "en" : lang;
+}
 
 export class CheckInForm {
   /**
@@ -16,6 +31,8 @@ export class CheckInForm {
     this.notices = notices;
     this.go = go;
     this.onVisit = onVisit;
+    /** The reason typed before a reload for a new consent wording; null otherwise. */
+    this.kept = sessionStorage.getItem(OUTDATED_KEY);
     $("#consent-form").addEventListener("submit", (e) => this.submitConsent(e));
     $("#consent-visit").addEventListener("change", () => {
       if ($("#consent-visit").checked) {
@@ -30,7 +47,8 @@ export class CheckInForm {
 
   /** The reason the clinic already has (a walk-in gives one), to start from. */
   prefill(reason) {
-    $("#reason").value = reason || "";
+    $("#reason").value = this.kept !== null ? this.kept : reason || "";
+    if (this.kept !== null) this.notices.error(t("error.reason.consent_outdated"), "check-in");
   }
 
   submitConsent(event) {
@@ -49,24 +67,37 @@ export class CheckInForm {
     event.preventDefault();
     const button = $("#check-in");
     button.disabled = true;
-    button.textContent = "Checking in…";
+    button.textContent = t("checkin.busy");
     try {
       const reply = await request(this.socket, "check_in", {
         reason: $("#reason").value.trim(),
         consent_visit: true,
         consent_recording: $("#consent-recording").checked,
+        language: visitLanguage(),
+        consent_version: t("consent.version"),
       });
+      sessionStorage.removeItem(OUTDATED_KEY);
       this.onVisit(reply.visit);
     } catch (err) {
       if (err.code === "too_early" && err.details) {
-        const opens = formatDay(err.details.check_in_from);
-        this.notices.error(`It is too early to check in: your appointment is on ${formatDay(err.details.scheduled_at)}, check-in opens ${opens}.`, "check-in");
+        const params = { when: formatDay(err.details.scheduled_at), opens: formatDay(err.details.check_in_from) };
+        this.notices.error(t("checkin.too_early", params), "check-in");
         return;
       }
-      this.notices.error(`Check-in did not work: ${err.message}`, "check-in");
+      if (err.code === "consent_outdated" || (err.details && err.details.reason === "consent_outdated")) {
+        if (this.kept === null) {
+          // This page shows an older wording than the clinic's: load the current one.
+          sessionStorage.setItem(OUTDATED_KEY, $("#reason").value);
+          location.reload();
+          return;
+        }
+        this.notices.error(t("checkin.failed", { reason: t("error.reason.consent_outdated") }), "check-in");
+        return;
+      }
+      this.notices.error(t("checkin.failed", { reason: err.message }), "check-in");
     } finally {
       button.disabled = false;
-      button.textContent = "Check in";
+      button.textContent = t("reason.submit");
     }
   }
 }

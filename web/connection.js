@@ -3,12 +3,13 @@
 // server dropped reconnects once to learn why.
 
 import { refusalOf } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 /**
  * @param sockets {namespace: socket} of the page
  * @param notices the page's Notices
- * @param busyText what to say while the server is unavailable
- * @param onRefused called with {code, message} when the server refuses the token
+ * @param busyText what to say while the server is unavailable (a sentence in the page's language)
+ * @param onRefused called with {code, message, serverMessage} when the server refuses the token
  * @param over true when the page is done (no more reconnecting)
  */
 export function watchSockets(sockets, { notices, busyText, onRefused, over = () => false }) {
@@ -18,8 +19,8 @@ export function watchSockets(sockets, { notices, busyText, onRefused, over = () 
       if (!refusal) return; // a network problem: the client retries by itself
       if (refusal.code === "unavailable" || refusal.code === "rate_limited") {
         const busy = refusal.code === "unavailable";
-        const text = busy ? busyText : `Not connected: ${refusal.message}.`;
-        notices.show(`${text} Trying again…`, { kind: busy ? "info" : "error", key: "unavailable" });
+        const text = busy ? t("sockets.busy", { text: busyText }) : t("sockets.rate_limited");
+        notices.show(text, { kind: busy ? "info" : "error", key: "unavailable" });
         setTimeout(() => socket.connect(), busy ? 3000 : 15000);
         return;
       }

@@ -4,6 +4,7 @@
 // (sessionStorage, this tab only).
 
 import { $ } from "/static/common.js";
+import { t } from "/static/i18n.js";
 import { LevelMeter, listDevices, openMedia, playVideo, stopStream } from "/static/media.js";
 
 const PREFS_KEY = "telemed.patient.media";
@@ -73,21 +74,19 @@ export class DeviceCheck {
     $("#device-next").hidden = false;
     $("#device-skip").hidden = true;
     if (!opened.video || !opened.audio) {
-      const missing = !opened.video ? "camera" : "microphone";
-      $("#device-problem-title").textContent = `No ${missing} found`;
-      $("#device-problem-text").textContent = !opened.video
-        ? "Your microphone works, but we found no camera. The doctor will hear you but not see you."
-        : "Your camera works, but we found no microphone. You can type in the chat during the visit.";
+      const missing = !opened.video ? "no_camera" : "no_mic";
+      $("#device-problem-title").textContent = t(`device.${missing}.title`);
+      $("#device-problem-text").textContent = t(`device.${missing}.text`);
       $("#device-problem").hidden = false;
-      $("#device-next").textContent = `Continue without ${missing}`;
+      $("#device-next").textContent = t(`device.${missing}.next`);
     } else {
-      $("#device-next").textContent = "It works, continue";
+      $("#device-next").textContent = t("device.next");
     }
     $("#device-next").focus();
   }
 
   showProblem(problem) {
-    $("#device-problem-title").textContent = problem.title || "Camera problem";
+    $("#device-problem-title").textContent = problem.title || t("device.problem");
     $("#device-problem-text").textContent = problem.message;
     $("#device-problem").hidden = false;
     $("#device-start").hidden = true;
@@ -100,10 +99,7 @@ export class DeviceCheck {
 
   checkMicHeard() {
     if (!this.meter || !this.meter.context) return;
-    $("#mic-hint").textContent =
-      this.meter.peak < 0.08
-        ? "We don’t hear much. Check that your microphone is not muted, or choose another one."
-        : "We can hear you.";
+    $("#mic-hint").textContent = t(this.meter.peak < 0.08 ? "device.mic_quiet" : "device.mic_heard");
   }
 
   async fillPickers(stream) {
@@ -112,8 +108,8 @@ export class DeviceCheck {
       const track = stream.getTracks().find((t) => t.kind === kind);
       return track ? track.getSettings().deviceId : "";
     };
-    fillSelect($("#camera-select"), cameras, current("video"), "Camera");
-    fillSelect($("#mic-select"), microphones, current("audio"), "Microphone");
+    fillSelect($("#camera-select"), cameras, current("video"), "device.camera_n");
+    fillSelect($("#mic-select"), microphones, current("audio"), "device.microphone_n");
     $("#device-pickers").hidden = cameras.length < 2 && microphones.length < 2;
   }
 
@@ -136,10 +132,12 @@ export class DeviceCheck {
   }
 }
 
-function fillSelect(select, devices, selected, fallbackName) {
+/** Devices by their own names (translate="no": "FaceTime HD Camera"), or numbered when the browser gives none. */
+function fillSelect(select, devices, selected, fallbackKey) {
   select.replaceChildren(
     ...devices.map((d, i) => {
-      const option = new Option(d.label || `${fallbackName} ${i + 1}`, d.deviceId);
+      const option = new Option(d.label || t(fallbackKey, { n: i + 1 }), d.deviceId);
+      if (d.label) option.setAttribute("translate", "no");
       option.selected = d.deviceId === selected;
       return option;
     }),

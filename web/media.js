@@ -1,6 +1,8 @@
 // Camera and microphone: opening them with fallbacks, plain-language help when
 // that fails, and a microphone level meter (WebAudio).
 
+import { t } from "/static/i18n.js";
+
 /** Constraints for the call: modest video, fine on phones and slow links. */
 const VIDEO = { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
 const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
@@ -17,38 +19,14 @@ export class MediaProblem extends Error {
 export function explainMediaError(err) {
   if (err instanceof MediaProblem) return err;
   const name = err && err.name;
-  if (name === "NotAllowedError" || name === "PermissionDeniedError") {
-    return new MediaProblem(
-      "denied",
-      "Camera and microphone are blocked",
-      "Your browser is not allowing this page to use the camera or microphone. " +
-        "Tap the camera or lock icon next to the web address, choose Allow, then tap Try again. " +
-        "On an iPhone you can also check Settings › Safari › Camera and Microphone.",
-    );
-  }
-  if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
-    return new MediaProblem(
-      "missing",
-      "No camera or microphone found",
-      "We could not find a camera or microphone on this device. If one is plugged in, check its cable and tap Try again. " +
-        "You can also continue and chat with the clinic in writing.",
-    );
-  }
-  if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
-    return new MediaProblem(
-      "busy",
-      "The camera is busy",
-      "Another app (a video call, the camera app) may be using your camera or microphone. Close it, then tap Try again.",
-    );
-  }
-  if (name === "SecurityError" || name === "insecure") {
-    return new MediaProblem(
-      "insecure",
-      "This page cannot use the camera",
-      "The camera only works on a secure (https) page. Ask the clinic for the right link.",
-    );
-  }
-  return new MediaProblem("other", "Camera or microphone did not start", `Something went wrong (${name || "unknown error"}). Tap Try again.`);
+  let kind = "other";
+  if (name === "NotAllowedError" || name === "PermissionDeniedError") kind = "denied";
+  else if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") kind = "missing";
+  else if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") kind = "busy";
+  else if (name === "SecurityError" || name === "insecure") kind = "insecure";
+  // The browser's own name of the failure helps whoever supports the patient, not the patient.
+  if (kind === "other") console.warn("camera or microphone did not start:", name || err);
+  return new MediaProblem(kind, t(`media.${kind}.title`), t(`media.${kind}.text`));
 }
 
 /**

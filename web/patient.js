@@ -16,14 +16,16 @@ import {
 } from "/static/common.js";
 import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
-import { CALL_STATES } from "/static/call.js";
+import { callStateText } from "/static/call.js";
 import { CallView, mountStage } from "/static/call_view.js";
 import { AppointmentWait } from "/static/appointment.js";
-import { CaptionsPanel } from "/static/captions.js";
 import { ChartSession } from "/static/chart_session.js";
 import { CheckInForm } from "/static/check_in.js";
 import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
+import { t } from "/static/i18n.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { PatientCall } from "/static/patient_call.js";
+import { PatientCaptions } from "/static/patient_captions.js";
 import { WaitingRoom } from "/static/waiting_room.js";
 
 const TOKEN_KEY = "telemed.patient.token";
@@ -47,12 +49,12 @@ let parts = null;
 // -- start -----------------------------------------------------------------------
 
 function start() {
-  mountStage($("#call-stage"), { peer: "doctor", tapVerb: "Tap", stateText: CALL_STATES.idle });
+  mountStage($("#call-stage"), { peer: "doctor", tapVerb: "Tap", stateText: callStateText("idle") });
   const token = readToken(TOKEN_KEY);
   page.claims = token ? readClaims(token) : null;
-  if (!token) showRefusal({ code: "unauthorized", message: "missing token" });
-  else if (!page.claims) showRefusal({ code: "unauthorized", message: "invalid token" });
-  else if (page.claims.role !== "patient") showRefusal({ code: "forbidden", message: "not a patient link" });
+  if (!token) showRefusal({ code: "unauthorized", serverMessage: "missing token" });
+  else if (!page.claims) showRefusal({ code: "unauthorized", serverMessage: "invalid token" });
+  else if (page.claims.role !== "patient") showRefusal({ code: "forbidden", serverMessage: "not a patient link" });
   else {
     connectToClinic(token);
     // A page restored from the back-forward cache has lost its sockets: load it afresh.
@@ -65,7 +67,7 @@ function connectToClinic(token) {
   page.sockets = sockets;
   watchSockets(sockets, {
     notices,
-    busyText: "The clinic's server is busy.",
+    busyText: t("page.busy"),
     onRefused: showRefusal,
     over: () => page.finished,
   });
@@ -88,9 +90,10 @@ function connectToClinic(token) {
       },
     }),
     chart: new ChartSession({ socket: sockets["/media"], role: "patient", onLegState: chartLegState }),
+    captions: new PatientCaptions({ socket: sockets["/media"], visit: () => page.visit }),
   };
 
-  queue.on("connect", () => showConnection($("#connection"), "online", "Connected to the clinic"));
+  queue.on("connect", () => showConnection($("#connection"), "online", t("page.connected")));
   queue.on("disconnect", () => {
     if (!page.finished) showConnection($("#connection"), "reconnecting");
   });
@@ -98,7 +101,6 @@ function connectToClinic(token) {
   queue.on("position", (p) => {
     if (page.visit && p.visit_id === page.visit.visit_id) parts.waiting.applyPosition(p);
   });
-  bindCaptions(sockets["/media"]);
   window.addEventListener("pagehide", () => {
     if (parts.view.call) parts.view.call.close({ notify: true });
     if (parts.chart.leg) parts.chart.leg.stop();
@@ -107,32 +109,20 @@ function connectToClinic(token) {
 
 /** The visit's chat thread, shown in the waiting room and in the call. */
 function openChat(socket) {
-  const me = { sub: page.claims.sub, role: "patient", name: page.claims.name || "You" };
+  const me = { sub: page.claims.sub, role: "patient", name: page.claims.name || t("chat.you") };
   let view = null;
   const chat = new ChatClient(socket, {
     me,
     onChange: () => view && view.render(),
     onMessage: (thread, message, { live }) => announceMessage(message, live),
-    onError: (err) => notices.error(err, "chat"),
+    onError: (err) => notices.error(t("patient_chat.failed", { reason: err.message }), "chat"),
   });
   view = new ChatView(chat, page.claims.visit, {
-    title: "Chat with the clinic",
+    title: t("waiting.chat_title"),
     me,
-    placeholder: "Write to the clinic",
+    placeholder: t("patient_chat.placeholder"),
   });
   return view;
-}
-
-/** Captions reach the patient only where the clinic turned that on; the panel shows itself with the first one. */
-function bindCaptions(socket) {
-  const captions = new CaptionsPanel($("#captions"), $("#captions-state"), { patient: "You", doctor: "Doctor" });
-  socket.on("caption", (p) => {
-    if (!page.visit || p.visit_id !== page.visit.visit_id) return;
-    if (captions.visitId !== p.visit_id) captions.reset(p.visit_id);
-    $("#captions-panel").hidden = false;
-    captions.applyCaption(p);
-  });
-  socket.on("captions", (p) => captions.visitId && captions.applyState(p));
 }
 
 // -- the visit's state ---------------------------------------------------------------
@@ -173,7 +163,7 @@ function joinWaitingRoom() {
   notices.clear("check-in");
   go("waiting");
   mountChat("#wait-chat-slot");
-  document.title = "Waiting room — Your video visit";
+  document.title = t("page.doc.waiting");
 }
 
 function mountChat(slot) {
@@ -183,7 +173,7 @@ function mountChat(slot) {
 
 function announceMessage(message, live) {
   if (!live || message.sender === page.claims.sub) return;
-  if (document.hidden) document.title = "New message — Your video visit";
+  if (document.hidden) document.title = t("page.doc.new_message");
 }
 
 // -- the video visit ------------------------------------------------------------------------
@@ -192,13 +182,14 @@ function enterVisit(visit, { admittedNow }) {
   if (page.screen !== "call") {
     go("call");
     mountChat("#call-chat-slot");
-    const who = visit.doctor_name || "The doctor";
-    $("#call-title").textContent = `${who} is ready`;
-    document.title = `${who} is ready — Your video visit`;
+    const name = visit.doctor_name;
+    $("#call-title").replaceChildren(...(name ? tNodes("visit_call.ready", { name: untranslated(name) }) : [t("visit_call.ready_unnamed")]));
+    document.title = t("page.doc.titled", { title: $("#call-title").textContent });
     const tapped = !navigator.userActivation || navigator.userActivation.hasBeenActive;
     if (navigator.vibrate && tapped) navigator.vibrate([200, 100, 200]);
     parts.call.openLocal();
     startRecording(visit);
+    parts.captions.show(visit);
   }
   parts.call.expectOffer({ admittedNow });
 }
@@ -220,7 +211,7 @@ async function startRecording(visit) {
 function chartLegState(s, err) {
   // A conflict means the visit is no longer in progress: its `visit` event says so.
   if (s === "refused" && !(err && err.code === "conflict")) {
-    $("#recording-note").textContent = "The recording could not start. Your visit goes on as usual.";
+    $("#recording-note").textContent = t("visit_call.recording_failed");
     $("#recording-note").hidden = false;
   } else if (s === "connected") {
     $("#recording-note").hidden = true;
@@ -229,24 +220,17 @@ function chartLegState(s, err) {
 
 // -- the end ---------------------------------------------------------------------------------
 
-const ENDINGS = {
-  completed: ["Your visit has ended", "Thank you for seeing us today. You can close this page now."],
-  left: ["You left the waiting room", "Your check-in was cancelled. If you still need care, ask the clinic for a new link."],
-  absent: [
-    "Your place in line was released",
-    "We lost the connection to your device for too long. If you still need care, ask the clinic for a new link.",
-  ],
-  cancelled: ["The clinic cancelled this visit", "If you still need care, please contact the clinic."],
-  no_show: ["Your appointment time has passed", "You did not check in in time, so the visit was closed. Please contact the clinic for a new appointment."],
-};
+/** How a visit ended (visit.end_reason), each with a title and a sentence (keys ended.<reason>.*). */
+const ENDINGS = ["completed", "left", "absent", "cancelled", "no_show"];
 
 function finishVisit(reason) {
-  const [title, text] = ENDINGS[reason] || ENDINGS.completed;
+  const ending = ENDINGS.includes(reason) ? reason : "completed";
+  const title = t(`ended.${ending}.title`);
   $("#ended-title").textContent = title;
-  $("#ended-text").textContent = text;
+  $("#ended-text").textContent = t(`ended.${ending}.text`);
   teardown();
   go("ended");
-  document.title = `${title} — Your video visit`;
+  document.title = t("page.doc.titled", { title });
 }
 
 /** Stop camera, call and sockets, and forget the link (it no longer works). */
@@ -257,34 +241,38 @@ function teardown() {
     parts.appointment.stop();
     parts.view.hangUp();
     parts.chart.stop();
+    parts.captions.stop();
     parts.view.release();
     for (const socket of Object.values(page.sockets)) socket.disconnect();
   }
   forgetToken(TOKEN_KEY);
   forgetMediaPrefs();
-  showConnection($("#connection"), "closed", "Visit over");
+  showConnection($("#connection"), "closed", t("page.visit_over"));
 }
 
+/** Why a link does not open the visit: the server's words (English) matched to a title and a sentence (keys refused.<name>.*). */
 const REFUSALS = [
-  [/cancelled/, "The clinic cancelled this visit", "If you still need care, please contact the clinic."],
-  [/missed/, "Your appointment time has passed", "You did not check in in time, so the visit was closed. Please contact the clinic for a new appointment."],
-  [/ended/, "This visit has ended", "The visit this link was for is over. If you still need care, ask the clinic for a new link."],
-  [/expired/, "This link has expired", "Links work for a limited time. Ask the clinic for a new one."],
-  [/revoked/, "This link was withdrawn", "The clinic has withdrawn this link. Ask the clinic for a new one."],
-  [/missing/, "This link is incomplete", "Open the whole link you received from the clinic, or ask for a new one."],
-  [/patient/, "This is not a patient link", "Staff sign in on the staff page."],
-  [/.*/, "This link does not work", "The link may have been copied incompletely, or is no longer valid."],
+  [/cancelled/, "cancelled"],
+  [/missed/, "missed"],
+  [/ended/, "ended"],
+  [/expired/, "expired"],
+  [/revoked/, "revoked"],
+  [/missing/, "missing"],
+  [/patient/, "not_patient"],
+  [/.*/, "invalid"],
 ];
 
+/** @param refusal {code, serverMessage} (refusalOf's, or the page's own) */
 function showRefusal(refusal) {
   if (page.finished) return;
-  const [, title, text] = REFUSALS.find(([re]) => re.test(refusal.message));
+  const [, name] = REFUSALS.find(([re]) => re.test(refusal.serverMessage || ""));
+  const title = t(`refused.${name}.title`);
   $("#refused-title").textContent = title;
-  $("#refused-text").textContent = text;
+  $("#refused-text").textContent = t(`refused.${name}.text`);
   teardown();
   showConnection($("#connection"), "refused");
   go("refused");
-  document.title = `${title} — Your video visit`;
+  document.title = t("page.doc.titled", { title });
 }
 
 start();

@@ -5,6 +5,7 @@
 
 import { request } from "/static/common.js";
 import { mediaPrefs } from "/static/device_check.js";
+import { t } from "/static/i18n.js";
 
 /** After admission, how long to wait for the doctor's offer before asking for one. */
 const OFFER_GRACE_MS = 6000;
@@ -43,8 +44,8 @@ export class PatientCall {
     const prefs = mediaPrefs();
     return this.view.openLocal({
       devices: prefs,
-      without: prefs.chatOnly ? "You chose to continue without camera: the doctor can talk to you in the chat." : null,
-      problemNote: (problem) => `${problem.title}. ${problem.message} The doctor can still reach you in the chat.`,
+      without: prefs.chatOnly ? t("visit_call.chat_only") : null,
+      problemNote: (problem) => t("visit_call.media_problem", { title: problem.title, text: problem.message }),
     });
   }
 
@@ -97,7 +98,7 @@ export class PatientCall {
   /** A failed step of the call: say so; the doctor's page starts over when it does not connect. */
   trouble(err) {
     if (this.over() || (err && err.code === "conflict")) return;
-    this.view.showState("failed", "The call could not start. Retrying…");
+    this.view.showState("failed", t("visit_call.retrying"));
   }
 
   onDoctorHangup(p) {
@@ -105,6 +106,6 @@ export class PatientCall {
     if (!this.view.call || (visit && p.visit_id !== visit.visit_id)) return;
     this.view.hangUp();
     this.view.clearRemote();
-    this.view.showState("closed", "The doctor left the call. Please wait here.");
+    this.view.showState("closed", t("visit_call.doctor_left"));
   }
 }

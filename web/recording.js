@@ -5,6 +5,7 @@
 // ({recording: {patient, doctor}}), which also puts the socket in that room.
 
 import { request } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 /** A stop that is immediately followed by a new leg: the recording goes on. */
 const REPLACED = "replaced by a new leg";
@@ -74,10 +75,10 @@ export function showRecording(el, status, viewer) {
   el.dataset.state = patient || doctor ? "on" : "off";
   const mine = viewer === "patient" ? patient : doctor;
   const theirs = viewer === "patient" ? doctor : patient;
-  const other = viewer === "patient" ? "the doctor" : "the patient";
+  const other = viewer === "patient" ? "doctor" : "patient";
   let text;
-  if (mine && theirs) text = "Recording: this visit is recorded and transcribed";
-  else if (mine) text = "Recording you (recorded and transcribed)";
-  else text = `Recording ${other} (recorded and transcribed)`;
+  if (mine && theirs) text = t("recording.both");
+  else if (mine) text = t("recording.self");
+  else text = t(`recording.${other}`);
   el.textContent = text;
 }

@@ -2,12 +2,7 @@
 // events), what is happening (the visit's state), and leaving.
 
 import { $, request, toggleConfirm } from "/static/common.js";
-
-const WAIT_STATES = {
-  waiting: "You’re checked in. A nurse will look at your information soon.",
-  in_triage: "A nurse is reviewing your information.",
-  ready: "You’re ready to see a doctor.",
-};
+import { formatNumber, formatUnit, formatUnitRange, t } from "/static/i18n.js";
 
 /**
  * The estimated wait of a `position` update in plain words (the rule is
@@ -15,27 +10,26 @@ const WAIT_STATES = {
  * a range otherwise, nothing promised while no doctor is on duty.
  */
 export function describeWait(p) {
-  if (p.wait === "shortly") return "Next — a doctor will be with you shortly";
-  if (p.wait === "no_doctor") return "We’ll know once a doctor is online";
+  if (p.wait === "shortly") return t("waiting.eta.shortly");
+  if (p.wait === "no_doctor") return t("waiting.eta.no_doctor");
   return formatWaitRange(p.wait_low_s, p.wait_high_s);
 }
 
-/** "less than 10 minutes", "5–10 minutes", "45 minutes to 1¼ hours", "1½–2 hours". */
+/** "less than 10 minutes", "5–10 minutes", "45 minutes to 1.25 hours", "1.5–2 hours" (in the page's language). */
 export function formatWaitRange(lowS, highS) {
   const low = Math.round(lowS / 60);
   const high = Math.round(highS / 60);
-  if (high <= 60) return low === 0 ? `less than ${high} minutes` : `${low}–${high} minutes`;
-  if (low === 0) return `less than ${hours(high)} hours`;
-  if (low < 60) return `${low} minutes to ${hours(high)} hours`;
-  return `${hours(low)}–${hours(high)} hours`;
+  if (high <= 60) {
+    return low === 0 ? t("waiting.eta.less_than", { duration: formatUnit(high, "minute") }) : formatUnitRange(low, high, "minute");
+  }
+  if (low === 0) return t("waiting.eta.less_than", { duration: formatUnit(hours(high), "hour") });
+  if (low < 60) return t("waiting.eta.range", { low: formatUnit(low, "minute"), high: formatUnit(hours(high), "hour") });
+  return formatUnitRange(hours(low), hours(high), "hour");
 }
 
-/** 90 → "1½": minutes as hours, to the quarter. */
+/** 90 → 1.5: minutes as hours, to the quarter. */
 function hours(minutes) {
-  const quarters = Math.round(minutes / 15);
-  const whole = Math.floor(quarters / 4);
-  const part = ["", "¼", "½", "¾"][quarters % 4];
-  return whole === 0 ? part : `${whole}${part}`;
+  return Math.round(minutes / 15) / 4;
 }
 
 export class WaitingRoom {
@@ -56,14 +50,14 @@ export class WaitingRoom {
   }
 
   showState(visitState) {
-    $("#wait-state").textContent = WAIT_STATES[visitState];
+    $("#wait-state").textContent = t(`waiting.state.${visitState}`);
   }
 
   /** Place in line and estimated wait of this visit. */
   applyPosition(p) {
     if (p.version < this.positionVersion) return;
     this.positionVersion = p.version;
-    $("#wait-position").textContent = p.position === 1 ? "1 — you’re next" : String(p.position);
+    $("#wait-position").textContent = p.position === 1 ? t("waiting.position.next", { position: 1 }) : formatNumber(p.position);
     const eta = $("#wait-eta");
     eta.textContent = describeWait(p);
     eta.classList.toggle("wait-soon", p.wait === "shortly");
@@ -75,7 +69,7 @@ export class WaitingRoom {
       const reply = await request(this.socket, "leave", {});
       this.onVisit(reply.visit);
     } catch (err) {
-      this.notices.error(`Could not leave: ${err.message}`);
+      this.notices.error(t("waiting.leave_failed", { reason: err.message }));
     }
   }
 }

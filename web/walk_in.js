@@ -1,5 +1,10 @@
 // The clinic's standing walk-in link (/clinic/<clinic>): name and reason,
-// then on to the patient page with a fresh visit link.
+// then on to the patient page with a fresh visit link. The patient page
+// follows the language chosen here (the switcher remembers it; a ?lang= in
+// this page's address goes on to the patient's link too).
+
+import { errorText, t } from "/static/i18n.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
 
 const form = document.getElementById("walk-in-form");
 const button = document.getElementById("submit");
@@ -22,13 +27,24 @@ function showError(title, text) {
   box.scrollIntoView({ block: "nearest" });
 }
 
-/** What to tell the person for each answer of the server. */
+/** What to tell the person for each answer of the server: [title, text]. */
 function explain(status, error) {
-  if (status === 404) return ["This clinic has no walk-in link", "Check the address, or contact the clinic for a visit link."];
-  if (status === 429) return ["Too many check-ins", (error && error.message) || "Wait a minute and try again."];
-  if (status === 400) return ["Please check the form", (error && error.message) || "Some information is missing."];
-  if (status === 503) return ["The clinic is not reachable right now", "Please try again in a minute."];
-  return ["Check-in did not work", (error && error.message) || `The server answered ${status}. Try again.`];
+  // The server's own words (English) where this page is English; its reason in words otherwise.
+  const said = error && typeof error === "object" ? errorText({ code: error.code, details: error.details, serverMessage: error.message }) : "";
+  if (status === 404) return [t("walk_in.no_link.title"), t("walk_in.no_link.text")];
+  if (status === 429) return [t("walk_in.rate_limited.title"), t("walk_in.rate_limited.text")];
+  if (status === 400) return [t("walk_in.bad_form.title"), said || t("walk_in.bad_form.text")];
+  if (status === 503) return [t("walk_in.unavailable.title"), t("walk_in.unavailable.text")];
+  return [t("walk_in.failed.title"), said || t("walk_in.failed.status", { status })];
+}
+
+/** The patient's link, with this page's ?lang= when it has one. */
+function withLanguage(link) {
+  const chosen = new URLSearchParams(location.search).get("lang");
+  if (!chosen) return link;
+  const url = new URL(link, location.href);
+  url.searchParams.set("lang", chosen);
+  return url.toString();
 }
 
 async function walkIn(event) {
@@ -38,12 +54,12 @@ async function walkIn(event) {
   const name = document.getElementById("name").value.trim();
   const reason = document.getElementById("reason").value.trim();
   if (!name) {
-    showError("Please enter your name", "The clinic needs your name to know who is waiting.");
+    showError(t("walk_in.no_name.title"), t("walk_in.no_name.text"));
     document.getElementById("name").focus();
     return;
   }
   button.disabled = true;
-  button.textContent = "Checking in…";
+  button.textContent = t("checkin.busy");
   try {
     const response = await fetch(`/api/clinics/${encodeURIComponent(clinic)}/walk-in`, {
       method: "POST",
@@ -54,22 +70,22 @@ async function walkIn(event) {
     });
     const body = await response.json().catch(() => ({}));
     if (response.status === 201 && body.patient_link) {
-      location.assign(body.patient_link);
+      location.assign(withLanguage(body.patient_link));
       return;
     }
     const [title, text] = explain(response.status, body.error);
     showError(title, text);
   } catch {
-    showError("No connection", "We could not reach the clinic. Check your internet connection and try again.");
+    showError(t("walk_in.offline.title"), t("walk_in.offline.text"));
   } finally {
     button.disabled = false;
-    button.textContent = "Continue";
+    button.textContent = t("walk_in.submit");
   }
 }
 
 form.addEventListener("submit", walkIn);
 if (clinicFromPath()) {
-  document.getElementById("title").textContent = `Check in at ${clinicFromPath()}`;
+  document.getElementById("title").replaceChildren(...tNodes("walk_in.at", { clinic: untranslated(clinicFromPath()) }));
 } else {
   const [title, text] = explain(404);
   showError(title, text);

@@ -118,6 +118,22 @@ def check_in(page: Page, link: str, reason: str, *, recording: bool = True, shot
     expect(page.locator("#wait-position")).not_to_have_text("…")
 
 
+def check_in_in(page: Page, link: str, language: str, reason: str, *, recording: bool = True) -> None:
+    """The patient's way in on a page shown in ``language`` (the link with
+    ``?lang=``): the same steps as :func:`check_in`, found by their ids."""
+    page.goto(link.replace("/visit#", f"/visit?lang={language}#"))
+    page.locator("#device-start").click()
+    page.locator("#device-next").click()
+    page.locator("#consent-visit").check()
+    if recording:
+        page.locator("#consent-recording").check()
+    page.locator("#consent-form [type=submit]").click()
+    page.locator("#reason").fill(reason)
+    page.locator("#check-in").click()
+    expect(page.locator("[data-screen=waiting]")).to_be_visible()
+    expect(page.locator("#wait-position")).not_to_have_text("…")
+
+
 def send_chat(scope: Any, text: str) -> None:
     box = scope.get_by_label("Message", exact=True)
     box.fill(text)

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 
 from telemed.tokens import Role
 from tests.browser.conftest import ARGS, UI, Node, dev_node, shoot
-from tests.browser.steps import admit, check_in, media_flows, recording_shown, send_chat
+from tests.browser.steps import admit, check_in_in, media_flows, recording_shown, send_chat
 
 #: "Hello. My throat hurts a lot. I have had a fever and a cough since yesterday."
 SPEECH = "안녕하세요. 목이 많이 아파요. 어제부터 열이 나고 기침을 해요."
@@ -75,7 +75,7 @@ def test_captions_of_the_patients_speech(
     patient = ui.page("patient", phone=True, browser=speaking)
     doctor = ui.page("doctor")
     doctor.goto(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Seo")))
-    check_in(patient, link, "목이 아파요")
+    check_in_in(patient, link, "ko", "목이 아파요")  # the patient's page in Korean: recognised with the Korean model
     admit(doctor, "Min-jun Kim")
     media_flows(doctor, "doctor (the patient's speech)")
     recording_shown(doctor)
@@ -88,11 +88,13 @@ def test_captions_of_the_patients_speech(
     expect(line.locator(".caption-text")).not_to_be_empty()
     expect(doctor.locator("#captions-state")).to_have_text("Live")
     shoot(doctor, "doctor-captions")
-    # By default the captions are the doctor's: the patient's page never shows them. A chat
-    # line the doctor sends now reaches the patient after any caption sent before it would have.
+    # By default the captions are the doctor's: the patient's page shows them only when the
+    # patient turns them on. A chat line the doctor sends now reaches the patient after any
+    # caption sent before it would have.
     send_chat(doctor.get_by_role("group", name="Chat with"), "I can read what you said.")
     expect(patient.locator("#call-chat-slot .chat-log")).to_contain_text("I can read what you said.")
-    expect(patient.locator("#captions-panel")).to_be_hidden()
+    expect(patient.locator("#captions-on")).not_to_be_checked()
+    expect(patient.locator("#captions")).to_be_hidden()
     assert patient.locator("#captions li").count() == 0
     ui.assert_clean()
 
@@ -118,15 +120,16 @@ def test_the_patient_sees_the_captions_where_the_clinic_turned_that_on(
         patient = ui.page("patient", phone=True)
         doctor = ui.page("doctor")
         doctor.goto(captioned_node.staff_link(captioned_node.token(Role.DOCTOR, clinic, name="Dr. Seo")))
-        check_in(patient, link, "목이 아파요")
+        check_in_in(patient, link, "ko", "목이 아파요")
         admit(doctor, "Min-jun Kim")
         media_flows(doctor, "doctor (the patient's speech)")
         wait_for_captions(doctor)
         line = patient.locator("#captions .caption-patient:not(.caption-partial)").first
         expect(line).to_be_visible(timeout=CAPTION_S * 1000)
-        expect(line.locator(".caption-who")).to_have_text("You:")
+        expect(line.locator(".caption-who")).to_have_text("나:")  # "You:" on the patient's Korean page
         expect(line.locator(".caption-text")).not_to_be_empty()
         expect(patient.locator("#captions-panel")).to_be_visible()
+        expect(patient.locator("#captions-on")).to_be_checked()  # the clinic's setting: on until the patient says otherwise
         shoot(patient, "patient-captions", sizes=("phone",))
         ui.assert_clean()
     finally:

@@ -5,73 +5,49 @@
 // retention in force. Every answer is shown beside the control that asked.
 
 import { callRoute, formatClock, h, showScreen } from "/static/common.js";
+import { roleName } from "/static/clinic_text.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
+import { errorText, formatUnit, has, t } from "/static/i18n.js";
 
-const ROLE_NAMES = { nurse: "Nurse", doctor: "Doctor", admin: "Admin" };
-
-/** Why the server refused, in words (the audit record's error code). */
-const REFUSALS = {
-  bad_request: "the request was not valid",
-  unauthorized: "the sign-in was not accepted",
-  forbidden: "not allowed for this person",
-  not_found: "not found",
-  conflict: "not possible in the visit's state",
-  too_early: "too early",
-  rate_limited: "too many attempts",
-  unavailable: "the service was unavailable",
-};
-
-const ACTIONS = {
-  admit: "Patient admitted",
-  end: "Visit ended",
-  chart_read: "Chart opened",
-  chart_list: "Chart list viewed",
-  chart_verify: "Chart checked",
-  chart_link: "Chart file link made",
-  file_download: "Chart file downloaded",
-  fhir_read: "FHIR record read",
-  export: "Chart exported",
-  purge: "Old charts removed",
-  refused: "Access refused",
-  verify: "Trail checked",
-  seal: "Chart sealed",
-  settings: "Clinic settings changed",
-  revoke: "Staff member signed out",
-  head_mismatch: "Trail end did not match",
-};
-
-const TOGGLES = [
-  {
-    name: "walk_in",
-    label: "Walk-in link open",
-    help: "Anyone with the clinic's walk-in link can check in without an invitation.",
-    said: (on) => (on ? "Walk-in is on: the walk-in link works now." : "Walk-in is off: the walk-in link refuses check-ins now."),
-  },
-  {
-    name: "captions_to_patient",
-    label: "Show live captions to the patient",
-    help: "Otherwise only the doctor sees them. Applies from the next call that starts.",
-    said: (on) => (on ? "Patients will see live captions too." : "Only doctors will see live captions."),
-  },
+/** Audit events with words of their own (admin.event.<action>). */
+const ACTIONS = [
+  "admit", "end", "chart_read", "chart_list", "chart_verify", "chart_link", "file_download", "fhir_read",
+  "export", "purge", "refused", "verify", "seal", "settings", "revoke", "head_mismatch",
 ];
 
+/** The on/off settings (admin.toggle.<name>.label, .help, .on, .off). */
+const TOGGLES = ["walk_in", "captions_to_patient"];
+
+/** The durations: their unit (seconds) and bounds, as the server keeps them (telemed/clinic_config.py LIMITS). */
 const DURATIONS = [
-  { name: "link_lifetime", label: "Patient links last (hours)", unit: 3600, step: "0.5", min: "0.1", max: "336" },
-  { name: "check_in_window", label: "Check-in opens before the appointment (minutes)", unit: 60, step: "1", min: "0", max: "1440" },
-  { name: "no_show_after", label: "No-show after the appointment time (minutes)", unit: 60, step: "1", min: "1", max: "1440" },
+  { name: "link_lifetime", unit: 3600, step: "0.5", min: "0.1", max: "336", limits: [5 * 60, 14 * 86400] },
+  { name: "check_in_window", unit: 60, step: "1", min: "0", max: "1440", limits: [0, 24 * 3600] },
+  { name: "no_show_after", unit: 60, step: "1", min: "1", max: "1440", limits: [60, 24 * 3600] },
 ];
 
-/** Days, hours or minutes, in words. */
-function formatSpan(seconds) {
-  if (seconds >= 86400 && seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? "" : "s"}`;
-  if (seconds >= 3600 && seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? "" : "s"}`;
-  const minutes = Math.round(seconds / 60);
-  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+/** Days, hours or minutes, in words ("2 days", "20 minutes") in the page's language. */
+export function formatSpan(seconds) {
+  if (seconds >= 86400 && seconds % 86400 === 0) return formatUnit(seconds / 86400, "day");
+  if (seconds >= 3600 && seconds % 3600 === 0) return formatUnit(seconds / 3600, "hour");
+  return formatUnit(Math.round(seconds / 60), "minute");
 }
 
-function say(el, text, kind = "ok") {
-  el.textContent = text;
+/** "Refused: too many attempts": why the server refused a request (the audit record's error code), in words. */
+function refusedText(code) {
+  return t("admin.events.refused", { reason: t(has(`admin.refusal.${code}`) ? `admin.refusal.${code}` : "admin.refusal.other") });
+}
+
+/** Why a duration was refused, in words: its bounds. */
+function durationLimit(spec) {
+  const [low, high] = spec.limits;
+  return t(`admin.duration.${spec.name}.limit`, { low: formatSpan(low), high: formatSpan(high) });
+}
+
+/** Say something beside a control: text, or nodes (a sentence with a name in it). */
+function say(el, content, kind = "ok") {
+  el.replaceChildren(...(Array.isArray(content) ? content : [content]));
   el.dataset.kind = kind;
-  el.hidden = !text;
+  el.hidden = !el.textContent;
 }
 
 export class AdminView {
@@ -106,8 +82,9 @@ export class AdminView {
   async api(method, path, body) {
     const { ok, data } = await callRoute(this.token, method, this.base + path, body || undefined);
     if (!ok) {
-      const error = new Error((data && data.error && data.error.message) || "That did not work. Try again.");
-      error.field = data && data.error && data.error.details && data.error.details.field;
+      const e = (data && data.error) || {};
+      const error = new Error(e.code || e.message ? errorText({ code: e.code, serverMessage: e.message, details: e.details }) : t("admin.error.generic"));
+      error.field = e.details && e.details.field;
       throw error;
     }
     return data;
@@ -117,7 +94,7 @@ export class AdminView {
 
   build() {
     this.root.replaceChildren(
-      h("h1", { id: "admin-title", text: "Clinic administration" }),
+      h("h1", { id: "admin-title", text: t("admin.title") }),
       this.buildSettings(),
       this.buildSessions(),
       this.buildAudit(),
@@ -126,16 +103,16 @@ export class AdminView {
 
   buildSettings() {
     this.toggles = {};
-    const rows = TOGGLES.map((t) => {
-      const input = h("input", { type: "checkbox", id: `admin-${t.name}`, "aria-describedby": `admin-${t.name}-help admin-${t.name}-said` });
-      const said = h("p", { id: `admin-${t.name}-said`, class: "admin-said small", role: "status", hidden: true });
-      input.addEventListener("change", () => this.saveToggle(t, input, said));
-      this.toggles[t.name] = input;
+    const rows = TOGGLES.map((name) => {
+      const input = h("input", { type: "checkbox", id: `admin-${name}`, "aria-describedby": `admin-${name}-help admin-${name}-said` });
+      const said = h("p", { id: `admin-${name}-said`, class: "admin-said small", role: "status", hidden: true });
+      input.addEventListener("change", () => this.saveToggle(name, input, said));
+      this.toggles[name] = input;
       return h(
         "div",
         { class: "admin-setting" },
-        h("div", { class: "check" }, input, h("label", { for: input.id, text: t.label })),
-        h("p", { id: `admin-${t.name}-help`, class: "muted small admin-help", text: t.help }),
+        h("div", { class: "check" }, input, h("label", { for: input.id, text: t(`admin.toggle.${name}.label`) })),
+        h("p", { id: `admin-${name}-help`, class: "muted small admin-help", text: t(`admin.toggle.${name}.help`) }),
         said,
       );
     });
@@ -147,21 +124,21 @@ export class AdminView {
       });
       const error = h("p", { id: `admin-${d.name}-error`, class: "field-error", role: "alert", hidden: true });
       this.durations[d.name] = { input, error, spec: d };
-      return h("div", { class: "field" }, h("label", { for: input.id, text: d.label }), input, error);
+      return h("div", { class: "field" }, h("label", { for: input.id, text: t(`admin.duration.${d.name}.label`) }), input, error);
     });
     this.timesSaid = h("p", { id: "admin-times-said", class: "admin-said small", role: "status", hidden: true });
     const form = h(
       "form",
       { id: "admin-times", class: "admin-times", novalidate: true, on: { submit: (e) => this.saveTimes(e) } },
       h("div", { class: "admin-fields" }, fields),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", text: "Save times" })),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", text: t("admin.times.save") })),
       this.timesSaid,
     );
-    this.settingsState = h("p", { class: "muted small", role: "status", text: "Loading the clinic's settings…" });
+    this.settingsState = h("p", { class: "muted small", role: "status", text: t("admin.settings.loading") });
     return h(
       "section",
       { class: "panel admin-panel", "aria-labelledby": "admin-settings-title" },
-      h("h2", { id: "admin-settings-title", text: "Settings" }),
+      h("h2", { id: "admin-settings-title", text: t("admin.settings.title") }),
       this.settingsState,
       rows,
       form,
@@ -169,17 +146,17 @@ export class AdminView {
   }
 
   buildSessions() {
-    this.sessionsBody = h("ul", { id: "admin-sessions-body", class: "admin-sessions", "aria-label": "Staff signed in now" });
+    this.sessionsBody = h("ul", { id: "admin-sessions-body", class: "admin-sessions", "aria-label": t("admin.sessions.list") });
     this.sessionsSaid = h("p", { id: "admin-sessions-said", class: "admin-said small", role: "status", hidden: true });
-    this.sessionsEmpty = h("p", { class: "muted small", text: "Nobody else is signed in.", hidden: true });
+    this.sessionsEmpty = h("p", { class: "muted small", text: t("admin.sessions.empty"), hidden: true });
     return h(
       "section",
       { class: "panel admin-panel", "aria-labelledby": "admin-sessions-title" },
       h(
         "div",
         { class: "panel-head" },
-        h("h2", { id: "admin-sessions-title", text: "Signed-in staff" }),
-        h("button", { type: "button", class: "btn btn-small", text: "Refresh", on: { click: () => this.loadSessions(true) } }),
+        h("h2", { id: "admin-sessions-title", text: t("admin.sessions.title") }),
+        h("button", { type: "button", class: "btn btn-small", text: t("admin.sessions.refresh"), on: { click: () => this.loadSessions(true) } }),
       ),
       this.sessionsBody,
       this.sessionsEmpty,
@@ -188,32 +165,32 @@ export class AdminView {
   }
 
   buildAudit() {
-    this.auditState = h("p", { id: "admin-audit-state", class: "admin-audit-state", role: "status", text: "Checking the audit trail…" });
+    this.auditState = h("p", { id: "admin-audit-state", class: "admin-audit-state", role: "status", text: t("admin.audit.checking") });
     this.auditProblems = h("ul", { class: "plain-list small", hidden: true });
     this.retention = h("p", { id: "admin-retention", class: "small" });
     this.eventsBody = h("tbody", { id: "admin-events-body" });
-    this.eventsEmpty = h("p", { class: "empty", text: "No events for this clinic yet.", hidden: true });
+    this.eventsEmpty = h("p", { class: "empty", text: t("admin.events.empty"), hidden: true });
     return h(
       "section",
       { class: "panel admin-panel", "aria-labelledby": "admin-audit-title" },
       h(
         "div",
         { class: "panel-head" },
-        h("h2", { id: "admin-audit-title", text: "Audit trail" }),
-        h("button", { type: "button", class: "btn btn-small", text: "Check again", on: { click: () => this.loadAudit(true) } }),
+        h("h2", { id: "admin-audit-title", text: t("admin.audit.title") }),
+        h("button", { type: "button", class: "btn btn-small", text: t("admin.audit.check_again"), on: { click: () => this.loadAudit(true) } }),
       ),
       this.auditState,
       this.auditProblems,
       this.retention,
-      h("h3", { text: "Latest events" }),
+      h("h3", { text: t("admin.events.title") }),
       h(
         "div",
         { class: "table-wrap" },
         h(
           "table",
           { class: "admin-table" },
-          h("caption", { class: "visually-hidden", text: "The clinic's latest audit events, newest first" }),
-          h("thead", {}, h("tr", {}, ["Time", "Event", "By", "Visit", "Result"].map((t) => h("th", { scope: "col", text: t })))),
+          h("caption", { class: "visually-hidden", text: t("admin.events.caption") }),
+          h("thead", {}, h("tr", {}, ["time", "event", "by", "visit", "result"].map((column) => h("th", { scope: "col", text: t(`admin.events.column.${column}`) })))),
           this.eventsBody,
         ),
       ),
@@ -236,20 +213,20 @@ export class AdminView {
 
   showSettings(settings) {
     this.settings = settings;
-    for (const t of TOGGLES) this.toggles[t.name].checked = Boolean(settings[t.name]);
+    for (const name of TOGGLES) this.toggles[name].checked = Boolean(settings[name]);
     for (const { input, spec } of Object.values(this.durations)) {
       input.value = String(Math.round((settings[spec.name] / spec.unit) * 100) / 100);
     }
   }
 
-  async saveToggle(t, input, said) {
+  async saveToggle(name, input, said) {
     const wanted = input.checked;
     input.disabled = true;
-    say(said, "Saving…", "busy");
+    say(said, t("admin.saving"), "busy");
     try {
-      const data = await this.api("PUT", "/settings", { [t.name]: wanted });
+      const data = await this.api("PUT", "/settings", { [name]: wanted });
       this.showSettings(data.settings);
-      say(said, t.said(Boolean(data.settings[t.name])));
+      say(said, t(`admin.toggle.${name}.${data.settings[name] ? "on" : "off"}`));
     } catch (err) {
       input.checked = !wanted;
       say(said, err.message, "error");
@@ -267,7 +244,7 @@ export class AdminView {
       input.removeAttribute("aria-invalid");
       const value = Number(input.value);
       if (input.value.trim() === "" || !Number.isFinite(value)) {
-        say(error, "Enter a number.", "error");
+        say(error, t("admin.times.not_a_number"), "error");
         input.setAttribute("aria-invalid", "true");
         bad = bad || input;
         continue;
@@ -275,28 +252,27 @@ export class AdminView {
       changes[spec.name] = Math.round(value * spec.unit);
     }
     if (bad) {
-      say(this.timesSaid, "Some times need fixing first.", "error");
+      say(this.timesSaid, t("admin.times.fix_first"), "error");
       bad.focus();
       return;
     }
-    say(this.timesSaid, "Saving…", "busy");
+    say(this.timesSaid, t("admin.saving"), "busy");
     try {
       const data = await this.api("PUT", "/settings", changes);
       this.showSettings(data.settings);
       const s = data.settings;
       say(
         this.timesSaid,
-        `Saved. New links last ${formatSpan(s.link_lifetime)}; check-in opens ${formatSpan(s.check_in_window)} before; ` +
-          `no-show after ${formatSpan(s.no_show_after)}.`,
+        t("admin.times.saved", { link: formatSpan(s.link_lifetime), check_in: formatSpan(s.check_in_window), no_show: formatSpan(s.no_show_after) }),
       );
     } catch (err) {
       const field = err.field && this.durations[err.field];
       if (field) {
-        say(field.error, err.message, "error");
+        say(field.error, durationLimit(field.spec), "error");
         field.input.setAttribute("aria-invalid", "true");
         field.input.focus();
       }
-      say(this.timesSaid, field ? "Not saved: fix the time marked above." : err.message, "error");
+      say(this.timesSaid, field ? t("admin.times.fix_marked") : err.message, "error");
     }
   }
 
@@ -306,7 +282,7 @@ export class AdminView {
     try {
       const data = await this.api("GET", "/sessions");
       this.showSessions(data.sessions);
-      if (announce) say(this.sessionsSaid, `List updated at ${formatClock(Date.now() / 1000)}.`);
+      if (announce) say(this.sessionsSaid, t("admin.sessions.updated", { time: formatClock(Date.now() / 1000) }));
     } catch (err) {
       say(this.sessionsSaid, err.message, "error");
     }
@@ -319,7 +295,7 @@ export class AdminView {
   }
 
   sessionRow(s) {
-    const windows = s.windows > 1 ? ` · ${s.windows} windows` : "";
+    const said = { role: roleName(s.role), time: formatClock(s.since), servers: untranslated(s.nodes.join(", ")) };
     const actions = h("div", { class: "admin-actions" });
     const row = h(
       "li",
@@ -327,8 +303,9 @@ export class AdminView {
       h(
         "div",
         { class: "admin-who" },
-        h("strong", { text: s.mine ? `${s.name} (you)` : s.name }),
-        h("span", { class: "muted small", text: `${ROLE_NAMES[s.role] || s.role} · signed in at ${formatClock(s.since)} · server ${s.nodes.join(", ")}${windows}` }),
+        h("strong", {}, ...(s.mine ? tNodes("admin.sessions.you", { name: untranslated(s.name) }) : [untranslated(s.name)])),
+        h("span", { class: "muted small" },
+          ...(s.windows > 1 ? tNodes("admin.sessions.facts_windows", { ...said, count: s.windows }) : tNodes("admin.sessions.facts", said))),
       ),
       actions,
     );
@@ -338,13 +315,13 @@ export class AdminView {
 
   offerSignOut(cell, s) {
     const ask = h("button", {
-      type: "button", class: "btn btn-small btn-danger-outline", text: "Sign out",
-      "aria-label": `Sign out ${s.name}`,
+      type: "button", class: "btn btn-small btn-danger-outline", text: t("admin.sessions.sign_out"),
+      "aria-label": t("admin.sessions.sign_out_named", { name: s.name }),
       on: { click: () => confirm(true) },
     });
-    const yes = h("button", { type: "button", class: "btn btn-small btn-danger", text: "Yes, sign out", on: { click: () => this.signOut(s, cell) } });
-    const no = h("button", { type: "button", class: "btn btn-small", text: "No", on: { click: () => confirm(false) } });
-    const box = h("div", { class: "admin-confirm", hidden: true }, h("span", { text: `Sign out ${s.name} now?` }), yes, no);
+    const yes = h("button", { type: "button", class: "btn btn-small btn-danger", text: t("admin.sessions.sign_out_yes"), on: { click: () => this.signOut(s, cell) } });
+    const no = h("button", { type: "button", class: "btn btn-small", text: t("admin.sessions.sign_out_no"), on: { click: () => confirm(false) } });
+    const box = h("div", { class: "admin-confirm", hidden: true }, h("span", {}, ...tNodes("admin.sessions.sign_out_ask", { name: untranslated(s.name) })), yes, no);
     const confirm = (show) => {
       box.hidden = !show;
       ask.hidden = show;
@@ -357,7 +334,7 @@ export class AdminView {
     for (const b of cell.querySelectorAll("button")) b.disabled = true;
     try {
       const data = await this.api("POST", `/sessions/${encodeURIComponent(s.session)}/sign-out`);
-      say(this.sessionsSaid, `${data.signed_out.name} was signed out. Their screens closed.`);
+      say(this.sessionsSaid, tNodes("admin.sessions.signed_out", { name: untranslated(data.signed_out.name) }));
       await this.loadSessions();
       this.loadAudit(true);
     } catch (err) {
@@ -370,24 +347,24 @@ export class AdminView {
   // -- audit ---------------------------------------------------------------------
 
   showRetention(seconds) {
-    this.retention.textContent = seconds
-      ? `Charts are kept for ${formatSpan(seconds)} after each visit, then removed.`
-      : "Charts are kept until someone removes them (no retention period is set).";
+    this.retention.textContent = seconds ? t("admin.retention.kept", { span: formatSpan(seconds) }) : t("admin.retention.forever");
   }
 
   async loadAudit(fresh) {
-    say(this.auditState, "Checking the audit trail…", "busy");
+    say(this.auditState, t("admin.audit.checking"), "busy");
     try {
       const data = await this.api("GET", `/audit${fresh ? "?fresh=1" : ""}`);
       const a = data.audit;
       const when = formatClock(a.checked_at);
       if (a.ok) {
-        say(this.auditState, `Intact: all ${a.records} records check out (checked at ${when}).`);
+        say(this.auditState, t("admin.audit.intact", { count: a.records, time: when }));
+      } else if (a.more_problems) {
+        say(this.auditState, t("admin.audit.damaged_more", { count: a.more_problems, time: when }), "error");
       } else {
-        const more = a.more_problems ? ` and ${a.more_problems} more` : "";
-        say(this.auditState, `Damaged: the trail does not check out (checked at ${when}). Problems found${more}:`, "error");
+        say(this.auditState, t("admin.audit.damaged", { time: when }), "error");
       }
-      this.auditProblems.replaceChildren(...a.problems.map((p) => h("li", { text: p })));
+      // The verifier's findings are technical English (line and sequence numbers), kept as written.
+      this.auditProblems.replaceChildren(...a.problems.map((p) => h("li", { lang: "en", translate: "no", text: p })));
       this.auditProblems.hidden = a.ok;
       this.showRetention(data.retention);
       this.eventsBody.replaceChildren(...a.events.map((e) => this.eventRow(e)));
@@ -398,14 +375,16 @@ export class AdminView {
   }
 
   eventRow(e) {
+    // data-label: the column's name, shown beside each value where a phone stacks the row (admin.css).
+    const cell = (column, ...content) => h("td", { dataset: { label: t(`admin.events.column.${column}`) } }, ...content);
     return h(
       "tr",
       {},
-      h("td", { text: e.at ? formatClock(e.at) : "" }),
-      h("td", { text: ACTIONS[e.action] || e.action }),
-      h("td", { text: ROLE_NAMES[e.role] || (e.role === "system" ? "System" : e.role || "") }),
-      h("td", {}, e.visit ? h("code", { text: e.visit }) : ""),
-      h("td", { text: e.outcome === "refused" ? `Refused: ${REFUSALS[e.code] || "not allowed"}` : "Done" }),
+      cell("time", e.at ? formatClock(e.at) : ""),
+      cell("event", ACTIONS.includes(e.action) ? t(`admin.event.${e.action}`) : untranslated(e.action || "", "code")),
+      cell("by", e.role ? roleName(e.role) : ""),
+      cell("visit", e.visit ? untranslated(e.visit, "code") : ""),
+      cell("result", e.outcome === "refused" ? refusedText(e.code) : t("admin.events.done")),
     );
   }
 }

@@ -3,16 +3,18 @@
 // since neither can send the token (GET /api/visits/{visit}/links/{name}).
 
 import { callRoute } from "/static/common.js";
+import { errorText, formatDateTime as formatDate, t } from "/static/i18n.js";
 
-/** What went wrong, in words a person can act on (never a status code alone). */
+/** What went wrong, in words a person can act on (never a status code alone), in the page's language. */
 function plainError(status, body) {
-  const message = body && body.error && body.error.message;
-  if (status === 401) return "Your sign-in is no longer accepted. Sign in again to read charts.";
-  if (status === 403) return "Charts are for the clinic's staff.";
-  if (status === 404) return message ? `Not found: ${message}.` : "This chart was not found.";
-  if (status === 429) return "Too many attempts from this network; wait a minute and try again.";
-  if (status === 400 && message) return `That did not work: ${message}.`;
-  return "The server could not answer just now; try again in a moment.";
+  const error = (body && body.error) || {};
+  const said = { code: error.code, serverMessage: error.message, details: error.details };
+  if (status === 401) return t("charts.error.unauthorized");
+  if (status === 403) return t("charts.error.forbidden");
+  if (status === 404) return error.message ? errorText({ ...said, code: "not_found" }) : t("charts.error.not_found");
+  if (status === 429) return t("charts.error.rate_limited");
+  if (status === 400 && error.message) return errorText({ ...said, code: "bad_request" });
+  return t("charts.error.unavailable");
 }
 
 /** GET a chart route as JSON (or text with {text: true}); throws an Error with a plain message. */
@@ -42,11 +44,11 @@ export function jsonLines(text) {
   return out;
 }
 
-/** "27 Nov 2026, 14:05" (with {seconds: true} "14:05:09"): a date and time of an epoch-seconds value. */
+/** "Nov 27, 2026, 2:05 PM" (with {seconds: true} "2:05:09 PM"), in the page's language: a date and time of an epoch-seconds value. */
 export function formatDateTime(seconds, { seconds: withSeconds = false } = {}) {
   if (!seconds) return "—";
-  const parts = { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" };
-  return new Date(seconds * 1000).toLocaleString([], withSeconds ? { ...parts, second: "2-digit" } : parts);
+  const parts = { day: "numeric", month: "short", year: "numeric", hour: "numeric", minute: "2-digit" };
+  return formatDate(new Date(seconds * 1000), withSeconds ? { ...parts, second: "2-digit" } : parts);
 }
 
 /** "03:07" (or "1:03:07"): a position in a recording. */
@@ -58,4 +60,3 @@ export function formatOffset(seconds) {
   return hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-export const ROLE_NAMES = { patient: "Patient", nurse: "Nurse", doctor: "Doctor", admin: "Admin" };

@@ -7,6 +7,14 @@ import { $, h, showScreen, stateName } from "/static/common.js";
 import { acuityBadge } from "/static/staff_labels.js";
 import { formatDateTime, getChart } from "/static/chart_api.js";
 import { ChartRecord } from "/static/chart_record.js";
+import { untranslated } from "/static/i18n_nodes.js";
+import { t } from "/static/i18n.js";
+
+/** The visit states a chart can be filtered by, in the order a visit goes through them. */
+const STATES = ["created", "waiting", "in_triage", "ready", "in_visit", "ended"];
+
+/** The list's columns (the last, the Open button's, is named for screen readers only). */
+const COLUMNS = ["charts.column.patient", "charts.column.ended", "charts.column.state", "charts.column.doctor", "charts.column.acuity"];
 
 /** The date input's value (local day) as epoch seconds at its start, or its end with `end`. */
 function dayBound(value, end = false) {
@@ -38,44 +46,44 @@ export class ChartBrowser {
     this.stateSel = h(
       "select",
       { id: "charts-state" },
-      h("option", { value: "", text: "Any state" }),
-      ...["created", "waiting", "in_triage", "ready", "in_visit", "ended"].map((value) => h("option", { value, text: stateName(value) })),
+      h("option", { value: "", text: t("charts.filter.any_state") }),
+      ...STATES.map((value) => h("option", { value, text: stateName(value) })),
     );
-    this.doctorSel = h("select", { id: "charts-doctor" }, h("option", { value: "", text: "Any doctor" }));
+    this.doctorSel = h("select", { id: "charts-doctor" }, h("option", { value: "", text: t("charts.filter.any_doctor") }));
     this.name = h("input", { id: "charts-name", type: "search", maxlength: "120", autocomplete: "off", spellcheck: "false" });
     this.status = h("p", { id: "charts-status", class: "form-status small", role: "status", "aria-live": "polite" });
     this.form = h(
       "form",
       { id: "charts-filters", class: "chart-filters", on: { submit: (e) => { e.preventDefault(); this.search(); } } },
-      field("charts-name", "Search by patient name", this.name),
-      field("charts-from", "From", this.from),
-      field("charts-to", "To", this.to),
-      field("charts-state", "State", this.stateSel),
-      field("charts-doctor", "Doctor", this.doctorSel),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", text: "Show charts" })),
+      field("charts-name", t("charts.filter.name"), this.name),
+      field("charts-from", t("charts.filter.from"), this.from),
+      field("charts-to", t("charts.filter.to"), this.to),
+      field("charts-state", t("charts.filter.state"), this.stateSel),
+      field("charts-doctor", t("charts.filter.doctor"), this.doctorSel),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", text: t("charts.filter.show") })),
     );
     this.body = h("tbody", { id: "charts-body" });
     this.table = h(
       "table",
       { id: "charts", class: "queue chart-list" },
-      h("caption", { class: "visually-hidden", text: "The clinic's charts, newest first" }),
-      h("thead", {}, h("tr", {}, ...["Patient", "Ended", "State", "Doctor", "Acuity"].map((t) => h("th", { scope: "col", text: t })),
-        h("th", { scope: "col" }, h("span", { class: "visually-hidden", text: "Open" })))),
+      h("caption", { class: "visually-hidden", text: t("charts.table.caption") }),
+      h("thead", {}, h("tr", {}, ...COLUMNS.map((key) => h("th", { scope: "col", text: t(key) })),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden", text: t("charts.column.open") })))),
       this.body,
     );
-    this.empty = h("p", { id: "charts-empty", class: "empty", hidden: true, text: "No charts match these filters." });
-    this.prev = h("button", { id: "charts-prev", type: "button", class: "btn btn-small", text: "Previous page", on: { click: () => this.go(-1) } });
-    this.next = h("button", { id: "charts-next", type: "button", class: "btn btn-small", text: "Next page", on: { click: () => this.go(1) } });
+    this.empty = h("p", { id: "charts-empty", class: "empty", hidden: true, text: t("charts.empty") });
+    this.prev = h("button", { id: "charts-prev", type: "button", class: "btn btn-small", text: t("charts.page.previous"), on: { click: () => this.go(-1) } });
+    this.next = h("button", { id: "charts-next", type: "button", class: "btn btn-small", text: t("charts.page.next"), on: { click: () => this.go(1) } });
     this.pageInfo = h("p", { id: "charts-page", class: "muted small", "aria-live": "polite" });
     this.listEl = h(
       "div",
       { class: "chart-browser-list" },
-      h("div", { class: "queue-head" }, h("h1", { id: "charts-title", text: "Charts" }),
-        h("button", { type: "button", class: "btn btn-small", text: "Back to the waiting room", on: { click: () => this.back() } })),
+      h("div", { class: "queue-head" }, h("h1", { id: "charts-title", text: t("charts.title") }),
+        h("button", { type: "button", class: "btn btn-small", text: t("charts.back"), on: { click: () => this.back() } })),
       this.form,
       this.status,
       h("div", { class: "table-wrap" }, this.table, this.empty),
-      h("nav", { class: "pager", "aria-label": "Pages of charts" }, this.prev, this.pageInfo, this.next),
+      h("nav", { class: "pager", "aria-label": t("charts.page.nav") }, this.prev, this.pageInfo, this.next),
     );
     this.recordEl = h("div", { class: "chart-record", hidden: true });
     this.root.replaceChildren(this.listEl, this.recordEl);
@@ -102,7 +110,7 @@ export class ChartBrowser {
     const from = dayBound(this.from.value);
     const to = dayBound(this.to.value, true);
     if (from !== null && to !== null && from > to) {
-      this.say("The start date is after the end date.", true);
+      this.say(t("charts.filter.dates_reversed"), true);
       this.to.focus();
       return;
     }
@@ -123,7 +131,7 @@ export class ChartBrowser {
   async load(page) {
     if (this.state.busy) return;
     this.state.busy = true;
-    this.say("Loading charts…");
+    this.say(t("charts.loading"));
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(this.state.query)) if (value !== null && value !== "") params.set(key, String(value));
     params.set("page", String(page));
@@ -142,37 +150,35 @@ export class ChartBrowser {
   render(reply) {
     const chosen = this.doctorSel.value;
     this.doctorSel.replaceChildren(
-      h("option", { value: "", text: "Any doctor" }),
-      ...reply.doctors.map((d) => h("option", { value: d.sub, text: d.name || "A doctor without a name" })),
+      h("option", { value: "", text: t("charts.filter.any_doctor") }),
+      ...reply.doctors.map((d) => h("option", d.name ? { value: d.sub, translate: "no", text: d.name } : { value: d.sub, text: t("charts.doctor_unnamed") })),
     );
     this.doctorSel.value = chosen;
     this.body.replaceChildren(...reply.charts.map((c) => this.row(c)));
     this.empty.hidden = reply.charts.length > 0;
-    this.pageInfo.textContent = reply.total
-      ? `Page ${reply.page} of ${reply.pages} · ${reply.total} chart${reply.total === 1 ? "" : "s"}`
-      : "";
+    this.pageInfo.textContent = reply.total ? t("charts.page.info", { page: reply.page, pages: reply.pages, count: reply.total }) : "";
     this.prev.disabled = reply.page <= 1;
     this.next.disabled = reply.page >= reply.pages;
   }
 
   row(c) {
-    const name = c.patient_name || "Patient without a name";
+    const name = c.patient_name;
     const open = h("button", {
       type: "button",
       class: "btn btn-small",
-      text: "Open",
-      "aria-label": `Open the chart of ${name}`,
+      text: t("charts.open"),
+      "aria-label": name ? t("charts.open_named", { name }) : t("charts.open_unnamed"),
       dataset: { visit: c.visit_id },
       on: { click: () => this.open(c) },
     });
     return h(
       "tr",
       { dataset: { visit: c.visit_id } },
-      h("td", { class: "chart-patient" }, h("strong", { text: name })),
-      h("td", { dataset: { label: "Ended" }, text: formatDateTime(c.ended_at || c.created_at) }),
-      h("td", { dataset: { label: "State" }, text: stateName(c.state) }),
-      h("td", { dataset: { label: "Doctor" }, text: (c.doctor && c.doctor.name) || "—" }),
-      h("td", { dataset: { label: "Acuity" } }, acuityBadge(c.acuity)),
+      h("td", { class: "chart-patient" }, name ? untranslated(name, "strong") : h("strong", { text: t("charts.patient_unnamed") })),
+      h("td", { class: "chart-ended", dataset: { label: t("charts.column.ended") }, text: formatDateTime(c.ended_at || c.created_at) }),
+      h("td", { dataset: { label: t("charts.column.state") }, text: stateName(c.state) }),
+      h("td", { dataset: { label: t("charts.column.doctor") } }, c.doctor && c.doctor.name ? untranslated(c.doctor.name) : "—"),
+      h("td", { dataset: { label: t("charts.column.acuity") } }, acuityBadge(c.acuity)),
       h("td", { class: "row-actions" }, open),
     );
   }

@@ -4,6 +4,7 @@
 // connect in time.
 
 import { CallView } from "/static/call_view.js";
+import { t } from "/static/i18n.js";
 
 /** A call not connected this long after its last offer is started over. */
 const CALL_WATCHDOG_MS = 20000;
@@ -50,7 +51,7 @@ export class DoctorCall {
 
   /** Call the patient of the current visit: own camera and microphone, an offer, the watchdog. */
   start() {
-    this.view.openLocal({ problemNote: (problem) => `${problem.title}. ${problem.message} The patient will not see or hear you.` });
+    this.view.openLocal({ problemNote: (problem) => t("doctor.call.media_problem", { title: problem.title, message: problem.message }) });
     this.offer();
     clearInterval(this.watchdog);
     this.watchdog = setInterval(() => this.check(), 5000);
@@ -79,7 +80,7 @@ export class DoctorCall {
   /** A failed signaling step; the watchdog starts the call over if it stays down. */
   trouble(err) {
     if (err && err.code === "conflict") return; // the visit is no longer in progress
-    this.notices.error(`Call: ${err.message}`, "call");
+    this.notices.error(t("doctor.call.trouble", { reason: err.message }), "call");
   }
 
   scheduleNewCall(delay) {
@@ -92,7 +93,7 @@ export class DoctorCall {
     if (p.visit_id !== this.currentVisit()) return;
     if (this.view.call) this.view.call.close();
     this.view.clearRemote();
-    this.view.showState("connecting", "The patient’s page reconnected. Calling again…");
+    this.view.showState("connecting", t("doctor.call.patient_reconnected"));
     this.scheduleNewCall(800);
   }
 
@@ -103,7 +104,7 @@ export class DoctorCall {
     } else if (s === "failed") {
       this.offer({ restart: true });
     }
-    const text = s === "new" || s === "connecting" ? "Calling the patient…" : undefined;
+    const text = s === "new" || s === "connecting" ? t("doctor.call.calling") : undefined;
     this.view.showState(s, text);
   }
 

@@ -1,11 +1,15 @@
 // The doctor's chart panels in a visit: the recording indicator and the
 // doctor's own chart leg (chart_session.js), live captions (captions.js), and
-// snapshots of the patient's video (snapshots.js); and, for the summary, what
-// this page saw go into the chart.
+// snapshots of the patient's video (snapshots.js); the language the doctor
+// speaks (their captions are recognised in it: named in the leg's offer, and
+// sent as `caption_language` when changed during a call); and, for the
+// summary, what this page saw go into the chart.
 
-import { $, request } from "/static/common.js";
+import { $, h, request } from "/static/common.js";
 import { CaptionsPanel } from "/static/captions.js";
 import { ChartSession } from "/static/chart_session.js";
+import { capitalise } from "/static/clinic_text.js";
+import { LANGUAGES, formatList, lang, languageNameHere, t } from "/static/i18n.js";
 import { SnapshotGallery, grabFrame, snapshotWarnings } from "/static/snapshots.js";
 
 export class DoctorChart {
@@ -22,12 +26,52 @@ export class DoctorChart {
     this.token = token;
     this.currentVisit = currentVisit;
     this.iceServers = iceServers;
+    /** Whether the visit open on this page is recorded and transcribed (the patient's consent). */
+    this.consent = false;
     this.session = new ChartSession({ socket, role: "doctor", onLegState: (s, err) => this.legState(s, err) });
     this.captions = new CaptionsPanel($("#captions"), $("#captions-state"));
     this.gallery = new SnapshotGallery($("#gallery"), { onRetake: () => this.takeSnapshot() });
     socket.on("caption", (p) => this.captions.applyCaption(p));
     socket.on("captions", (p) => this.captions.applyState(p));
     $("#snapshot").addEventListener("click", () => this.takeSnapshot());
+    this.language = $("#caption-language");
+    this.languageSaid = $("#caption-language-said");
+    this.language.replaceChildren(...LANGUAGES.map(({ tag, name }) => h("option", { value: tag, lang: tag, text: name })));
+    // The page's language ("en" for the test's made-up one) until the doctor says otherwise.
+    this.language.value = LANGUAGES.some((l) => l.tag === lang) ? lang : "en";
+    this.language.addEventListener("change", () => this.languageChosen());
+  }
+
+  /** The language the doctor speaks (a tag of the pages' languages). */
+  get speaks() {
+    return this.language.value;
+  }
+
+  /**
+   * The doctor chose another language: the chart leg's next offer names it,
+   * and during a call the worker switches the doctor's captions at once.
+   */
+  async languageChosen() {
+    const language = this.speaks;
+    const visitId = this.currentVisit();
+    if (this.session.leg) this.session.leg.language = language;
+    this.sayLanguage("");
+    if (!visitId || !this.consent) return; // no call, or nothing of it is transcribed
+    try {
+      const reply = await request(this.socket, "caption_language", { visit_id: visitId, language });
+      if (this.currentVisit() !== visitId || this.speaks !== language) return;
+      const key = reply.applies === "now" ? "doctor.language.now" : "doctor.language.next";
+      this.sayLanguage(t(key, { language: languageNameHere(language) }));
+    } catch (err) {
+      if (this.currentVisit() !== visitId) return;
+      this.sayLanguage(t("doctor.language.failed", { reason: err.message }), true);
+    }
+  }
+
+  sayLanguage(text, error = false) {
+    this.languageSaid.textContent = text;
+    this.languageSaid.dataset.kind = error ? "error" : "";
+    this.languageSaid.hidden = !text;
   }
 
   /**
@@ -40,15 +84,17 @@ export class DoctorChart {
     this.stop();
     const visitId = visit.visit_id;
     const consent = Boolean(visit.consent_recording);
+    this.consent = consent;
     this.captions.reset(visitId, { consent });
     this.gallery.clear();
     $("#snapshot").disabled = !consent;
-    $("#snapshot-state").textContent = consent ? "" : "No snapshots: the patient did not agree to recording.";
+    $("#snapshot-state").textContent = consent ? "" : t("doctor.snapshot.no_consent");
+    this.sayLanguage("");
     this.session.watch(visitId);
     if (!consent) return;
     Promise.resolve(mediaReady).then((stream) => {
       if (this.currentVisit() !== visitId || this.session.leg || !stream) return;
-      this.session.send(visitId, stream, this.iceServers());
+      this.session.send(visitId, stream, this.iceServers(), { language: this.speaks });
     });
   }
 
@@ -59,7 +105,9 @@ export class DoctorChart {
 
   legState(s, err) {
     // A conflict means the visit is no longer in progress: its `visit` event says so.
-    if (s === "refused" && !(err && err.code === "conflict")) this.notices.error(`Your video is not recorded: ${err ? err.message : "refused"}.`, "chart-leg");
+    if (s === "refused" && !(err && err.code === "conflict")) {
+      this.notices.error(err ? t("doctor.leg.refused", { reason: err.message }) : t("doctor.leg.refused_unknown"), "chart-leg");
+    }
     else if (s === "connected") this.notices.clear("chart-leg");
   }
 
@@ -69,7 +117,7 @@ export class DoctorChart {
     const button = $("#snapshot");
     button.disabled = true;
     this.notices.clear("snapshot");
-    $("#snapshot-state").textContent = "Taking a snapshot…";
+    $("#snapshot-state").textContent = t("doctor.snapshot.taking");
     const preview = grabFrame($("#remote-video"));
     try {
       const reply = await request(this.socket, "snapshot", { visit_id: visitId }, 15000);
@@ -79,11 +127,11 @@ export class DoctorChart {
         // The preview stays if the chart's copy cannot be fetched (the visit goes on).
         const url = `/api/visits/${encodeURIComponent(visitId)}/files/${reply.snapshot.file}`;
         this.gallery.showStored(item, url, this.token).catch(() => {
-          item.querySelector(".shot-source").textContent = "Saved in the chart; its copy cannot be shown here, so this is the preview from your screen.";
+          item.querySelector(".shot-source").textContent = t("doctor.snapshot.copy_unavailable");
         });
       }
       const warnings = snapshotWarnings(reply.snapshot);
-      $("#snapshot-state").textContent = `Snapshot saved to the chart.${warnings.length ? ` ${warnings.join(" ")}` : ""}`;
+      $("#snapshot-state").textContent = [t("doctor.snapshot.saved"), ...warnings].join(" ");
     } catch (err) {
       $("#snapshot-state").textContent = "";
       this.notices.error(snapshotProblem(err), "snapshot");
@@ -95,39 +143,36 @@ export class DoctorChart {
   /** What this page saw go into the chart of a visit, for the summary. */
   facts(visit) {
     if (!visit.consent_recording) {
-      const none = "None (no recording consent)";
+      const none = t("doctor.facts.no_consent");
       return { recordings: none, snapshots: none, transcript: none };
     }
     const recording = this.session.recording;
     const files = recording && recording.visitId === visit.visit_id ? recording.files : [];
     const shots = this.captions.visitId === visit.visit_id ? this.gallery.labels : [];
     return {
-      recordings: files.length ? describeRecordings(files) : "None seen on this page",
-      snapshots: shots.length ? shots.join(", ") : "None",
+      recordings: files.length ? describeRecordings(files) : t("doctor.facts.no_recordings_seen"),
+      snapshots: shots.length ? formatList(shots) : t("doctor.facts.none"),
       transcript: this.captions.visitId === visit.visit_id ? this.captions.describe() : "—",
     };
   }
 }
 
-/** "The patient’s video and yours" (with the number of parts when a leg was re-established). */
+/** "The patient’s video and your video" (with the number of parts when a leg was re-established). */
 export function describeRecordings(files) {
   const parts = new Map();
   for (const file of files) {
-    const role = (/^recording-([a-z]+)-/.exec(file) || [])[1] || "other";
-    parts.set(role, (parts.get(role) || 0) + 1);
+    const role = (/^recording-([a-z]+)-/.exec(file) || [])[1];
+    const whose = role === "patient" || role === "doctor" ? role : "other";
+    parts.set(whose, (parts.get(whose) || 0) + 1);
   }
-  const whose = { patient: "The patient’s video", doctor: "your video", other: "another video" };
-  const said = ["patient", "doctor", "other"].filter((r) => parts.has(r)).map((role) => [role, parts.get(role)]).map(([role, n]) => `${whose[role] || whose.other}${n > 1 ? ` (${n} parts)` : ""}`);
-  const text = said.length > 1 ? `${said.slice(0, -1).join(", ")} and ${said[said.length - 1]}` : said[0];
-  return text.charAt(0).toUpperCase() + text.slice(1);
+  const said = ["patient", "doctor", "other"]
+    .filter((whose) => parts.has(whose))
+    .map((whose) => (parts.get(whose) > 1 ? t(`doctor.recordings.${whose}_parts`, { count: parts.get(whose) }) : t(`doctor.recordings.${whose}`)));
+  return capitalise(formatList(said));
 }
 
 function snapshotProblem(err) {
-  if (err.code === "not_found") {
-    return "No snapshot: the patient’s video is not being recorded right now. Wait for the recording indicator, then try again.";
-  }
-  if (err.code === "forbidden" && err.details && err.details.reason === "no_consent") {
-    return "No snapshot: the patient did not agree to recording.";
-  }
-  return `No snapshot: ${err.message}`;
+  if (err.code === "not_found") return t("doctor.snapshot.not_recording");
+  if (err.code === "forbidden" && err.details && err.details.reason === "no_consent") return t("doctor.snapshot.no_consent_now");
+  return t("doctor.snapshot.failed", { reason: err.message });
 }

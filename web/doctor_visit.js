@@ -5,7 +5,8 @@
 
 import { $, esiName, formatClock, h, request, showScreen, toggleConfirm } from "/static/common.js";
 import { ChatView } from "/static/chat.js";
-import { languageLabel, tNodes, verbatim } from "/static/clinic_text.js";
+import { languageLabel } from "/static/clinic_text.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { DoctorCall } from "/static/doctor_call.js";
 import { DoctorChart } from "/static/doctor_chart.js";
 import { formatNumber, formatUnit, t } from "/static/i18n.js";
@@ -119,11 +120,11 @@ export class DoctorVisit {
     const seconds = visit.admitted_at && visit.ended_at ? visit.ended_at - visit.admitted_at : null;
     const length = seconds === null ? "—" : seconds < 60 ? t("doctor.summary.under_a_minute") : formatUnit(Math.round(seconds / 60), "minute", "short");
     const rows = [
-      ["doctor.summary.patient", verbatim(visit.patient_name || t("doctor.visit.unnamed"))],
-      ["doctor.summary.reason", visit.reason ? verbatim(visit.reason) : "—"],
-      ["doctor.summary.acuity", visit.acuity ? tNodes("doctor.summary.acuity_value", { code: verbatim(`ESI ${visit.acuity}`), name: esiName(visit.acuity) }) : t("doctor.acuity.not_set")],
+      ["doctor.summary.patient", visit.patient_name ? untranslated(visit.patient_name) : t("doctor.visit.unnamed")],
+      ["doctor.summary.reason", visit.reason ? untranslated(visit.reason) : "—"],
+      ["doctor.summary.acuity", visit.acuity ? tNodes("doctor.summary.acuity_value", { code: untranslated(`ESI ${visit.acuity}`), name: esiName(visit.acuity) }) : t("doctor.acuity.not_set")],
       ["doctor.summary.language", visit.language ? languageLabel(visit.language) : "—"],
-      ["doctor.summary.triage_note", visit.triage_note ? verbatim(visit.triage_note) : "—"],
+      ["doctor.summary.triage_note", visit.triage_note ? untranslated(visit.triage_note) : "—"],
       ["doctor.summary.checked_in", formatClock(visit.checked_in_at) || "—"],
       ["doctor.summary.admitted", formatClock(visit.admitted_at) || "—"],
       ["doctor.summary.ended", formatClock(visit.ended_at) || "—"],
@@ -148,11 +149,11 @@ function patientChatTitle(visit) {
 
 function showFacts(visit) {
   const name = visit.patient_name;
-  $("#visit-title").replaceChildren(...(name ? tNodes("doctor.visit.title", { name: verbatim(name) }) : [t("doctor.visit.title_unnamed")]));
-  $("#visit-reason").replaceChildren(visit.reason ? verbatim(visit.reason) : "—");
+  $("#visit-title").replaceChildren(...(name ? tNodes("doctor.visit.title", { name: untranslated(name) }) : [t("doctor.visit.title_unnamed")]));
+  $("#visit-reason").replaceChildren(visit.reason ? untranslated(visit.reason) : "—");
   $("#visit-acuity").replaceChildren(acuityBadge(visit.acuity));
   $("#visit-language").replaceChildren(visit.language ? languageLabel(visit.language) : t("doctor.visit.language_unknown"));
-  $("#visit-note").replaceChildren(visit.triage_note ? verbatim(visit.triage_note) : t("doctor.visit.no_triage_note"));
+  $("#visit-note").replaceChildren(visit.triage_note ? untranslated(visit.triage_note) : t("doctor.visit.no_triage_note"));
   $("#visit-consent").textContent = t(visit.consent_recording ? "doctor.visit.consent_yes" : "doctor.answer.no");
   document.title = name ? t("doctor.visit.page_title", { name }) : t("doctor.visit.page_title_unnamed");
 }

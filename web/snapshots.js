@@ -9,18 +9,29 @@
 // with the staff token: an <img> cannot send one, so it is fetched as a blob).
 
 import { formatClock, h } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 /** Below this variance of the Laplacian a shot is probably blurred. */
 export const BLUR_BELOW = 50;
 /** Below this mean luma (0-255) a shot is too dark to be useful. */
 export const DARK_BELOW = 40;
 
-/** What is wrong with a shot, in words ("" when nothing is). */
-export function snapshotWarnings(shot) {
+/**
+ * What is wrong with a shot, in words (none when nothing is).
+ * @param retake whether to suggest another shot (the visit is on), or only say what is wrong (the chart)
+ */
+export function snapshotWarnings(shot, { retake = true } = {}) {
   const warnings = [];
-  if (typeof shot.sharpness === "number" && shot.sharpness < BLUR_BELOW) warnings.push("Blurred — retake?");
-  if (typeof shot.brightness === "number" && shot.brightness < DARK_BELOW) warnings.push("Too dark — add light and retake?");
+  if (typeof shot.sharpness === "number" && shot.sharpness < BLUR_BELOW) warnings.push(t(retake ? "snapshot.blurred_retake" : "snapshot.blurred"));
+  if (typeof shot.brightness === "number" && shot.brightness < DARK_BELOW) warnings.push(t(retake ? "snapshot.dark_retake" : "snapshot.dark"));
   return warnings;
+}
+
+/** "Sharpness 212 · brightness 101 · 640×480": the worker's figures of a shot. */
+export function snapshotQuality(shot) {
+  const figures = { sharpness: Number(shot.sharpness).toFixed(0), brightness: Number(shot.brightness).toFixed(0) };
+  if (shot.width && shot.height) return t("snapshot.quality_size", { ...figures, width: String(shot.width), height: String(shot.height) });
+  return t("snapshot.quality", figures);
 }
 
 /** A small JPEG data URL of what a <video> shows now; null when it shows nothing. */
@@ -62,11 +73,11 @@ export class SnapshotGallery {
    */
   async showStored(item, url, token) {
     const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
-    if (!response.ok) throw new Error("The chart's copy could not be opened.");
+    if (!response.ok) throw new Error(t("snapshot.copy_failed"));
     const blob = await response.blob();
-    const img = h("img", { class: "shot-preview shot-stored", src: URL.createObjectURL(blob), alt: `${item.dataset.label}, as stored in the chart` });
+    const img = h("img", { class: "shot-preview shot-stored", src: URL.createObjectURL(blob), alt: t("snapshot.stored_alt", { label: item.dataset.label }) });
     item.querySelector(".shot-preview").replaceWith(img);
-    item.querySelector(".shot-source").textContent = "The chart’s copy";
+    item.querySelector(".shot-source").textContent = t("snapshot.stored");
     return img;
   }
 
@@ -75,26 +86,21 @@ export class SnapshotGallery {
     this.shots.push(shot);
     const warnings = snapshotWarnings(shot);
     const label = snapshotLabel(this.shots.length, shot.taken_at);
-    const facts = [
-      `Sharpness ${Number(shot.sharpness).toFixed(0)}`,
-      `brightness ${Number(shot.brightness).toFixed(0)}`,
-      shot.width && shot.height ? `${shot.width}×${shot.height}` : null,
-    ].filter(Boolean);
     const item = h(
       "li",
       { class: warnings.length ? "shot shot-warn" : "shot", dataset: { file: shot.file || "", label } },
       preview
-        ? h("img", { class: "shot-preview", src: preview, alt: `${label}, preview from your screen` })
-        : h("div", { class: "shot-preview shot-none", text: "No preview" }),
+        ? h("img", { class: "shot-preview", src: preview, alt: t("snapshot.preview_alt", { label }) })
+        : h("div", { class: "shot-preview shot-none", text: t("snapshot.no_preview") }),
       h(
         "div",
         { class: "shot-facts" },
         h("p", { class: "shot-label", text: label }),
-        h("p", { class: "small", text: facts.join(" · ") }),
-        h("p", { class: "small muted shot-source", text: preview ? "Preview from your screen; the chart’s copy is loading…" : "The chart’s copy is loading…" }),
+        h("p", { class: "small", text: snapshotQuality(shot) }),
+        h("p", { class: "small muted shot-source", text: t(preview ? "snapshot.loading_with_preview" : "snapshot.loading") }),
         ...warnings.map((w) => h("p", { class: "shot-warning", text: w })),
         warnings.length
-          ? h("button", { type: "button", class: "btn btn-small", text: "Retake", on: { click: () => this.onRetake() } })
+          ? h("button", { type: "button", class: "btn btn-small", text: t("snapshot.retake"), on: { click: () => this.onRetake() } })
           : null,
       ),
     );
@@ -115,5 +121,5 @@ export class SnapshotGallery {
 /** "Snapshot 2 · 12:52 PM": how a person tells the shots of a visit apart. */
 export function snapshotLabel(n, takenAt) {
   const time = formatClock(takenAt);
-  return time ? `Snapshot ${n} · ${time}` : `Snapshot ${n}`;
+  return time ? t("snapshot.label_time", { n, time }) : t("snapshot.label", { n });
 }

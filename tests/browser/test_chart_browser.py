@@ -94,7 +94,7 @@ def test_chart_browser_after_a_real_visit(ui: UI, node: Node, clinic: str) -> No
     expect(doctor.get_by_role("heading", name="Chart of Marta Quispe")).to_be_visible()
     expect(doctor.locator("#record-integrity")).to_have_text(re.compile(r"Intact: all \d+ files match the seal\."))
     summary = doctor.locator("#record-summary")
-    for text in ("Dizzy spells since Monday", "ESI 3 — Urgent", "BP 100/60, no syncope — Nurse Ines", "wording version",
+    for text in ("Dizzy spells since Monday", "ESI 3 — Urgent", "BP 100/60, no syncope — Nurse Ines", "Wording version",
                  "recording and transcription: yes", "Marta Quispe (Patient)", "Dr. Okafor (Doctor)", "Nurse Ines (Nurse)",
                  "Ended (completed)"):
         expect(summary).to_contain_text(text)
@@ -116,7 +116,7 @@ def test_chart_browser_after_a_real_visit(ui: UI, node: Node, clinic: str) -> No
     video = doctor.locator(f"#record-recordings video[data-file='{files['patient']['file']}']")
     doctor.wait_for_function("v => v.readyState >= 1 && v.duration > 0", arg=video.element_handle())
     assert video.evaluate("v => v.currentTime") < 1
-    line = doctor.get_by_role("button", name=re.compile(r"^Play from here: Patient"))
+    line = doctor.get_by_role("button", name=re.compile(r"^Play from here: [\d:]+ Patient:"))
     line.focus()
     doctor.keyboard.press("Enter")  # keyboard reachable
     position = poll(doctor, f"() => {{ const v = document.querySelector(\"video[data-file='{files['patient']['file']}']\"); return !v.seeking && v.currentTime; }}",

@@ -184,7 +184,8 @@ function enterVisit(visit, { admittedNow }) {
     mountChat("#call-chat-slot");
     const name = visit.doctor_name;
     $("#call-title").replaceChildren(...(name ? tNodes("visit_call.ready", { name: untranslated(name) }) : [t("visit_call.ready_unnamed")]));
-    document.title = t("page.doc.titled", { title: $("#call-title").textContent });
+    // The tab's title names no one: a title cannot mark a name as such (translate="no").
+    document.title = t("page.doc.titled", { title: t("visit_call.ready_unnamed") });
     const tapped = !navigator.userActivation || navigator.userActivation.hasBeenActive;
     if (navigator.vibrate && tapped) navigator.vibrate([200, 100, 200]);
     parts.call.openLocal();

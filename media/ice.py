@@ -112,7 +112,7 @@ async def _bind_in_range(
     bound: list[aioice.ice.StunProtocol] = []
     try:
         for address in addresses:
-            start = random.randrange(span)  # spread the legs, and do not reuse a port at once
+            start = random.randrange(span)  # anywhere: legs gathering at once seldom race for a port
             for k in range(span):
                 port = first + (start + k) % span
                 try:

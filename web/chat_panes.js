@@ -4,6 +4,8 @@
 
 import { $, h } from "/static/common.js";
 import { ChatClient, ChatView } from "/static/chat.js";
+import { formatNumber, t } from "/static/i18n.js";
+import { person } from "/static/staff_labels.js";
 
 export class ChatPanes {
   /**
@@ -35,7 +37,7 @@ export class ChatPanes {
       me,
       onChange: (thread) => this.renderPane(thread.visitId),
       onMessage: (thread, message, info) => this.countUnread(thread, message, info),
-      onError: (err) => notices.error(`Chat: ${err.message}`, "chat"),
+      onError: (err) => notices.error(t("chats.error", { reason: err.message }), "chat"),
     });
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) {
@@ -84,15 +86,10 @@ export class ChatPanes {
     for (const [id, n] of this.unread) {
       total += n;
       const pane = this.panes.get(id);
-      if (pane) {
-        pane.badge.hidden = n === 0;
-        pane.badge.textContent = String(n);
-      }
+      if (pane) showUnread(pane.badge, n);
     }
-    $("#unread-total").hidden = total === 0;
-    $("#unread-total").textContent = String(total);
-    $("#unread-total").setAttribute("aria-label", `${total} unread`);
-    document.title = total ? `(${total}) Staff — telemed` : "Staff — telemed";
+    showUnread($("#unread-total"), total);
+    document.title = total ? t("staff.title.unread", { count: total }) : t("staff.title");
     this.onUnreadChange();
   }
 
@@ -103,19 +100,20 @@ export class ChatPanes {
       return;
     }
     const visit = this.visits.get(visitId) || {};
-    const name = visit.patient_name || "Patient";
-    const view = new ChatView(this.client, visitId, { title: `Chat with ${name}`, me: this.me });
+    const name = visit.patient_name || t("staff.patient");
+    const title = t("chats.with", { name });
+    const view = new ChatView(this.client, visitId, { title, me: this.me });
     const badge = h("span", { class: "badge", hidden: true });
     const pane = h(
       "section",
-      { class: "chat-pane", "aria-label": `Chat with ${name}` },
+      { class: "chat-pane", "aria-label": title },
       h(
         "div",
         { class: "panel-head" },
-        h("h3", {}, name, " ", badge),
-        h("button", { type: "button", class: "btn btn-small", "aria-label": `Close the chat with ${name}`, text: "Close", on: { click: () => this.close(visitId) } }),
+        h("h3", {}, visit.patient_name ? person(name) : name, " ", badge),
+        h("button", { type: "button", class: "btn btn-small", "aria-label": t("chats.close.name", { name }), text: t("chats.close"), on: { click: () => this.close(visitId) } }),
       ),
-      h("p", { class: "muted small pane-reason", text: visit.reason || "" }),
+      person(visit.reason || "", "p", { class: "muted small pane-reason" }),
       view.el,
     );
     pane.addEventListener("focusin", () => this.markRead(visitId));
@@ -150,4 +148,21 @@ export class ChatPanes {
     if (entry) entry.view.render();
     this.onThreadChange(visitId);
   }
+}
+
+/**
+ * A badge counting unread messages: the number as people see it, and for
+ * screen readers a sentence ("3 unread messages") instead of a bare number
+ * (no aria-label on a span, which has no role to carry it).
+ */
+function showUnread(badge, count) {
+  badge.hidden = count === 0;
+  if (count === 0) {
+    badge.replaceChildren();
+    return;
+  }
+  badge.replaceChildren(
+    h("span", { "aria-hidden": "true", text: formatNumber(count) }),
+    h("span", { class: "visually-hidden", text: t("chats.unread", { count }) }),
+  );
 }

@@ -6,8 +6,10 @@
 // every half minute.
 
 import { h } from "/static/common.js";
+import { t } from "/static/i18n.js";
 import { callApi, formatAppointment } from "/static/invite_api.js";
 import { linkBox } from "/static/invite_view.js";
+import { person, sentence } from "/static/staff_labels.js";
 
 const REFRESH_EVERY_MS = 30000;
 
@@ -34,12 +36,12 @@ export class ExpectedView {
     this.pending = null;
     this.root.hidden = false;
     this.list = h("ul", { id: "expected-list", class: "expected-list" });
-    this.empty = h("p", { id: "expected-empty", class: "muted small", text: "No invited patients are expected." });
+    this.empty = h("p", { id: "expected-empty", class: "muted small", text: t("expected.empty") });
     this.error = h("p", { class: "field-error", role: "alert", hidden: true });
     this.missedList = h("ul", { id: "missed-list", class: "expected-list" });
-    this.missedTitle = h("summary", { text: "Missed" });
+    this.missedTitle = h("summary", { text: t("expected.missed", { count: 0 }) });
     this.missedBox = h("details", { class: "missed", hidden: true }, this.missedTitle, this.missedList);
-    this.root.replaceChildren(h("h2", { id: "expected-title", text: "Expected" }), this.error, this.list, this.empty, this.missedBox);
+    this.root.replaceChildren(h("h2", { id: "expected-title", text: t("expected.title") }), this.error, this.list, this.empty, this.missedBox);
     this.refresh();
     setInterval(() => this.refresh(), REFRESH_EVERY_MS);
   }
@@ -56,7 +58,7 @@ export class ExpectedView {
         this.render();
       })
       .catch((err) => {
-        this.error.textContent = `The expected list could not be read: ${err.message}`;
+        this.error.textContent = t("expected.read_failed", { reason: err.message });
         this.error.hidden = false;
       })
       .finally(() => {
@@ -76,41 +78,40 @@ export class ExpectedView {
     this.list.replaceChildren(...items);
     this.empty.hidden = items.length > 0;
     this.missedList.replaceChildren(...this.missed.map((visit) => this.renderMissed(visit)));
-    this.missedTitle.textContent = `Missed (${this.missed.length})`;
+    this.missedTitle.textContent = t("expected.missed", { count: this.missed.length });
     this.missedBox.hidden = this.missed.length === 0;
   }
 
   renderRow(visit) {
     const id = visit.visit_id;
-    const name = visit.patient_name || "Patient";
-    const when = visit.scheduled_at ? formatAppointment(visit.scheduled_at) : "Any time";
+    const name = visit.patient_name || t("staff.patient");
+    const when = visit.scheduled_at ? formatAppointment(visit.scheduled_at) : t("expected.any_time");
     const tags = [];
-    if (visit.late) tags.push(h("span", { class: "tag tag-late", text: "Late" }));
+    if (visit.late) tags.push(h("span", { class: "tag tag-late", text: t("expected.late") }));
     const actions = h(
       "div",
       { class: "actions" },
-      h("button", { type: "button", class: "btn btn-small", text: "Send a new link", "aria-label": `Send a new link to ${name}`, on: { click: () => this.resend(visit) } }),
-      h("button", { type: "button", class: "btn btn-small btn-danger-outline cancel-ask", text: "Cancel", "aria-label": `Cancel the visit of ${name}`, on: { click: () => this.askCancel(visit) } }),
+      h("button", { type: "button", class: "btn btn-small", text: t("expected.resend"), "aria-label": t("expected.resend.name", { name }), on: { click: () => this.resend(visit) } }),
+      h("button", { type: "button", class: "btn btn-small btn-danger-outline cancel-ask", text: t("expected.cancel"), "aria-label": t("staff.cancel_visit_of", { name }), on: { click: () => this.askCancel(visit) } }),
     );
     return h(
       "li",
       { class: `expected-row${visit.late ? " is-late" : ""}`, dataset: { visit: id } },
-      h("div", { class: "expected-head" }, h("strong", { class: "expected-name", text: name }), ...tags),
-      h("p", { class: "expected-when small" }, h("span", { class: "muted", text: "Appointment: " }), when),
-      visit.reason ? h("p", { class: "expected-reason small" }, h("span", { class: "muted", text: "Reason: " }), visit.reason) : null,
+      h("div", { class: "expected-head" }, nameOf(visit), ...tags),
+      h("p", { class: "expected-when small" }, h("span", { class: "muted", text: t("expected.appointment") }), " ", when),
+      visit.reason ? h("p", { class: "expected-reason small" }, h("span", { class: "muted", text: t("expected.reason") }), " ", person(visit.reason)) : null,
       this.confirming.has(id) ? null : actions,
       this.extra.get(id) || null,
     );
   }
 
   renderMissed(visit) {
-    const name = visit.patient_name || "Patient";
-    const when = visit.scheduled_at ? formatAppointment(visit.scheduled_at) : "";
+    const said = visit.scheduled_at ? t("expected.missed.row", { when: formatAppointment(visit.scheduled_at) }) : t("expected.missed.row_any");
     return h(
       "li",
       { class: "expected-row is-missed", dataset: { visit: visit.visit_id } },
-      h("div", { class: "expected-head" }, h("strong", { class: "expected-name", text: name }), h("span", { class: "tag tag-missed", text: "No-show" })),
-      h("p", { class: "small", text: `Did not check in for ${when}; the visit was closed.` }),
+      h("div", { class: "expected-head" }, nameOf(visit), h("span", { class: "tag tag-missed", text: t("expected.no_show") })),
+      h("p", { class: "small", text: said }),
     );
   }
 
@@ -127,20 +128,20 @@ export class ExpectedView {
   }
 
   askCancel(visit) {
-    const name = visit.patient_name || "Patient";
     const id = visit.visit_id;
+    const name = visit.patient_name ? person(visit.patient_name) : t("staff.patient");
     const box = h(
       "div",
       { class: "problem" },
-      h("p", { text: `Cancel the visit of ${name}? Their link will say the clinic cancelled it.` }),
+      h("p", {}, ...sentence("expected.cancel.ask", { name })),
       h(
         "div",
         { class: "actions" },
-        h("button", { type: "button", class: "btn btn-danger", text: "Yes, cancel it", on: { click: () => this.cancel(visit) } }),
+        h("button", { type: "button", class: "btn btn-danger", text: t("expected.cancel.yes"), on: { click: () => this.cancel(visit) } }),
         h("button", {
           type: "button",
           class: "btn confirm-keep",
-          text: "Keep it",
+          text: t("expected.cancel.no"),
           on: { click: () => this.setExtra(id, null, `[data-visit="${id}"] .cancel-ask`) },
         }),
       ),
@@ -166,12 +167,18 @@ export class ExpectedView {
       const box = h(
         "div",
         { class: "resent" },
-        h("p", { class: "small", role: "status", text: `New link, works until ${formatAppointment(reply.expires_at)}. The earlier link keeps working until it expires.` }),
-        linkBox(reply.patient_link, { label: "New patient link", id: `resent-${id}`, qr: false }),
+        h("p", { class: "small", role: "status", text: t("expected.resent", { time: formatAppointment(reply.expires_at) }) }),
+        linkBox(reply.patient_link, { kind: "new", id: `resent-${id}`, qr: false }),
       );
       this.setExtra(id, box, `[id="resent-${id}"]`);
     } catch (err) {
       this.setExtra(id, h("p", { class: "field-error", role: "alert", text: err.message }));
     }
   }
+}
+
+/** A listed patient's name (untranslated), or "Patient". */
+function nameOf(visit) {
+  const props = { class: "expected-name" };
+  return visit.patient_name ? person(visit.patient_name, "strong", props) : h("strong", { ...props, text: t("staff.patient") });
 }

@@ -6,14 +6,15 @@
 // and nothing is missed; only what is on screen is hidden.
 
 import { h } from "/static/common.js";
+import { formatUnit, t } from "/static/i18n.js";
 
 const DEFAULT_LOCK_AFTER = 15 * 60;
 const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "scroll"];
 
+/** "3 seconds", "15 minutes" in the page's language. */
 function describe(seconds) {
-  if (seconds < 60) return `${Math.round(seconds)} seconds`;
-  const minutes = Math.round(seconds / 60);
-  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+  if (seconds < 60) return formatUnit(Math.round(seconds), "second");
+  return formatUnit(Math.round(seconds / 60), "minute");
 }
 
 export class InactivityLock {
@@ -51,16 +52,16 @@ export class InactivityLock {
 
   build() {
     this.message = h("p", {});
-    this.button = h("button", { type: "button", class: "btn btn-primary", text: "I'm here — continue", on: { click: () => this.unlock() } });
+    this.button = h("button", { type: "button", class: "btn btn-primary", text: t("lock.continue"), on: { click: () => this.unlock() } });
     return h(
       "section",
       { id: "lock-screen", class: "lock-screen", role: "dialog", "aria-modal": "true", "aria-labelledby": "lock-title", hidden: true },
       h(
         "div",
         { class: "lock-box" },
-        h("h1", { id: "lock-title", text: "Screen locked" }),
+        h("h1", { id: "lock-title", text: t("lock.title") }),
         this.message,
-        h("p", { class: "muted small", text: "You are still signed in and the waiting room keeps updating underneath." }),
+        h("p", { class: "muted small", text: t("lock.still_signed_in") }),
         h("div", { class: "actions" }, this.button),
       ),
     );
@@ -78,7 +79,7 @@ export class InactivityLock {
   lock() {
     this.locked = true;
     this.focusBefore = document.activeElement;
-    this.message.textContent = `This screen was locked after ${describe(this.lockAfter)} without use, so nobody passing by sees patient information.`;
+    this.message.textContent = t("lock.message", { duration: describe(this.lockAfter) });
     this.content.hidden = true;
     this.content.inert = true;
     document.body.classList.add("is-locked");

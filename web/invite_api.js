@@ -3,6 +3,7 @@
 // plain sentences, and the field they are about when the server names one.
 
 import { callRoute } from "/static/common.js";
+import { intlLocale, lang, t } from "/static/i18n.js";
 
 /** An error a person can act on; `field` names the form field it is about, if any. */
 export class InviteError extends Error {
@@ -12,18 +13,24 @@ export class InviteError extends Error {
   }
 }
 
+/** Fields the server names in a refusal, whose problem the page can say in every language. */
+const FIELDS = ["scheduled_at", "ttl_minutes"];
+
 function plainError(status, body) {
   const error = (body && body.error) || {};
   const field = (error.details && error.details.field) || null;
-  if (status === 401) return new InviteError("Your sign-in is no longer accepted. Sign in again.");
-  if (status === 403) return new InviteError("Only the clinic's staff can do this.");
-  if (status === 404) return new InviteError("This visit is no longer expected.");
-  if (status === 409 && error.message) return new InviteError(error.message);
-  if (status === 429) return new InviteError("Too many attempts from this network; wait a minute and try again.");
-  // The server's own sentences for what it checks (times, lifetimes); anything else generic.
-  if (status === 400 && field && error.message) return new InviteError(error.message, field);
-  if (status === 400) return new InviteError("Some of what was entered could not be used; check the form.");
-  return new InviteError("The server could not answer just now; try again in a moment.");
+  // The server's own sentences (what it checked about times and lifetimes) are
+  // English and precise: an English page shows them; other languages say the
+  // same kind of problem from the catalogue.
+  const server = lang === "en" && error.message ? error.message : "";
+  if (status === 401) return new InviteError(t("invite.error.signed_out"));
+  if (status === 403) return new InviteError(t("invite.error.forbidden"));
+  if (status === 404) return new InviteError(t("invite.error.not_expected"));
+  if (status === 409) return new InviteError(server || t("invite.error.conflict"));
+  if (status === 429) return new InviteError(t("invite.error.rate_limited"));
+  if (status === 400 && FIELDS.includes(field)) return new InviteError(server || t(`invite.error.field.${field}`), field);
+  if (status === 400) return new InviteError(t("invite.error.invalid"));
+  return new InviteError(t("invite.error.server"));
 }
 
 /** Call an invitation route; resolves with the JSON reply, rejects with an InviteError. */
@@ -38,15 +45,21 @@ export async function callApi(token, method, url, body = undefined) {
   return reply.data;
 }
 
-/** "Fri 27 Nov, 14:30" in this browser's time zone (the clinic's). */
+/**
+ * The browser's own variant of the page's language, for dates and times: a
+ * nurse whose browser says en-GB reads 14:30, en-US 2:30 PM, es-MX Mexican
+ * dates (the page's language alone would give every English reader US dates).
+ */
+function dateLocale() {
+  const primary = intlLocale.split("-")[0].toLowerCase();
+  return (navigator.languages || []).find((l) => l.split("-")[0].toLowerCase() === primary) || intlLocale;
+}
+
+/** "Fri 27 Nov, 14:30" (as the page's language and the browser's region write it), in this browser's time zone (the clinic's). */
 export function formatAppointment(seconds) {
-  return new Date(seconds * 1000).toLocaleString([], {
-    weekday: "short",
-    day: "numeric",
-    month: "short",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
+  return new Intl.DateTimeFormat(dateLocale(), { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }).format(
+    new Date(seconds * 1000),
+  );
 }
 
 /** Copy text to the clipboard; true when it worked. */

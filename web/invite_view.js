@@ -5,37 +5,41 @@
 // invitation until the patient checks in.
 
 import { $, h } from "/static/common.js";
+import { formatUnit, t } from "/static/i18n.js";
 import { InviteError, callApi, copyText, formatAppointment } from "/static/invite_api.js";
 import { qrSvg } from "/static/qr.js";
+import { person, sentence } from "/static/staff_labels.js";
 
+/** How long a link may last (minutes, and how the list says it); "" is the clinic's default. */
 const LIFETIMES = [
-  ["", "The clinic's default"],
-  ["60", "1 hour"],
-  ["240", "4 hours"],
-  ["1440", "1 day"],
-  ["4320", "3 days"],
-  ["10080", "7 days"],
-  ["20160", "14 days"],
+  [60, 1, "hour"],
+  [240, 4, "hour"],
+  [1440, 1, "day"],
+  [4320, 3, "day"],
+  [10080, 7, "day"],
+  [20160, 14, "day"],
 ];
 
 /**
  * A link to hand over: the link in a read-only field, a Copy button with its
  * feedback beside it, and the QR code.
+ * @param kind "patient", "walk_in" or "new" (a fresh patient link): the words of invite.link.<kind>…
  */
-export function linkBox(link, { label, id, qr = true }) {
+export function linkBox(link, { kind, id, qr = true }) {
+  const label = t(`invite.link.${kind}`);
   const input = h("input", { id, type: "text", readonly: true, value: link, spellcheck: "false", class: "link-field" });
   input.value = link;
   const status = h("span", { class: "copy-status small", role: "status", "aria-live": "polite" });
   const copy = h("button", {
     type: "button",
     class: "btn btn-small",
-    text: "Copy",
-    "aria-label": `Copy the ${label.toLowerCase()}`,
+    text: t("invite.copy"),
+    "aria-label": t(`invite.link.${kind}.copy`),
     "aria-describedby": `${id}-status`,
     on: {
       click: async () => {
         const ok = await copyText(link, input);
-        status.textContent = ok ? "Copied" : "Select the link and copy it";
+        status.textContent = t(ok ? "invite.copied" : "invite.copy_failed");
         status.dataset.ok = String(ok);
       },
     },
@@ -46,7 +50,7 @@ export function linkBox(link, { label, id, qr = true }) {
     { class: "link-box" },
     h("label", { for: id, text: label }),
     h("div", { class: "link-row" }, input, copy, status),
-    qr ? h("div", { class: "qr-wrap" }, qrSvg(link, `QR code of the ${label.toLowerCase()}`)) : null,
+    qr ? h("div", { class: "qr-wrap" }, qrSvg(link, t(`invite.link.${kind}.qr`))) : null,
   );
 }
 
@@ -60,31 +64,30 @@ export class InviteView {
     this.token = token;
     this.onInvited = onInvited;
     this.walkIn = null;
-    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const lifetimes = [
+      h("option", { value: "", text: t("invite.lifetime.default") }),
+      ...LIFETIMES.map(([minutes, n, unit]) => h("option", { value: String(minutes), text: formatUnit(n, unit) })),
+    ];
     this.form = h(
       "form",
       { id: "invite-form", novalidate: true, on: { submit: (e) => this.submit(e) } },
-      field("invite-name", "Patient name", h("input", { id: "invite-name", type: "text", maxlength: 120, autocomplete: "off", required: true })),
-      field("invite-reason", "Reason for the visit", h("input", { id: "invite-reason", type: "text", maxlength: 500, autocomplete: "off" }), "Optional."),
+      field("invite-name", t("invite.name"), h("input", { id: "invite-name", type: "text", maxlength: 120, autocomplete: "off", required: true })),
+      field("invite-reason", t("invite.reason"), h("input", { id: "invite-reason", type: "text", maxlength: 500, autocomplete: "off" }), [t("invite.optional")]),
       field(
         "invite-when",
-        "Appointment time",
+        t("invite.when"),
         h("input", { id: "invite-when", type: "datetime-local" }),
-        `Optional; clinic time (${zone}). Leave empty for a visit the patient can start any time.`,
+        zone ? sentence("invite.when.help", { zone: person(zone) }) : [t("invite.when.help_local")],
       ),
-      field(
-        "invite-lifetime",
-        "Link works for",
-        h("select", { id: "invite-lifetime" }, ...LIFETIMES.map(([value, text]) => h("option", { value, text }))),
-        "A link for an appointment always lasts until after it.",
-      ),
+      field("invite-lifetime", t("invite.lifetime"), h("select", { id: "invite-lifetime" }, ...lifetimes), [t("invite.lifetime.help")]),
       h("p", { id: "invite-error", class: "field-error", role: "alert", hidden: true }),
-      h("div", { class: "actions" }, h("button", { id: "invite-submit", type: "submit", class: "btn btn-primary", text: "Create the link" })),
+      h("div", { class: "actions" }, h("button", { id: "invite-submit", type: "submit", class: "btn btn-primary", text: t("invite.submit") })),
     );
     this.result = h("section", { id: "invite-result", class: "panel", hidden: true, "aria-labelledby": "invite-result-title" });
     this.walkInPanel = h("section", { id: "walk-in", class: "panel", hidden: true, "aria-labelledby": "walk-in-title" });
     root.replaceChildren(
-      h("h1", { text: "Invite a patient" }),
+      h("h1", { text: t("invite.title") }),
       h("div", { class: "panel" }, this.form),
       this.result,
       this.walkInPanel,
@@ -101,9 +104,9 @@ export class InviteView {
       return;
     }
     this.walkInPanel.replaceChildren(
-      h("h2", { id: "walk-in-title", text: "Walk-in link" }),
-      h("p", { class: "muted small", text: "Anyone with this link can check in to the clinic now. Print the QR code for the door." }),
-      linkBox(link, { label: "Walk-in link", id: "walk-in-link" }),
+      h("h2", { id: "walk-in-title", text: t("invite.link.walk_in") }),
+      h("p", { class: "muted small", text: t("invite.walk_in.help") }),
+      linkBox(link, { kind: "walk_in", id: "walk-in-link" }),
     );
   }
 
@@ -112,7 +115,7 @@ export class InviteView {
     const name = $("#invite-name").value.trim();
     this.showError(null);
     if (!name) {
-      this.showError(new InviteError("Enter the patient's name.", "patient_name"));
+      this.showError(new InviteError(t("invite.error.no_name"), "patient_name"));
       return;
     }
     const body = { patient_name: name, reason: $("#invite-reason").value.trim() };
@@ -120,7 +123,7 @@ export class InviteView {
     if (when) {
       const at = new Date(when); // the field's value is local (clinic) time
       if (Number.isNaN(at.getTime())) {
-        this.showError(new InviteError("Enter the appointment's date and time in full.", "scheduled_at"));
+        this.showError(new InviteError(t("invite.error.when_incomplete"), "scheduled_at"));
         return;
       }
       body.scheduled_at = at.toISOString();
@@ -129,7 +132,7 @@ export class InviteView {
     if (lifetime) body.ttl_minutes = Number(lifetime);
     const button = $("#invite-submit");
     button.disabled = true;
-    button.textContent = "Creating…";
+    button.textContent = t("invite.creating");
     try {
       const reply = await callApi(this.token, "POST", "/api/visits", body);
       this.showResult(name, reply);
@@ -139,7 +142,7 @@ export class InviteView {
       this.showError(err);
     } finally {
       button.disabled = false;
-      button.textContent = "Create the link";
+      button.textContent = t("invite.submit");
     }
   }
 
@@ -157,17 +160,16 @@ export class InviteView {
   }
 
   showResult(name, reply) {
-    const facts = [h("p", {}, "Send this link to ", h("strong", { text: name }), ", by text message or e-mail, or let them scan the code.")];
+    const facts = [h("p", {}, ...sentence("invite.send", { name: person(name, "strong") }))];
     if (reply.scheduled_at) {
-      facts.push(
-        h("p", { id: "invite-appointment" }, `Appointment: ${formatAppointment(reply.scheduled_at)}. Check-in opens ${formatAppointment(reply.check_in_from)}.`),
-      );
+      const when = { when: formatAppointment(reply.scheduled_at), opens: formatAppointment(reply.check_in_from) };
+      facts.push(h("p", { id: "invite-appointment", text: t("invite.appointment", when) }));
     }
-    facts.push(h("p", { class: "muted small", text: `The link works until ${formatAppointment(reply.expires_at)}.` }));
+    facts.push(h("p", { class: "muted small", text: t("invite.expires", { time: formatAppointment(reply.expires_at) }) }));
     this.result.replaceChildren(
-      h("h2", { id: "invite-result-title", text: `Link for ${name}` }),
+      h("h2", { id: "invite-result-title" }, ...sentence("invite.result.title", { name: person(name) })),
       ...facts,
-      linkBox(reply.patient_link, { label: "Patient link", id: "invite-link" }),
+      linkBox(reply.patient_link, { kind: "patient", id: "invite-link" }),
     );
     this.result.hidden = false;
     $("#invite-result-title").setAttribute("tabindex", "-1");
@@ -175,6 +177,7 @@ export class InviteView {
   }
 }
 
+/** A labelled form field; `help`: its description, as text and elements. */
 function field(id, label, control, help = null) {
   if (help) control.setAttribute("aria-describedby", `${id}-help`);
   return h(
@@ -182,6 +185,6 @@ function field(id, label, control, help = null) {
     { class: "field" },
     h("label", { for: id, text: label }),
     control,
-    help ? h("p", { id: `${id}-help`, class: "muted small", text: help }) : null,
+    help ? h("p", { id: `${id}-help`, class: "muted small" }, ...help) : null,
   );
 }

@@ -4,8 +4,8 @@
 // routing). Fed by the /queue namespace's `queue` snapshots and `visit` events.
 
 import { $, formatElapsed, h, stateName } from "/static/common.js";
-import { acuityBadge, doctorLabel, learnNames } from "/static/staff_labels.js";
-import { joinNames } from "/static/triage_claims.js";
+import { formatNumber, t } from "/static/i18n.js";
+import { acuityBadge, doctorLabel, learnNames, nameList, person, prefersMark, sentence } from "/static/staff_labels.js";
 
 export class QueueView {
   /**
@@ -53,40 +53,48 @@ export class QueueView {
     $("#queue-empty").hidden = rows.length > 0;
     $("#queue").hidden = rows.length === 0;
     const n = this.queue.length;
-    $("#queue-count").textContent = n === 0 ? "" : `${n} waiting`;
+    $("#queue-count").textContent = n === 0 ? "" : t("queue.count", { count: n });
     restoreFocus(keep);
   }
 
   renderRow(visit) {
     const id = visit.visit_id;
+    const cell = (column, props, ...children) => h("td", { "data-label": t(`queue.col.${column}`), class: `col-${column}`, ...props }, ...children);
     return h(
       "tr",
       { dataset: { visit: id }, class: visit.acuity ? `acuity-${visit.acuity}` : "" },
-      h("td", { "data-label": "#", class: "pos", text: String(visit.position) }),
-      h(
-        "td",
-        { "data-label": "Patient" },
+      cell("position", { class: "col-position pos", text: formatNumber(visit.position) }),
+      cell(
+        "patient",
+        {},
         h(
           "div",
           {},
-          h("strong", { text: visit.patient_name || "Patient" }),
+          patientName(visit, "strong"),
           presenceMark(visit),
           this.claimMark(visit),
-          visit.reason ? h("span", { class: "reason", text: visit.reason }) : null,
-          visit.triage_note ? h("span", { class: "note" }, h("span", { class: "note-label", text: "Triage: " }), visit.triage_note) : null,
+          prefersMark(visit.language),
+          visit.reason ? person(visit.reason, "span", { class: "reason" }) : null,
+          visit.triage_note ? h("span", { class: "note" }, h("span", { class: "note-label", text: t("queue.note_label") }), " ", person(visit.triage_note)) : null,
         ),
       ),
-      h("td", { "data-label": "Waiting", class: "waiting", dataset: { since: visit.checked_in_at || "" }, text: formatElapsed(visit.checked_in_at) }),
-      h("td", { "data-label": "Acuity" }, acuityBadge(visit.acuity)),
-      h("td", { "data-label": "State", text: stateName(visit.state) }),
-      h("td", { "data-label": "Doctor", text: visit.routed_to && visit.routed_to !== this.me.sub && visit.routed_to_name ? visit.routed_to_name : doctorLabel(visit.routed_to, this.me, visit.state === "ready" ? "Any doctor" : "—") }),
+      cell("waiting", { class: "col-waiting waiting", dataset: { since: visit.checked_in_at || "" }, text: formatElapsed(visit.checked_in_at) }),
+      cell("acuity", {}, acuityBadge(visit.acuity)),
+      cell("state", { text: stateName(visit.state) }),
+      cell("doctor", {}, this.routedTo(visit)),
       h("td", { class: "row-actions" }, ...this.rowActions(visit)),
     );
   }
 
+  /** The doctor a waiting patient is routed to: a name, "You", or "Any doctor" once ready. */
+  routedTo(visit) {
+    if (visit.routed_to && visit.routed_to !== this.me.sub && visit.routed_to_name) return person(visit.routed_to_name);
+    return doctorLabel(visit.routed_to, this.me, visit.state === "ready" ? t("queue.any_doctor") : "—");
+  }
+
   rowActions(visit) {
     const id = visit.visit_id;
-    const name = visit.patient_name || "patient";
+    const name = visit.patient_name || t("staff.patient");
     const act = this.actions;
     const button = (action, label, text, extra, onClick) =>
       h("button", {
@@ -99,16 +107,14 @@ export class QueueView {
       });
     const actions = [];
     if (this.role !== "admin") {
-      const unread = this.unreadOf(id);
-      const chat = button("chat", `Chat with ${name}${unread ? `, ${unread} unread` : ""}`, "Chat", "", () => act.chat(id));
-      if (unread) chat.append(h("span", { class: "badge", "aria-hidden": "true", text: String(unread) }));
-      actions.push(chat);
+      const chat = button("chat", t("queue.chat.name", { name }), t("queue.chat"), "", () => act.chat(id));
+      actions.push(withUnread(chat, this.unreadOf(id), `unread-${id}`));
     }
-    if (this.role === "nurse") actions.push(button("triage", `Triage ${name}`, "Triage", "", () => act.triage(id)));
-    if (this.role === "doctor") actions.push(button("admit", `Admit ${name}`, "Admit", " btn-primary", () => act.admit(id)));
+    if (this.role === "nurse") actions.push(button("triage", t("queue.triage.name", { name }), t("queue.triage"), "", () => act.triage(id)));
+    if (this.role === "doctor") actions.push(button("admit", t("queue.admit.name", { name }), t("queue.admit"), " btn-primary", () => act.admit(id)));
     if (this.role === "admin") {
-      const onClick = (e) => confirmInline(e.currentTarget, "Cancel?", () => act.cancel(id));
-      actions.push(button("cancel", `Cancel the visit of ${name}`, "Cancel", " btn-danger-outline", onClick));
+      const onClick = (e) => confirmInline(e.currentTarget, t("queue.cancel.ask"), () => act.cancel(id));
+      actions.push(button("cancel", t("staff.cancel_visit_of", { name }), t("queue.cancel"), " btn-danger-outline", onClick));
     }
     return actions;
   }
@@ -117,8 +123,9 @@ export class QueueView {
   claimMark(visit) {
     const holders = visit.claimed_by || [];
     if (!holders.length) return null;
-    const names = holders.map((c) => (c.sub === this.me.sub ? "you" : c.name));
-    return h("span", { class: "claim-mark", text: `with ${joinNames(names)}` });
+    const mine = holders.some((c) => c.sub === this.me.sub);
+    const others = holders.filter((c) => c.sub !== this.me.sub).map((c) => c.name);
+    return h("span", { class: "claim-mark" }, ...sentence("queue.claim", { names: nameList(others, { you: mine }) }));
   }
 
   /** Visits in progress that this page knows of (from `visit` events). */
@@ -126,20 +133,23 @@ export class QueueView {
     const active = [...this.visits.values()].filter((v) => v.state === "in_visit");
     $("#active").hidden = active.length === 0;
     $("#active-list").replaceChildren(
-      ...active.map((v) =>
-        h(
+      ...active.map((v) => {
+        const name = v.patient_name || t("staff.patient");
+        const mine = v.doctor === this.me.sub;
+        const doctor = v.doctor_name ? person(v.doctor_name) : doctorLabel(v.doctor, this.me);
+        return h(
           "li",
           {},
-          h("span", { text: `${v.patient_name || "Patient"} with ${v.doctor !== this.me.sub && v.doctor_name ? v.doctor_name : doctorLabel(v.doctor, this.me)}` }),
+          h("span", {}, ...sentence(mine ? "queue.active.mine" : "queue.active.row", { patient: patientName(v), doctor })),
           " ",
-          this.role === "doctor" && v.doctor === this.me.sub
-            ? h("button", { type: "button", class: "btn btn-small btn-primary", text: "Return to visit", on: { click: () => this.actions.returnTo(v) } })
+          this.role === "doctor" && mine
+            ? h("button", { type: "button", class: "btn btn-small btn-primary", text: t("queue.active.return"), on: { click: () => this.actions.returnTo(v) } })
             : null,
           this.role !== "admin"
-            ? h("button", { type: "button", class: "btn btn-small", text: "Chat", on: { click: () => this.actions.chat(v.visit_id) } })
+            ? h("button", { type: "button", class: "btn btn-small", "aria-label": t("queue.chat.name", { name }), text: t("queue.chat"), on: { click: () => this.actions.chat(v.visit_id) } })
             : null,
-        ),
-      ),
+        );
+      }),
     );
   }
 
@@ -151,10 +161,32 @@ export class QueueView {
   }
 }
 
+/** The patient's name (untranslated), or "Patient" when the visit has none. */
+function patientName(visit, tag = "span") {
+  return visit.patient_name ? person(visit.patient_name, tag) : h(tag, { text: t("staff.patient") });
+}
+
+/**
+ * The Chat button with the count of unread messages beside it (WCAG 2.5.3:
+ * the button's name, "Chat with Ana Lima", starts with its visible label; the
+ * badge is outside the button, and the count is the button's description).
+ */
+function withUnread(button, unread, id) {
+  if (!unread) return button;
+  button.setAttribute("aria-describedby", id);
+  return h(
+    "span",
+    { class: "with-badge" },
+    button,
+    h("span", { class: "badge", "aria-hidden": "true", text: formatNumber(unread) }),
+    h("span", { id, hidden: true, text: t("chats.unread", { count: unread }) }),
+  );
+}
+
 /** "Online" / "Offline" beside a waiting patient's name (from the snapshot). */
 function presenceMark(visit) {
   if (typeof visit.online !== "boolean") return null;
-  return h("span", { class: `presence-mark ${visit.online ? "is-online" : "is-offline"}`, text: visit.online ? "Online" : "Offline" });
+  return h("span", { class: `presence-mark ${visit.online ? "is-online" : "is-offline"}`, text: t(visit.online ? "queue.online" : "queue.offline") });
 }
 
 /** Which row button had focus, so a re-render does not throw the keyboard user out. */
@@ -172,8 +204,8 @@ function restoreFocus(keep) {
 /** Replace a button by a small yes/no pair (no confirm()). */
 function confirmInline(button, question, onYes) {
   const box = h("span", { class: "inline-confirm" });
-  const no = h("button", { type: "button", class: "btn btn-small", text: "No", on: { click: () => { box.replaceWith(button); button.focus(); } } });
-  const yes = h("button", { type: "button", class: "btn btn-small btn-danger", text: "Yes", on: { click: onYes } });
+  const no = h("button", { type: "button", class: "btn btn-small", text: t("queue.cancel.no"), on: { click: () => { box.replaceWith(button); button.focus(); } } });
+  const yes = h("button", { type: "button", class: "btn btn-small btn-danger", text: t("queue.cancel.yes"), on: { click: onYes } });
   box.append(h("span", { text: question }), " ", yes, " ", no);
   button.replaceWith(box);
   yes.focus();

@@ -6,6 +6,7 @@
 
 import { AdminView } from "/static/admin_view.js";
 import { InactivityLock } from "/static/inactivity_lock.js";
+import { t } from "/static/i18n.js";
 import { $, Notices, forgetToken, openSockets, readClaims, readToken, showConnection, showScreen } from "/static/common.js";
 import { mountStage } from "/static/call_view.js";
 import { watchSockets } from "/static/connection.js";
@@ -17,7 +18,8 @@ import { InviteView } from "/static/invite_view.js";
 import { QueueView } from "/static/queue_view.js";
 import { StaffAlerts } from "/static/staff_alerts.js";
 import { bindSignIn, showSignIn } from "/static/staff_signin.js";
-import { TriageClaims, joinNames } from "/static/triage_claims.js";
+import { knowsName, nameList, person, sentence, showNotice, staffName } from "/static/staff_labels.js";
+import { TriageClaims } from "/static/triage_claims.js";
 import { TriageView } from "/static/triage_view.js";
 
 const TOKEN_KEY = "telemed.staff.token";
@@ -50,7 +52,7 @@ function connectStaff(token) {
   const claims = readClaims(token);
   if (!claims || !STAFF_ROLES.includes(claims.role)) {
     forgetToken(TOKEN_KEY);
-    showSignIn(claims && claims.role === "patient" ? "That is a patient link; patients use their own page." : "That token cannot be read.");
+    showSignIn(t(claims && claims.role === "patient" ? "signin.patient_link" : "signin.unreadable"));
     return;
   }
   const role = claims.role;
@@ -61,7 +63,7 @@ function connectStaff(token) {
 
   const { sockets } = openSockets(token, NAMESPACES[role]);
   session = { sockets, visit: null, refused: false };
-  watchSockets(sockets, { notices, busyText: "The server is unavailable.", onRefused: refuse });
+  watchSockets(sockets, { notices, busyText: t("staff.unavailable"), onRefused: refuse });
 
   let chats = null;
   let visit = null;
@@ -72,8 +74,10 @@ function connectStaff(token) {
     chats.open(id);
     const others = await openPatients.hold(id, "chat");
     if (others.length) {
-      const name = (queue.visits.get(id) || {}).patient_name || "this patient";
-      notices.show(`${joinNames(others)} ${others.length === 1 ? "has" : "have"} ${name} open too.`, { kind: "info", key: `claim-${id}` });
+      const name = (queue.visits.get(id) || {}).patient_name;
+      const params = { count: others.length, names: nameList(others) };
+      const said = name ? sentence("chats.claimed", { ...params, patient: person(name) }) : sentence("triage.claimed", params);
+      showNotice(notices, said, { kind: "info", key: `claim-${id}` });
     }
   };
   const queue = new QueueView({
@@ -131,7 +135,7 @@ function connectStaff(token) {
     alerts.queueChanged(snapshot.queue);
   });
   // A routed patient went back to the shared queue (their doctor went off duty).
-  socket.on("queue_notice", (n) => notices.show(n.message, { kind: "info", key: `queue-notice-${n.visit_id}` }));
+  socket.on("queue_notice", (n) => showNotice(notices, returnedNotice(n), { kind: "info", key: `queue-notice-${n.visit_id}` }));
   socket.on("visit", (v) => {
     queue.remember(v);
     expected.visitChanged(v);
@@ -167,16 +171,24 @@ function bindAdmin(token, clinic) {
   $("#admin-done").addEventListener("click", () => showScreen("queue"));
 }
 
+/** A routed patient went back to the shared queue (a `queue_notice` of kind "returned"), in words. */
+function returnedNotice(n) {
+  const patient = n.patient_name ? person(n.patient_name) : t("staff.a_patient");
+  const doctor = knowsName(n.doctor) ? person(staffName(n.doctor)) : t("staff.the_doctor");
+  return sentence("queue.returned", { patient, doctor });
+}
+
 function showIdentity(me) {
   const who = $("#whoami");
-  who.textContent = `${me.name} · ${me.role}`;
+  const role = t(`staff.role.${me.role}`);
+  who.replaceChildren(...sentence("staff.whoami", { name: person(me.name), role }));
   who.hidden = false;
   $("#sign-out").hidden = false;
   document.body.dataset.role = me.role;
   for (const el of document.querySelectorAll("[data-roles]")) {
     el.hidden = !el.dataset.roles.split(" ").includes(me.role);
   }
-  $("#queue-title").textContent = me.role === "doctor" ? "Patients waiting" : "Waiting room";
+  $("#queue-title").textContent = t(me.role === "doctor" ? "queue.title.doctor" : "queue.title.nurse");
 }
 
 /** The server refused the token: back to sign-in with the reason. */
@@ -187,12 +199,10 @@ function refuse(refusal) {
   for (const socket of Object.values(session.sockets)) socket.disconnect();
   if (session.visit) session.visit.hangUp({ notify: false });
   forgetToken(TOKEN_KEY);
-  const why = /expired/.test(refusal.message)
-    ? "Your sign-in has expired."
-    : /revoked/.test(refusal.message)
-      ? "Your sign-in was revoked."
-      : `The server refused the sign-in (${refusal.message}).`;
-  showSignIn(`${why} Paste a new staff token to continue.`);
+  // The server's own words tell an expired sign-in from a revoked one (both are "unauthorized").
+  const said = refusal.serverMessage || "";
+  const why = /expired/.test(said) ? t("signin.expired") : /revoked/.test(said) ? t("signin.revoked") : t("signin.refused", { reason: refusal.message });
+  showSignIn(why);
   $("#sign-out").hidden = true;
   $("#whoami").hidden = true;
   $("#open-charts").hidden = true;

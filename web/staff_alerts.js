@@ -8,14 +8,12 @@
 // on a locked computer or over the inactivity lock (inactivity_lock.js).
 
 import { h } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 const STORAGE_KEY = "telemed.staff.alerts";
 
-/** What a notification says: never who, never what they wrote. */
-const TEXTS = {
-  arrival: { title: "A patient is waiting", body: "Open the telemed staff page to see the queue." },
-  message: { title: "New message from a patient", body: "Open the telemed staff page to read it." },
-};
+/** What a notification says (keys alerts.<kind>.title/body): never who, never what they wrote. */
+const KINDS = ["arrival", "message"];
 
 /** Tones of each alert: [frequency in Hz, start in s, length in s]. */
 const TONES = {
@@ -78,7 +76,7 @@ export class StaffAlerts {
     });
     this.state = h("p", { id: "alerts-state", class: "alerts-state small", role: "status", "aria-live": "polite" });
     this.root.replaceChildren(
-      h("div", { class: "check alerts-check" }, this.input, h("label", { for: "alerts-on", text: "Sound and notification when a patient arrives or writes" })),
+      h("div", { class: "check alerts-check" }, this.input, h("label", { for: "alerts-on", text: t("alerts.label") })),
       this.state,
     );
     this.root.hidden = false;
@@ -89,12 +87,12 @@ export class StaffAlerts {
     this.enabled = on;
     remember(on);
     if (!on) {
-      this.say("Off.", "");
+      this.say(t("alerts.off"), "");
       return;
     }
     const audioReady = this.startAudio(); // made now, within the gesture
     if (notificationsSupported() && window.Notification.permission === "default") {
-      this.say("Asking your browser for permission to show notifications…", "");
+      this.say(t("alerts.asking"), "");
       try {
         await window.Notification.requestPermission();
       } catch {
@@ -110,19 +108,16 @@ export class StaffAlerts {
   /** Say what the switch does now, and why not all of it when the browser refuses. */
   explain() {
     if (!notificationsSupported()) {
-      this.say("On: you will hear a sound. This browser cannot show notifications, so keep this page open in view.", "warning");
+      this.say(t("alerts.on.no_notifications"), "warning");
       return;
     }
     const permission = window.Notification.permission;
     if (permission === "granted") {
-      this.say("On: a sound and a notification. Notifications never show a patient’s name or what they wrote.", "info");
+      this.say(t("alerts.on.full"), "info");
     } else if (permission === "denied") {
-      this.say(
-        "On, with sound only: your browser blocks notifications from this site. To get them, allow notifications for this site in the browser’s site settings (the icon left of the address), then turn this off and on again.",
-        "warning",
-      );
+      this.say(t("alerts.on.blocked"), "warning");
     } else {
-      this.say("On, with sound only: notifications were not allowed. Turn this off and on again to be asked once more.", "warning");
+      this.say(t("alerts.on.not_allowed"), "warning");
     }
   }
 
@@ -159,10 +154,9 @@ export class StaffAlerts {
   }
 
   notify(kind) {
-    if (!notificationsSupported() || window.Notification.permission !== "granted") return;
-    const text = TEXTS[kind];
+    if (!KINDS.includes(kind) || !notificationsSupported() || window.Notification.permission !== "granted") return;
     try {
-      const shown = new window.Notification(text.title, { body: text.body, tag: `telemed-${kind}`, silent: true });
+      const shown = new window.Notification(t(`alerts.${kind}.title`), { body: t(`alerts.${kind}.body`), tag: `telemed-${kind}`, silent: true });
       shown.onclick = () => {
         window.focus();
         shown.close();

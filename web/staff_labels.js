@@ -1,24 +1,115 @@
 // How the staff page names things it shows in several views: a visit's
-// acuity (ESI badge) and staff (by name, from the clinic's roster).
+// acuity (ESI badge), why it ended, the patient's language, and staff (by
+// name, from the clinic's roster); and sentences of the catalogue with
+// person data (names, notes) in them, kept in translate="no" elements.
 
 import { esiName, h } from "/static/common.js";
+import { intlLocale, languageName, languageNameHere, lang, t } from "/static/i18n.js";
 
-export function acuityBadge(acuity) {
-  if (!acuity) return h("span", { class: "esi esi-none", text: "Not set" });
-  return h("span", { class: `esi esi-${acuity}`, title: esiName(acuity) }, `ESI ${acuity}`, h("span", { class: "esi-name", text: ` ${esiName(acuity)}` }));
+/** Person data (a name, a reason, a note) as an element translators leave alone. */
+export function person(text, tag = "span", props = {}) {
+  return h(tag, { translate: "no", ...props, text });
 }
 
-/** Why a visit ended, in words (a visit's end_reason). */
-export const END_REASONS = {
-  completed: "Completed",
-  cancelled: "Cancelled by the clinic",
-  left: "The patient left the waiting room",
-  absent: "The patient’s connection was lost",
-  no_show: "No-show: the patient did not check in",
-};
+/**
+ * A sentence of the catalogue as nodes: a {placeholder} whose parameter is a
+ * Node goes in as that node (a name in its own translate="no" element), the
+ * other parameters as text. For h() children or replaceChildren().
+ */
+export function sentence(key, params = {}) {
+  const text = {};
+  const nodes = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (value instanceof Node) nodes[name] = value;
+    else text[name] = value;
+  }
+  const filled = t(key, text);
+  const out = [];
+  const used = new Set();
+  let last = 0;
+  for (const m of filled.matchAll(/\{(\w+)\}/g)) {
+    const node = nodes[m[1]];
+    if (!node) continue;
+    out.push(filled.slice(last, m.index), used.has(m[1]) ? node.cloneNode(true) : node);
+    used.add(m[1]);
+    last = m.index + m[0].length;
+  }
+  out.push(filled.slice(last));
+  return out.filter((part) => part !== "");
+}
 
+/**
+ * Names as one list ("Ana, Bo and Cy" in the page's language), each name
+ * untranslated; with `you`, the signed-in person first, as "you".
+ */
+export function nameList(names, { you = false } = {}) {
+  const items = you ? [t("staff.you_in_list"), ...names] : names;
+  const parts = new Intl.ListFormat(intlLocale, { style: "long", type: "conjunction" }).formatToParts(items);
+  let index = 0;
+  return h(
+    "span",
+    {},
+    ...parts.map((p) => {
+      if (p.type !== "element") return p.value;
+      index += 1;
+      return you && index === 1 ? p.value : person(p.value);
+    }),
+  );
+}
+
+/** A notice whose text holds person data: shown by `notices` (common.js Notices), its words as nodes. */
+export function showNotice(notices, parts, options) {
+  const item = notices.show("", options);
+  item.querySelector("p").replaceChildren(...parts);
+  return item;
+}
+
+export function acuityBadge(acuity) {
+  if (!acuity) return h("span", { class: "esi esi-none", text: t("staff.acuity.none") });
+  return h(
+    "span",
+    { class: `esi esi-${acuity}`, title: esiName(acuity) },
+    h("span", { translate: "no", text: `ESI ${acuity}` }),
+    h("span", { class: "esi-name", text: ` ${esiName(acuity)}` }),
+  );
+}
+
+const END_REASONS = ["completed", "cancelled", "left", "absent", "no_show"];
+
+/** Why a visit ended, in words (a visit's end_reason). */
 export function endReasonText(reason, none = "—") {
-  return reason ? END_REASONS[reason] || "Ended" : none;
+  if (!reason) return none;
+  return END_REASONS.includes(reason) ? t(`staff.end.${reason}`) : t("state.ended");
+}
+
+/**
+ * Whether staff are shown the patient's language: whenever it is known and
+ * not English (the clinics' working language), so a nurse sees at a glance
+ * whom to book an interpreter for, whatever language her own page is in.
+ */
+export function showsLanguage(tag) {
+  return Boolean(tag) && String(tag).toLowerCase().split("-")[0] !== "en";
+}
+
+/**
+ * The name of a patient's language: its own name ("中文（简体）") in an
+ * element with that language and translate="no", followed by the language's
+ * name in the page's language ("Chinese") when the page is in another one.
+ */
+export function languageLabel(tag) {
+  const own = h("span", { lang: tag, translate: "no", class: "lang-name", text: languageName(tag) });
+  const primary = tag.toLowerCase().split("-")[0];
+  if (primary === lang.toLowerCase().split("-")[0]) return own;
+  // The language alone ("Chinese", not "Chinese (China)"): the own name says the rest.
+  const here = languageNameHere(primary);
+  if (!here || here === primary || here === own.textContent) return own;
+  return h("span", {}, ...sentence("staff.language.both", { language: own, here }));
+}
+
+/** "prefers 中文（简体）" for the queue's row; null when nothing needs saying (see showsLanguage). */
+export function prefersMark(tag) {
+  if (!showsLanguage(tag)) return null;
+  return h("span", { class: "lang-mark" }, ...sentence("queue.prefers", { language: languageLabel(tag) }));
 }
 
 /** Staff names by staff id, from the roster the queue snapshots carry. */
@@ -29,23 +120,29 @@ export function learnNames(staff) {
   for (const member of staff || []) names.set(member.sub, member.name);
 }
 
-/** A staff member's name; never their id. */
-export function staffName(sub, fallback = "A colleague") {
+/** A staff member's name; never their id. `fallback` when the roster does not know them. */
+export function staffName(sub, fallback = t("staff.colleague")) {
   return names.get(sub) || fallback;
 }
 
+/** Whether the roster knows this staff member's name. */
+export function knowsName(sub) {
+  return names.has(sub);
+}
+
 /**
- * "You", or the doctor's name from the roster; `none` when there is no doctor.
+ * "You", or the doctor's name from the roster (as an untranslated element);
+ * `none` when there is no doctor.
  * @param me the signed-in staff member ({sub}), or null
  */
 export function doctorLabel(sub, me, none = "—") {
   if (!sub) return none;
-  if (me && sub === me.sub) return "You";
-  return staffName(sub, "A doctor not on the roster");
+  if (me && sub === me.sub) return t("staff.you");
+  return names.has(sub) ? person(names.get(sub)) : t("staff.unknown_doctor");
 }
 
 /** How a doctor shows in the routing picker: "Dr. Lee — on duty, free". */
 export function doctorChoice(member) {
-  const state = !member.on_duty ? "off duty" : member.busy ? "on duty, in a visit" : "on duty, free";
-  return `${member.name} — ${state}`;
+  const state = !member.on_duty ? "off_duty" : member.busy ? "busy" : "free";
+  return t(`route.doctor.${state}`, { name: member.name });
 }

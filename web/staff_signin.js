@@ -2,11 +2,12 @@
 // the sign-in form is kept in this tab's sessionStorage; signing out forgets it.
 
 import { $, forgetToken, readClaims, showConnection, showScreen, storeToken, tokenFromInput } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 export function showSignIn(message = "") {
   $("#signin-error").textContent = message;
   $("#signin-error").hidden = !message;
-  showConnection($("#connection"), "closed", "Not signed in");
+  showConnection($("#connection"), "closed", t("signin.not_signed_in"));
   showScreen("signin");
 }
 
@@ -19,7 +20,7 @@ export function bindSignIn({ tokenKey, onToken }) {
     event.preventDefault();
     const token = tokenFromInput($("#signin-token").value);
     if (!readClaims(token)) {
-      showSignIn("That does not look like a staff token. Paste the whole token or link.");
+      showSignIn(t("signin.not_a_token"));
       return;
     }
     $("#signin-token").value = "";

@@ -48,9 +48,3 @@ export class TriageClaims {
     request(this.socket, "release", { visit_id: visitId }).catch(() => {});
   }
 }
-
-/** "Nurse Ana", "Nurse Ana and Nurse Bo", "Nurse Ana, Nurse Bo and Nurse Cy". */
-export function joinNames(names) {
-  if (names.length <= 1) return names.join("");
-  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
-}

@@ -4,9 +4,9 @@
 // patient (others see "with <name>"); the nurse is warned if someone else has
 // them open.
 
-import { $, formatElapsed, h, request, toggleConfirm } from "/static/common.js";
-import { doctorChoice, learnNames } from "/static/staff_labels.js";
-import { joinNames } from "/static/triage_claims.js";
+import { $, esiName, formatElapsed, h, request, toggleConfirm } from "/static/common.js";
+import { t } from "/static/i18n.js";
+import { doctorChoice, languageLabel, learnNames, nameList, person, sentence, showNotice } from "/static/staff_labels.js";
 
 const QUEUED = ["waiting", "in_triage", "ready"];
 
@@ -36,6 +36,7 @@ export class TriageView {
     $("#cancel-visit").addEventListener("click", () => toggleConfirm("#cancel-confirm", "#cancel-visit", true));
     $("#cancel-no").addEventListener("click", () => toggleConfirm("#cancel-confirm", "#cancel-visit", false));
     $("#cancel-yes").addEventListener("click", () => this.cancel(this.visitId));
+    fillAcuity($("#triage-acuity"));
   }
 
   open(visitId) {
@@ -43,10 +44,11 @@ export class TriageView {
     this.visitId = visitId;
     const visit = this.visits.get(visitId);
     $("#triage").hidden = false;
-    $("#triage-title").textContent = `Triage: ${visit.patient_name || "Patient"}`;
+    const name = visit.patient_name ? person(visit.patient_name) : t("staff.patient");
+    $("#triage-title").replaceChildren(...sentence("triage.title_of", { name }));
     $("#triage-acuity").value = visit.acuity ? String(visit.acuity) : "";
     $("#triage-note").value = visit.triage_note || "";
-    this.showRouteStatus("");
+    this.showRouteStatus([]);
     this.fillPicker(this.roster(), visit.routed_to || "");
     this.loadRoster(visit.routed_to || "");
     this.showClaimed([]);
@@ -64,13 +66,17 @@ export class TriageView {
     if (!this.visitId) return;
     const visit = this.visits.get(this.visitId);
     if (!visit || !QUEUED.includes(visit.state)) {
-      this.notices.show(`${visit ? visit.patient_name || "The patient" : "The patient"} is no longer in the queue.`, { kind: "info", key: "triage" });
+      const name = visit && visit.patient_name;
+      const options = { kind: "info", key: "triage" };
+      if (name) showNotice(this.notices, sentence("triage.gone", { name: person(name) }), options);
+      else this.notices.show(t("triage.gone_unnamed"), options);
       this.close();
       return;
     }
     $("#triage-reason").textContent = visit.reason || "—";
     $("#triage-waiting").textContent = formatElapsed(visit.checked_in_at);
-    $("#triage-consent").textContent = visit.consent_recording ? "Yes: recording and transcription" : "No";
+    $("#triage-consent").textContent = t(visit.consent_recording ? "triage.consent.yes" : "triage.consent.no");
+    $("#triage-language").replaceChildren(visit.language ? languageLabel(visit.language) : t("triage.language.unknown"));
     // The roster moves (on duty, busy): relabel the picker, unless the nurse is in it.
     if (document.activeElement !== $("#route-doctor")) this.fillPicker(this.roster(), $("#route-doctor").value);
   }
@@ -89,12 +95,13 @@ export class TriageView {
   /** The doctors by name: on duty and free first, then busy, then off duty. */
   fillPicker(staff, selected) {
     const doctors = (staff || []).filter((m) => m.role === "doctor");
-    const options = [h("option", { value: "", text: "Any doctor (the shared queue)" })];
-    for (const d of doctors) options.push(h("option", { value: d.sub, text: doctorChoice(d) }));
+    const options = [h("option", { value: "", text: t("route.any") })];
+    // A doctor's name in the option: not for translators (the state words are already the page's).
+    for (const d of doctors) options.push(h("option", { value: d.sub, translate: "no", text: doctorChoice(d) }));
     const select = $("#route-doctor");
     select.replaceChildren(...options);
     if (selected && !doctors.some((d) => d.sub === selected)) {
-      select.append(h("option", { value: selected, text: "A doctor not on the roster" }));
+      select.append(h("option", { value: selected, text: t("staff.unknown_doctor") }));
     }
     select.value = selected || "";
   }
@@ -102,13 +109,14 @@ export class TriageView {
   showClaimed(others) {
     const el = $("#triage-claimed");
     el.hidden = others.length === 0;
-    el.textContent = others.length ? `${joinNames(others)} ${others.length === 1 ? "has" : "have"} this patient open too.` : "";
+    el.replaceChildren(...(others.length ? sentence("triage.claimed", { count: others.length, names: nameList(others) }) : []));
   }
 
-  showRouteStatus(text, kind = "info") {
+  /** What routing did, beside the Route button: text and elements (names), none to hide it. */
+  showRouteStatus(parts, kind = "info") {
     const el = $("#route-status");
-    el.hidden = !text;
-    el.textContent = text;
+    el.hidden = parts.length === 0;
+    el.replaceChildren(...parts);
     el.dataset.kind = kind;
   }
 
@@ -133,9 +141,9 @@ export class TriageView {
     try {
       const reply = await request(this.socket, "triage", payload);
       this.remember(reply.visit);
-      this.notices.show("Triage saved.", { kind: "info", key: "triage" });
+      this.notices.show(t("triage.saved"), { kind: "info", key: "triage" });
     } catch (err) {
-      this.notices.error(`Triage not saved: ${err.message}`, "triage");
+      this.notices.error(t("triage.not_saved", { reason: err.message }), "triage");
     }
   }
 
@@ -145,19 +153,40 @@ export class TriageView {
     try {
       const reply = await request(this.socket, "route", { visit_id: this.visitId, doctor });
       this.remember(reply.visit);
-      const done = reply.doctor ? `Routed to ${reply.doctor.name}.` : "Routed to any doctor.";
-      this.showRouteStatus(reply.notice ? `${done} ${reply.notice}` : done, reply.notice ? "warning" : "info");
+      if (!reply.doctor) this.showRouteStatus([t("route.done_any")]);
+      else if (!reply.notice) this.showRouteStatus(sentence("route.done", { doctor: person(reply.doctor.name) }));
+      else this.showRouteStatus(offDutyWarning(reply.doctor.name, reply.notice), "warning");
     } catch (err) {
-      this.showRouteStatus(`Not routed: ${err.message}.`.replace(/\.\.$/, "."), "error");
+      // The sentence ends the reason itself ("Not routed: <reason>."): the reason's own full stop goes.
+      this.showRouteStatus([t("route.failed", { reason: err.message.replace(/[.。]\s*$/, "") })], "error");
     }
   }
 
   async cancel(visitId) {
     try {
       await request(this.socket, "end", { visit_id: visitId });
-      this.notices.show("The visit was cancelled.", { kind: "info", key: "triage" });
+      this.notices.show(t("triage.cancelled"), { kind: "info", key: "triage" });
     } catch (err) {
-      this.notices.error(`Not cancelled: ${err.message}`, "triage");
+      this.notices.error(t("triage.not_cancelled", { reason: err.message }), "triage");
     }
   }
+}
+
+/** The ESI levels of the acuity picker: "1 — Immediate"… (after "Not set"). */
+function fillAcuity(select) {
+  for (let level = 1; level <= 5; level += 1) {
+    select.append(h("option", { value: String(level), text: t("triage.acuity.level", { level, name: esiName(level) }) }));
+  }
+}
+
+/**
+ * Routed to a doctor who is off duty: the server says when the patient goes
+ * back to the shared queue ("… within 10 minutes."); said here in the page's
+ * language, with the minutes read from its words (none if they cannot be).
+ */
+function offDutyWarning(doctor, notice) {
+  const minutes = /within (\d+) minute/.exec(notice);
+  const params = { doctor: person(doctor) };
+  if (!minutes) return sentence("route.off_duty", params);
+  return sentence("route.off_duty_minutes", { ...params, count: Number(minutes[1]) });
 }

@@ -12,7 +12,7 @@ import { errorText, formatUnit, has, t } from "/static/i18n.js";
 /** Audit events with words of their own (admin.event.<action>). */
 const ACTIONS = [
   "admit", "end", "chart_read", "chart_list", "chart_verify", "chart_link", "file_download", "fhir_read",
-  "export", "purge", "refused", "verify", "seal", "settings", "revoke", "head_mismatch",
+  "export", "purge", "refused", "verify", "seal", "settings", "revoke", "invite", "head_mismatch",
 ];
 
 /** The on/off settings (admin.toggle.<name>.label, .help, .on, .off). */

@@ -145,7 +145,8 @@ export class ChartRecord {
     const p = this.people.get(sub);
     if (p && p.name) return untranslated(p.name);
     const known = ["patient", "nurse", "doctor", "admin"];
-    return t(role ? `record.someone.${known.includes(role) ? role : "participant"}` : "record.someone.unknown");
+    const what = role || (p && p.role);
+    return t(what ? `record.someone.${known.includes(what) ? what : "participant"}` : "record.someone.unknown");
   }
 
   async verify(base, el, visitId) {

@@ -98,6 +98,9 @@ def test_chart_browser_after_a_real_visit(ui: UI, node: Node, clinic: str) -> No
                  "recording and transcription: yes", "Marta Quispe (Patient)", "Dr. Okafor (Doctor)", "Nurse Ines (Nurse)",
                  "Ended (completed)"):
         expect(summary).to_contain_text(text)
+    # The patient's language, and the consent wording's version and language (the page's: English).
+    expect(summary).to_contain_text(re.compile(r"Patient’s language\s*English"))
+    expect(summary.locator(".consent-wording")).to_have_text(re.compile(r"^Wording version \S+ \(English\)$"))
     timeline = doctor.locator("#record-timeline li")
     expect(timeline.first).to_contain_text("Checked in: Waiting")
     expect(doctor.locator("#record-timeline")).to_contain_text("Admitted: In visit — Dr. Okafor")

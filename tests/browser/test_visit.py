@@ -68,6 +68,12 @@ def test_whole_visit(ui: UI, node: Node, clinic: str) -> None:
         assert sorted(leg["kinds"]) == ["audio", "video"], leg
         assert leg["maxBitrate"] == 300_000, leg
         assert leg["count"] == 1, leg
+    # The patient's language beside their facts; the doctor's own (the page's by default), changed
+    # during the call, switches the recogniser of the doctor's leg at once.
+    expect(doctor.locator("#visit-language [lang='en']")).to_have_text("English")
+    expect(doctor.get_by_label("I speak")).to_have_value("en")
+    doctor.get_by_label("I speak").select_option("ko")
+    expect(doctor.locator("#caption-language-said")).to_have_text("Your words are now captioned in Korean.")
 
     # -- a snapshot of the patient's video, into the chart and the gallery ---------------------
     doctor.get_by_role("button", name="Take snapshot").click()

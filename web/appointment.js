@@ -14,9 +14,9 @@ const REGIONAL =
   (!lang.includes("-") && (navigator.languages || []).find((tag) => /^[a-z]{2,3}-[A-Za-z0-9]{2,8}$/.test(tag) && tag.split("-")[0].toLowerCase() === lang)) ||
   intlLocale;
 
-/** "Friday 27 November at 14:30" (en-GB), "11月27日星期五 14:30" in the patient's time zone and language. */
+/** "Friday 27 November at 14:30" (en-GB), "Friday, November 27 at 02:30 PM" (en), in the patient's time zone and language. */
 export function formatDay(seconds) {
-  const format = new Intl.DateTimeFormat(REGIONAL, { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" });
+  const format = new Intl.DateTimeFormat(REGIONAL, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" });
   return format.format(new Date(seconds * 1000));
 }
 

@@ -155,5 +155,6 @@ function showFacts(visit) {
   $("#visit-language").replaceChildren(visit.language ? languageLabel(visit.language) : t("doctor.visit.language_unknown"));
   $("#visit-note").replaceChildren(visit.triage_note ? untranslated(visit.triage_note) : t("doctor.visit.no_triage_note"));
   $("#visit-consent").textContent = t(visit.consent_recording ? "doctor.visit.consent_yes" : "doctor.answer.no");
-  document.title = name ? t("doctor.visit.page_title", { name }) : t("doctor.visit.page_title_unnamed");
+  // No name in the tab's title: a title cannot mark it translate="no", and it shows in window lists.
+  document.title = t("doctor.visit.page_title");
 }

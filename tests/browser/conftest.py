@@ -10,7 +10,9 @@ them out). They are skipped, with the reason, only when Chromium is missing.
 Environment: ``TELEMED_TEST_CHROMIUM`` (default ``/usr/bin/chromium``);
 ``TELEMED_TEST_NETNS=0`` keeps everything in the host's network. The node's
 log and the screenshots go to ``test-artifacts/`` (screenshots of every page
-open in a failed test to ``test-artifacts/failures/<test>/``).
+open in a failed test to ``test-artifacts/failures/<test>/``). Every screen
+``shoot()`` photographs is audited with axe-core (WCAG 2.1 A/AA, see
+:mod:`tests.browser._axe`); pages prefer English unless a test asks otherwise.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 
 from telemed.settings import Secret
 from telemed.tokens import Role, mint, new_id
-from tests.browser import _netns
+from tests.browser import _axe, _netns
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -315,6 +317,10 @@ class UI:
     console: dict[str, list[str]] = field(default_factory=dict)
 
     def page(self, name: str, *, phone: bool = False, browser: Browser | None = None, **options: Any) -> Page:
+        """A page in a context of its own. Its browser prefers English
+        (``locale="en-US"``) unless ``locale=`` says otherwise: the pages follow
+        the browser's language, and the tests read English text."""
+        options = {"locale": "en-US", **options}
         if phone:
             options = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2, **options}
         else:
@@ -400,12 +406,23 @@ def clinic() -> str:
 
 
 def shoot(page: Page, name: str, sizes: tuple[str, ...] = ("phone", "desktop")) -> None:
-    """Full-page screenshots at phone and desktop sizes under test-artifacts/screenshots/."""
+    """Full-page screenshots at phone and desktop sizes under test-artifacts/screenshots/,
+    and the accessibility audit (axe-core, WCAG 2.1 A/AA) at each size: the test
+    fails listing every violation (axe's JSON goes to test-artifacts/axe/)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
+    found: list[str] = []
     for size in sizes:
         page.set_viewport_size(PHONE if size == "phone" else DESKTOP)
         page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True, animations="disabled")
+        found.append(check_a11y(page, f"{name}-{size}"))
     if original:
         page.set_viewport_size(original)
+    problems = "\n".join(f for f in found if f)
+    assert not problems, problems
+
+
+def check_a11y(page: Page, shot: str) -> str:
+    """axe-core's WCAG 2.1 A/AA violations of the page as it is, in words ("" if none)."""
+    return _axe.audit(page, f'"{shot}" ({page.url.split("#")[0]})', ARTIFACTS / "axe" / f"{shot}.json")

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, Playwright, ViewportSize, expect
 
 from telemed.tokens import Role
-from tests.browser.conftest import ARGS, SCREENSHOTS, UI, Node, dev_node, shoot
+from tests.browser.conftest import ARGS, SCREENSHOTS, UI, Node, check_a11y, dev_node, shoot
 from tests.browser.steps import admit, assert_labelled, check_in, recording_shown, send_chat
 
 #: Records the notifications the page creates and the tones it starts (the
@@ -65,7 +65,8 @@ def recorded(page: Page) -> dict[str, Any]:
 
 
 def shoot_tablet(page: Page, name: str) -> None:
-    """Screenshots at tablet sizes (portrait and landscape), beside the phone and desktop ones."""
+    """Screenshots at tablet sizes (portrait and landscape), beside the phone and desktop ones,
+    each audited like shoot()'s (axe-core, WCAG 2.1 A/AA)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
     for size, viewport in TABLETS.items():
@@ -74,6 +75,8 @@ def shoot_tablet(page: Page, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True, animations="disabled")
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} at {size}: the page scrolls sideways by {overflow}px"
+        violations = check_a11y(page, f"{name}-{size}")
+        assert not violations, violations
     if original:
         page.set_viewport_size(original)
 

@@ -137,8 +137,8 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     """Every screen of every page in ``lang``, at phone size."""
     patient_name, reason, note = "Lin Mei", "Fever and cough", "Temp 38.2, no distress"
     nurse_name, doctor_name, admin_name = "Ines Duarte", "Dr. Okafor", "Ada Brandt"
-    hello, answer = "Hello Lin, any shortness of breath?", "No, just the cough"
-    seen = Tour(lang, [patient_name, reason, note, nurse_name, doctor_name, admin_name, hello, answer, clinic])
+    first, hello, answer = "Is anyone there?", "Hello Lin, any shortness of breath?", "No, just the cough"
+    seen = Tour(lang, [patient_name, reason, note, nurse_name, doctor_name, admin_name, first, hello, answer, clinic])
     visit_id, link = node.create_visit(clinic, patient_name)
 
     # -- the public pages ---------------------------------------------------------------------
@@ -170,6 +170,9 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     patient.locator("#check-in").click()
     expect(patient.locator("[data-screen=waiting]")).to_be_visible()
     expect(patient.locator("#wait-position")).not_to_have_text("…")
+    patient.locator(".chat-form textarea").fill(first)  # before any nurse reads: unread in the queue
+    patient.locator(".chat-form textarea").press("Enter")
+    expect(patient.locator(".chat-log")).to_contain_text(first)
 
     # -- the nurse: sign-in, queue, a chat, triage, the invitation ------------------------------
     nurse = ui.page("nurse", phone=True)
@@ -179,7 +182,7 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     nurse.locator("#signin-token").fill(node.token(Role.NURSE, clinic, name=nurse_name))
     nurse.locator("#signin-form [type=submit]").click()
     row = nurse.locator(f"#queue-body tr[data-visit='{visit_id}']")
-    expect(row).to_be_visible()
+    expect(row.locator(".badge")).to_be_visible()  # the unread count beside the Chat button
     seen.look(nurse, "staff-queue")
     row.locator("button[data-action=chat]").click()
     nurse.locator(".chat-pane .chat-form textarea").fill(hello)

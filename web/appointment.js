@@ -3,20 +3,11 @@
 // when check-in opens, the page moves on to the device check by itself.
 
 import { $ } from "/static/common.js";
-import { intlLocale, lang, t } from "/static/i18n.js";
-
-/**
- * The page's language with the browser's region where it prefers one of the
- * same language ("en-GB": 14:30 and the day first), for dates and times.
- * A language with its own region or script (zh-CN) keeps it.
- */
-const REGIONAL =
-  (!lang.includes("-") && (navigator.languages || []).find((tag) => /^[a-z]{2,3}-[A-Za-z0-9]{2,8}$/.test(tag) && tag.split("-")[0].toLowerCase() === lang)) ||
-  intlLocale;
+import { intlLocale, t } from "/static/i18n.js";
 
 /** "Friday 27 November at 14:30" (en-GB), "Friday, November 27 at 02:30 PM" (en), in the patient's time zone and language. */
 export function formatDay(seconds) {
-  const format = new Intl.DateTimeFormat(REGIONAL, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" });
+  const format = new Intl.DateTimeFormat(intlLocale, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" });
   return format.format(new Date(seconds * 1000));
 }
 

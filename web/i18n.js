@@ -115,8 +115,23 @@ const bundles = (root.dataset.i18nBundles || "common").split(/\s+/).filter(Boole
 
 /** The page's language tag ("x-pseudo" in tests). */
 export const lang = chooseLanguage();
-/** The locale Intl formats with: the pseudo language formats like Chinese (no ASCII words). */
-export const intlLocale = lang === PSEUDO ? "zh-CN" : lang;
+/**
+ * The locale Intl formats with: the browser's own variant of the page's
+ * language when it has one (an en-GB reader gets day-first dates on an
+ * English page), the page's language otherwise; the pseudo language formats
+ * like Chinese (no ASCII words).
+ */
+export const intlLocale = lang === PSEUDO ? "zh-CN" : regional(lang, navigator.languages || []);
+
+function regional(tag, preferred) {
+  const primary = tag.toLowerCase().split("-")[0];
+  for (const pref of preferred) {
+    const lower = String(pref).toLowerCase();
+    if (lower === tag.toLowerCase()) return tag;
+    if (lower.split("-")[0] === primary && lower.includes("-") && primary !== "zh") return pref;
+  }
+  return tag;
+}
 
 const english = await loadCatalogue("en", bundles);
 let chosen = english;

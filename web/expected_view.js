@@ -7,9 +7,10 @@
 
 import { h } from "/static/common.js";
 import { t } from "/static/i18n.js";
+import { tNodes } from "/static/i18n_nodes.js";
 import { callApi, formatAppointment } from "/static/invite_api.js";
 import { linkBox } from "/static/invite_view.js";
-import { person, sentence } from "/static/staff_labels.js";
+import { person } from "/static/staff_labels.js";
 
 const REFRESH_EVERY_MS = 30000;
 
@@ -133,7 +134,7 @@ export class ExpectedView {
     const box = h(
       "div",
       { class: "problem" },
-      h("p", {}, ...sentence("expected.cancel.ask", { name })),
+      h("p", {}, ...tNodes("expected.cancel.ask", { name })),
       h(
         "div",
         { class: "actions" },

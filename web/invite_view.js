@@ -6,9 +6,10 @@
 
 import { $, h } from "/static/common.js";
 import { formatUnit, t } from "/static/i18n.js";
+import { tNodes } from "/static/i18n_nodes.js";
 import { InviteError, callApi, copyText, formatAppointment } from "/static/invite_api.js";
 import { qrSvg } from "/static/qr.js";
-import { person, sentence } from "/static/staff_labels.js";
+import { person } from "/static/staff_labels.js";
 
 /** How long a link may last (minutes, and how the list says it); "" is the clinic's default. */
 const LIFETIMES = [
@@ -78,7 +79,7 @@ export class InviteView {
         "invite-when",
         t("invite.when"),
         h("input", { id: "invite-when", type: "datetime-local" }),
-        zone ? sentence("invite.when.help", { zone: person(zone) }) : [t("invite.when.help_local")],
+        zone ? tNodes("invite.when.help", { zone: person(zone) }) : [t("invite.when.help_local")],
       ),
       field("invite-lifetime", t("invite.lifetime"), h("select", { id: "invite-lifetime" }, ...lifetimes), [t("invite.lifetime.help")]),
       h("p", { id: "invite-error", class: "field-error", role: "alert", hidden: true }),
@@ -160,14 +161,14 @@ export class InviteView {
   }
 
   showResult(name, reply) {
-    const facts = [h("p", {}, ...sentence("invite.send", { name: person(name, "strong") }))];
+    const facts = [h("p", {}, ...tNodes("invite.send", { name: person(name, "strong") }))];
     if (reply.scheduled_at) {
       const when = { when: formatAppointment(reply.scheduled_at), opens: formatAppointment(reply.check_in_from) };
       facts.push(h("p", { id: "invite-appointment", text: t("invite.appointment", when) }));
     }
     facts.push(h("p", { class: "muted small", text: t("invite.expires", { time: formatAppointment(reply.expires_at) }) }));
     this.result.replaceChildren(
-      h("h2", { id: "invite-result-title" }, ...sentence("invite.result.title", { name: person(name) })),
+      h("h2", { id: "invite-result-title" }, ...tNodes("invite.result.title", { name: person(name) })),
       ...facts,
       linkBox(reply.patient_link, { kind: "patient", id: "invite-link" }),
     );

@@ -5,7 +5,8 @@
 
 import { $, formatElapsed, h, stateName } from "/static/common.js";
 import { formatNumber, t } from "/static/i18n.js";
-import { acuityBadge, doctorLabel, learnNames, nameList, person, prefersMark, sentence } from "/static/staff_labels.js";
+import { tNodes } from "/static/i18n_nodes.js";
+import { acuityBadge, doctorLabel, learnNames, nameList, person, prefersMark } from "/static/staff_labels.js";
 
 export class QueueView {
   /**
@@ -125,7 +126,7 @@ export class QueueView {
     if (!holders.length) return null;
     const mine = holders.some((c) => c.sub === this.me.sub);
     const others = holders.filter((c) => c.sub !== this.me.sub).map((c) => c.name);
-    return h("span", { class: "claim-mark" }, ...sentence("queue.claim", { names: nameList(others, { you: mine }) }));
+    return h("span", { class: "claim-mark" }, ...tNodes("queue.claim", { names: nameList(others, { you: mine }) }));
   }
 
   /** Visits in progress that this page knows of (from `visit` events). */
@@ -140,7 +141,7 @@ export class QueueView {
         return h(
           "li",
           {},
-          h("span", {}, ...sentence(mine ? "queue.active.mine" : "queue.active.row", { patient: patientName(v), doctor })),
+          h("span", {}, ...tNodes(mine ? "queue.active.mine" : "queue.active.row", { patient: patientName(v), doctor })),
           " ",
           this.role === "doctor" && mine
             ? h("button", { type: "button", class: "btn btn-small btn-primary", text: t("queue.active.return"), on: { click: () => this.actions.returnTo(v) } })

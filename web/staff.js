@@ -7,6 +7,7 @@
 import { AdminView } from "/static/admin_view.js";
 import { InactivityLock } from "/static/inactivity_lock.js";
 import { t } from "/static/i18n.js";
+import { tNodes } from "/static/i18n_nodes.js";
 import { $, Notices, forgetToken, openSockets, readClaims, readToken, showConnection, showScreen } from "/static/common.js";
 import { mountStage } from "/static/call_view.js";
 import { watchSockets } from "/static/connection.js";
@@ -18,7 +19,7 @@ import { InviteView } from "/static/invite_view.js";
 import { QueueView } from "/static/queue_view.js";
 import { StaffAlerts } from "/static/staff_alerts.js";
 import { bindSignIn, showSignIn } from "/static/staff_signin.js";
-import { knowsName, nameList, person, sentence, showNotice, staffName } from "/static/staff_labels.js";
+import { knowsName, nameList, person, showNotice, staffName } from "/static/staff_labels.js";
 import { TriageClaims } from "/static/triage_claims.js";
 import { TriageView } from "/static/triage_view.js";
 
@@ -76,7 +77,7 @@ function connectStaff(token) {
     if (others.length) {
       const name = (queue.visits.get(id) || {}).patient_name;
       const params = { count: others.length, names: nameList(others) };
-      const said = name ? sentence("chats.claimed", { ...params, patient: person(name) }) : sentence("triage.claimed", params);
+      const said = name ? tNodes("chats.claimed", { ...params, patient: person(name) }) : tNodes("triage.claimed", params);
       showNotice(notices, said, { kind: "info", key: `claim-${id}` });
     }
   };
@@ -175,13 +176,13 @@ function bindAdmin(token, clinic) {
 function returnedNotice(n) {
   const patient = n.patient_name ? person(n.patient_name) : t("staff.a_patient");
   const doctor = knowsName(n.doctor) ? person(staffName(n.doctor)) : t("staff.the_doctor");
-  return sentence("queue.returned", { patient, doctor });
+  return tNodes("queue.returned", { patient, doctor });
 }
 
 function showIdentity(me) {
   const who = $("#whoami");
   const role = t(`staff.role.${me.role}`);
-  who.replaceChildren(...sentence("staff.whoami", { name: person(me.name), role }));
+  who.replaceChildren(...tNodes("staff.whoami", { name: person(me.name), role }));
   who.hidden = false;
   $("#sign-out").hidden = false;
   document.body.dataset.role = me.role;

@@ -1,10 +1,12 @@
 // How the staff page names things it shows in several views: a visit's
 // acuity (ESI badge), why it ended, the patient's language, and staff (by
-// name, from the clinic's roster); and sentences of the catalogue with
-// person data (names, notes) in them, kept in translate="no" elements.
+// name, from the clinic's roster). Person data (names, notes) goes in
+// translate="no" elements, inside sentences built with i18n_nodes.js.
 
+import { languageLabel as ownName, listNodes } from "/static/clinic_text.js";
 import { esiName, h } from "/static/common.js";
-import { intlLocale, languageName, languageNameHere, lang, t } from "/static/i18n.js";
+import { languageNameHere, lang, t } from "/static/i18n.js";
+import { tNodes } from "/static/i18n_nodes.js";
 
 /** Person data (a name, a reason, a note) as an element translators leave alone. */
 export function person(text, tag = "span", props = {}) {
@@ -12,49 +14,13 @@ export function person(text, tag = "span", props = {}) {
 }
 
 /**
- * A sentence of the catalogue as nodes: a {placeholder} whose parameter is a
- * Node goes in as that node (a name in its own translate="no" element), the
- * other parameters as text. For h() children or replaceChildren().
- */
-export function sentence(key, params = {}) {
-  const text = {};
-  const nodes = {};
-  for (const [name, value] of Object.entries(params)) {
-    if (value instanceof Node) nodes[name] = value;
-    else text[name] = value;
-  }
-  const filled = t(key, text);
-  const out = [];
-  const used = new Set();
-  let last = 0;
-  for (const m of filled.matchAll(/\{(\w+)\}/g)) {
-    const node = nodes[m[1]];
-    if (!node) continue;
-    out.push(filled.slice(last, m.index), used.has(m[1]) ? node.cloneNode(true) : node);
-    used.add(m[1]);
-    last = m.index + m[0].length;
-  }
-  out.push(filled.slice(last));
-  return out.filter((part) => part !== "");
-}
-
-/**
  * Names as one list ("Ana, Bo and Cy" in the page's language), each name
  * untranslated; with `you`, the signed-in person first, as "you".
  */
 export function nameList(names, { you = false } = {}) {
-  const items = you ? [t("staff.you_in_list"), ...names] : names;
-  const parts = new Intl.ListFormat(intlLocale, { style: "long", type: "conjunction" }).formatToParts(items);
-  let index = 0;
-  return h(
-    "span",
-    {},
-    ...parts.map((p) => {
-      if (p.type !== "element") return p.value;
-      index += 1;
-      return you && index === 1 ? p.value : person(p.value);
-    }),
-  );
+  const items = names.map((name) => person(name));
+  if (you) items.unshift(t("staff.you_in_list"));
+  return h("span", {}, ...listNodes(items));
 }
 
 /** A notice whose text holds person data: shown by `notices` (common.js Notices), its words as nodes. */
@@ -97,19 +63,19 @@ export function showsLanguage(tag) {
  * name in the page's language ("Chinese") when the page is in another one.
  */
 export function languageLabel(tag) {
-  const own = h("span", { lang: tag, translate: "no", class: "lang-name", text: languageName(tag) });
+  const own = ownName(tag);
   const primary = tag.toLowerCase().split("-")[0];
   if (primary === lang.toLowerCase().split("-")[0]) return own;
   // The language alone ("Chinese", not "Chinese (China)"): the own name says the rest.
   const here = languageNameHere(primary);
   if (!here || here === primary || here === own.textContent) return own;
-  return h("span", {}, ...sentence("staff.language.both", { language: own, here }));
+  return h("span", {}, ...tNodes("staff.language.both", { language: own, here }));
 }
 
 /** "prefers 中文（简体）" for the queue's row; null when nothing needs saying (see showsLanguage). */
 export function prefersMark(tag) {
   if (!showsLanguage(tag)) return null;
-  return h("span", { class: "lang-mark" }, ...sentence("queue.prefers", { language: languageLabel(tag) }));
+  return h("span", { class: "lang-mark" }, ...tNodes("queue.prefers", { language: languageLabel(tag) }));
 }
 
 /** Staff names by staff id, from the roster the queue snapshots carry. */

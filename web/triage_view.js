@@ -6,7 +6,8 @@
 
 import { $, esiName, formatElapsed, h, request, toggleConfirm } from "/static/common.js";
 import { t } from "/static/i18n.js";
-import { doctorChoice, languageLabel, learnNames, nameList, person, sentence, showNotice } from "/static/staff_labels.js";
+import { tNodes } from "/static/i18n_nodes.js";
+import { doctorChoice, languageLabel, learnNames, nameList, person, showNotice } from "/static/staff_labels.js";
 
 const QUEUED = ["waiting", "in_triage", "ready"];
 
@@ -45,7 +46,7 @@ export class TriageView {
     const visit = this.visits.get(visitId);
     $("#triage").hidden = false;
     const name = visit.patient_name ? person(visit.patient_name) : t("staff.patient");
-    $("#triage-title").replaceChildren(...sentence("triage.title_of", { name }));
+    $("#triage-title").replaceChildren(...tNodes("triage.title_of", { name }));
     $("#triage-acuity").value = visit.acuity ? String(visit.acuity) : "";
     $("#triage-note").value = visit.triage_note || "";
     this.showRouteStatus([]);
@@ -68,7 +69,7 @@ export class TriageView {
     if (!visit || !QUEUED.includes(visit.state)) {
       const name = visit && visit.patient_name;
       const options = { kind: "info", key: "triage" };
-      if (name) showNotice(this.notices, sentence("triage.gone", { name: person(name) }), options);
+      if (name) showNotice(this.notices, tNodes("triage.gone", { name: person(name) }), options);
       else this.notices.show(t("triage.gone_unnamed"), options);
       this.close();
       return;
@@ -109,7 +110,7 @@ export class TriageView {
   showClaimed(others) {
     const el = $("#triage-claimed");
     el.hidden = others.length === 0;
-    el.replaceChildren(...(others.length ? sentence("triage.claimed", { count: others.length, names: nameList(others) }) : []));
+    el.replaceChildren(...(others.length ? tNodes("triage.claimed", { count: others.length, names: nameList(others) }) : []));
   }
 
   /** What routing did, beside the Route button: text and elements (names), none to hide it. */
@@ -154,7 +155,7 @@ export class TriageView {
       const reply = await request(this.socket, "route", { visit_id: this.visitId, doctor });
       this.remember(reply.visit);
       if (!reply.doctor) this.showRouteStatus([t("route.done_any")]);
-      else if (!reply.notice) this.showRouteStatus(sentence("route.done", { doctor: person(reply.doctor.name) }));
+      else if (!reply.notice) this.showRouteStatus(tNodes("route.done", { doctor: person(reply.doctor.name) }));
       else this.showRouteStatus(offDutyWarning(reply.doctor.name, reply.notice), "warning");
     } catch (err) {
       // The sentence ends the reason itself ("Not routed: <reason>."): the reason's own full stop goes.
@@ -187,6 +188,6 @@ function fillAcuity(select) {
 function offDutyWarning(doctor, notice) {
   const minutes = /within (\d+) minute/.exec(notice);
   const params = { doctor: person(doctor) };
-  if (!minutes) return sentence("route.off_duty", params);
-  return sentence("route.off_duty_minutes", { ...params, count: Number(minutes[1]) });
+  if (!minutes) return tNodes("route.off_duty", params);
+  return tNodes("route.off_duty_minutes", { ...params, count: Number(minutes[1]) });
 }

@@ -52,6 +52,8 @@ def audit(page: Page, where: str, report: Path | None = None) -> str:
     result: dict[str, Any] = page.evaluate(RUN, [TAGS, EXPERIMENTAL, EXCLUDE])
     violations: list[dict[str, Any]] = result["violations"]
     if not violations:
+        if report is not None:
+            report.unlink(missing_ok=True)  # an earlier run's, no longer true
         return ""
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)

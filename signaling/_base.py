@@ -6,6 +6,8 @@ the caller's claims and the validated payload and returns a dict, which is
 acknowledged as ``{"ok": true, ...}``. Any failure is acknowledged as
 ``{"ok": false, "error": {"code", "message"}}`` and also emitted to the caller
 as an ``error`` event (so a client that did not ask for an ack still hears it).
+A handler whose changes the Redis replicas did not confirm in time is answered
+``unavailable`` (telemed/replication.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from signaling._address import client_address
 from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
+from telemed import replication
 from telemed.exceptions import BadRequest, Forbidden, RateLimited, TelemedError, Unauthorized, Unavailable
 from telemed.tokens import Claims, Role
 
@@ -161,7 +164,10 @@ class AuthedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 payload = model.model_validate({} if data is None and not model.model_fields else data)
             except ValidationError as exc:
                 raise _bad_request(exc) from None
-            result = await fn(self, sid, claims, payload)
+            with replication.acknowledging() as ack:
+                result = await fn(self, sid, claims, payload)
+            if not ack.confirmed:  # made, but a failover could still lose it: not acknowledged
+                raise replication.NotReplicated
         except TelemedError as exc:
             return await self._fail(sid, event, label, exc)
         except (RedisConnectionError, RedisTimeoutError):

@@ -13,6 +13,9 @@ the listening task) is python-socketio's. It:
 - publishes through its own client, whose pool reconnects by itself;
 - listens on a pub/sub connection it closes before making a new one, retrying
   every ``retry_max`` seconds at most;
+- makes both clients with :func:`telemed.redis_client.redis_client`, so with
+  Redis Sentinel each new connection goes to the current primary: after a
+  failover the listener resubscribes there like after a restart;
 - calls ``on_resubscribed`` after every recovery, so the node can tell its
   clients to catch up on what could not be delivered meanwhile;
 - carries node-to-node notices (``publish_internal`` / ``on_internal``), taken
@@ -37,6 +40,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from socketio.base_manager import BaseManager
 
 from telemed.redis_client import redis_client
+from telemed.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +102,19 @@ _INDEXED: bool | None = None
 #: Backoff of the first resubscription attempt after the listener lost Redis.
 FIRST_RETRY = 0.1
 
+#: Connections of the listener's client: the one pub/sub connection.
+LISTENER_CONNECTIONS = 2
+
 
 class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
     """python-socketio's pub/sub client manager with Redis as the backend."""
 
     name = "telemed-redis"
 
-    def __init__(self, url: str, channel: str, retry_max: float = 1.0) -> None:
+    def __init__(self, where: str | Settings, channel: str, retry_max: float = 1.0) -> None:
+        """:param where: a Redis URL, or the settings (Sentinel or URL, :func:`redis_client`)."""
         super().__init__(channel=channel)
-        self.redis_url = url
+        self.where = where
         self.retry_max = retry_max
         self.indexed = _indexed()
         self.on_resubscribed: Callable[[], Awaitable[None]] | None = None
@@ -120,7 +128,7 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
 
     async def _publish(self, data: Any) -> None:
         if self._publisher is None:
-            self._publisher = redis_client(self.redis_url, decode=False)
+            self._publisher = redis_client(self.where, decode=False)
         try:
             await self._publisher.publish(self.channel, self.json.dumps(data))
         except Exception as exc:  # the emit reached local sockets; others catch up on resync
@@ -184,7 +192,10 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
         while True:
             try:
                 await self._close_listener()
-                self._listener = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
+                # No socket timeout: the listener waits for its next message as long as it takes.
+                self._listener = redis_client(
+                    self.where, decode=False, max_connections=LISTENER_CONNECTIONS, socket_timeout=None
+                )
                 self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(self.channel)
                 retry = FIRST_RETRY

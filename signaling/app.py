@@ -53,7 +53,7 @@ async def _end(tasks: list[asyncio.Task[Any]]) -> None:
 def make_app(settings: Settings) -> web.Application:
     """A node's application. Redis is contacted lazily; nothing blocks here."""
     settings.check()
-    manager = RedisManager(settings.redis_url, channel=keys.SOCKETIO_CHANNEL)
+    manager = RedisManager(settings, channel=keys.SOCKETIO_CHANNEL)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -64,7 +64,7 @@ def make_app(settings: Settings) -> web.Application:
         ping_timeout=10,
     )
     _engineio.install()
-    hub = Hub(settings=settings, redis=redis_client(settings.redis_url), sio=sio)
+    hub = Hub(settings=settings, redis=redis_client(settings), sio=sio)
     notifier = QueueNotifier(hub)
     queue_ns = QueueNamespace(hub, notifier)
     namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub), MediaNamespace(hub))

@@ -23,7 +23,7 @@ from signaling import rooms, schemas
 from signaling._address import client_address
 from signaling._headers import add_default_headers, page_headers
 from signaling.hub import Hub
-from telemed import appointments, clinic_config, keys
+from telemed import appointments, clinic_config, keys, replication
 from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
 from telemed.jwks import JwksError
 from telemed.tokens import ID_PATTERN, Claims, Role, mint
@@ -40,9 +40,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a typed JSON error; never a traceback page."""
+    """Turn every failure into a typed JSON error; never a traceback page. A
+    change the Redis replicas did not confirm in time is answered ``unavailable``
+    (telemed/replication.py)."""
     try:
-        return await handler(request)
+        with replication.acknowledging() as ack:
+            response = await handler(request)
+        if not ack.confirmed:
+            raise replication.NotReplicated
+        return response
     except TelemedError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
     except RedisError:
@@ -197,12 +203,27 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready while Redis answers; with Sentinel or replicas required, while the
+    primary answers as a primary and enough replicas keep up with it (the
+    changes people make are acknowledged only then: telemed/replication.py).
+    So a node is out of the balancer for the whole failover window."""
     hub = request.app[HUB]
-    try:
-        await hub.redis.ping()
-    except RedisError:
-        return web.json_response({"status": "unavailable", "redis": False}, status=503)
-    return web.json_response({"status": "ready", "redis": True})
+    needed = hub.settings.redis_min_replicas
+    if not needed and not hub.settings.redis_sentinels:
+        try:
+            await hub.redis.ping()
+        except RedisError:
+            return web.json_response({"status": "unavailable", "redis": False}, status=503)
+        return web.json_response({"status": "ready", "redis": True})
+    state = await replication.health(hub.redis)
+    ready = state.ready(needed)
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "redis": state.reachable and state.primary,
+        "replicas": state.replicas,
+        "replicas_needed": needed,
+    }
+    return web.json_response(body, status=200 if ready else 503)
 
 
 #: Headers a proxy adds: a request carrying one came through a proxy, even from loopback.

@@ -20,6 +20,7 @@ from telemed.audit import AuditLog
 from telemed.chat import ChatLog
 from telemed.exceptions import Forbidden, RateLimited, Unauthorized
 from telemed.jwks import KeySet
+from telemed.replication import Replication
 from telemed.settings import Settings
 from telemed.tokens import Claims, Role, Verifier
 from telemed.visits import State
@@ -52,7 +53,7 @@ class Hub:
         keys = KeySet(self.settings.jwks, self.settings.jwks_refresh) if self.settings.jwks else None
         self.verifier = Verifier(self.settings.secret, keys)
         self.room = WaitingRoom(self.redis, self.settings)
-        self.chat = ChatLog(self.redis)
+        self.chat = ChatLog(self.redis, Replication(self.redis, self.settings))
         self.audit = AuditLog(self.settings.audit_path())
         self.charts = ChartKeeper(self.settings, self.redis, self.room, self.chat, self.audit, self.spawn)
         self._connect = self.redis.register_script(_scripts.CONNECT)

@@ -2,7 +2,10 @@
 
 A message carries a client-chosen id, so a send that is retried after a lost
 ack is stored once. The ack carries the stream id; a client that reconnects
-asks for everything after the last stream id it saw.
+asks for everything after the last stream id it saw. With replicas required
+(:mod:`telemed.replication`), a send is acknowledged once they have it; one
+they did not confirm in time is answered ``unavailable`` and its retry (same
+client id) is stored once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import redis.asyncio as aioredis
 
 from telemed import _scripts, keys
 from telemed.exceptions import Conflict, NotFound
+from telemed.replication import Replication
 from telemed.tokens import Claims
 
 #: Stream entries kept per visit (a visit's chat is far shorter; this bounds abuse).
@@ -40,18 +44,21 @@ class Message:
 
 
 class ChatLog:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, replication: Replication | None = None) -> None:
         # Typed Any: redis-py's stubs cannot express decode_responses=True (str replies).
         self.redis: Any = redis
         self._send = redis.register_script(_scripts.CHAT_SEND)
+        self._replication = replication
 
     async def send(self, visit_id: str, sender: Claims, client_id: str, text: str) -> tuple[Message, bool]:
         """Store a message once; returns it and whether it was a duplicate."""
         now = time.time()
-        r = await self._send(
-            keys=[keys.visit(visit_id), keys.chat(visit_id), keys.chat_ids(visit_id)],
-            args=[client_id, sender.sub, sender.role.value, sender.name, text, repr(now), MAX_MESSAGES],
-        )
+        script_keys = [keys.visit(visit_id), keys.chat(visit_id), keys.chat_ids(visit_id)]
+        args = [client_id, sender.sub, sender.role.value, sender.name, text, repr(now), MAX_MESSAGES]
+        if self._replication is None:
+            r = await self._send(keys=script_keys, args=args)
+        else:
+            r = await self._replication.eval(self._send, script_keys, args)
         if r[0] == "not_found":
             raise NotFound("no such visit")
         if r[0] == "conflict":

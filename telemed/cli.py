@@ -151,7 +151,9 @@ async def _start(
     await runner.setup()
     for sock in sockets:
         await web.SockSite(runner, sock).start()
-    logger.info("node listening on http://%s:%s", settings.host, settings.port)
+    from telemed.redis_client import describe
+
+    logger.info("node listening on http://%s:%s, state in %s", settings.host, settings.port, describe(settings))
     if settings.gc_tuning:
         from telemed import _gc
 
@@ -207,13 +209,15 @@ async def _work(settings: Settings) -> None:
     stop = _stop_event()
     worker = Worker(_media_settings(settings))
     await worker.start()
-    logger.info("media worker %s started", worker.worker_id)
+    from telemed.redis_client import describe
+
+    logger.info("media worker %s started, state in %s", worker.worker_id, describe(settings))
     await stop.wait()
     await worker.stop()  # finishes every recording
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.redis_url:
+    if not settings.redis_url and not settings.redis_sentinels:
         raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
     _run(_work(settings))
     return 0
@@ -223,7 +227,7 @@ async def _print_links(settings: Settings, exports: str) -> None:
     from telemed.redis_client import redis_client
     from telemed.waiting_room import WaitingRoom
 
-    redis = redis_client(settings.redis_url)
+    redis = redis_client(settings)
     try:
         room = WaitingRoom(redis, settings)
         await room.set_walk_in(DEMO_CLINIC, True)
@@ -306,7 +310,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             secret=settings.secret or folder.secret(),
             allowed_origins=settings.allowed_origins or (public, f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}"),
         )
-        if not settings.redis_url:
+        if not settings.redis_url and not settings.redis_sentinels:
             _check_stop()
             folder.stop_stale_redis()
             redis = RedisServer(folder.redis_dir, die_with_parent=True)
@@ -368,7 +372,7 @@ def _require(settings: Settings, *, redis: bool) -> None:
     named = "TELEMED_VAR_DIR" in os.environ
     if not settings.secret:
         raise ConfigError(DevFolder(VAR).missing("TELEMED_SECRET", "the secret your nodes use", named=named))
-    if redis and not settings.redis_url:
+    if redis and not settings.redis_url and not settings.redis_sentinels:
         raise ConfigError(DevFolder(VAR).missing("REDIS_URL", "the Redis your nodes use (e.g. redis://127.0.0.1:6379/0)", named=named))
 
 
@@ -395,7 +399,7 @@ def cmd_visit_create(args: argparse.Namespace, settings: Settings) -> int:
         from telemed.redis_client import redis_client
         from telemed.waiting_room import WaitingRoom
 
-        redis = redis_client(settings.redis_url)
+        redis = redis_client(settings)
         try:
             visit = await WaitingRoom(redis, settings).create(args.clinic, reason=args.reason)
         finally:
@@ -422,7 +426,7 @@ def cmd_clinic_set(args: argparse.Namespace, settings: Settings) -> int:
         from telemed.redis_client import redis_client
         from telemed.waiting_room import WaitingRoom
 
-        redis = redis_client(settings.redis_url)
+        redis = redis_client(settings)
         try:
             await WaitingRoom(redis, settings).set_walk_in(args.clinic, args.walk_in == "on")
         finally:

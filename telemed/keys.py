@@ -49,6 +49,14 @@ def chat_ids(visit_id: str) -> str:
     return f"{PREFIX}chatids:{{{visit_id}}}"
 
 
+def call_quality(visit_id: str) -> str:
+    """Hash: what the pages reported of the visit's calls (:mod:`telemed.call_quality`):
+    times to first media, ICE failures, relay or direct, audio-only fallbacks; per
+    side and call, no health data. Expires :data:`ENDED_VISIT_TTL` after its last
+    report, so it outlives the visit's end long enough for the chart to read it."""
+    return f"{PREFIX}callq:{{{visit_id}}}"
+
+
 def queue(clinic: str) -> str:
     """Sorted set of the clinic's queued visits; score = acuity * 1e15 + place (see _scripts.CHECK_IN)."""
     return f"{PREFIX}queue:{clinic}"
@@ -234,3 +242,8 @@ def walk_in_rate(address: str) -> str:
 
 #: Channel prefix python-socketio's AsyncRedisManager publishes on.
 SOCKETIO_CHANNEL = f"{PREFIX}socketio"
+
+#: Counter incremented before every replicas' confirmation (``WAIT``): a write on
+#: the confirming connection that comes after everything written before it
+#: (telemed/replication.py). Never read; never expires (one small integer).
+REPLICATION_BARRIER = f"{PREFIX}replication:barrier"

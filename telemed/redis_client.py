@@ -1,23 +1,105 @@
-"""Redis clients as every process makes them."""
+"""Redis clients as every process makes them.
+
+One place decides how a node, a media worker, the Socket.IO manager, the
+external emitter and the command-line tools reach the shared state: one
+server (``REDIS_URL``), or the primary that Redis Sentinel names
+(``REDIS_SENTINELS``). A Sentinel client asks the sentinels for the primary
+whenever it opens a connection, so after a failover (the old primary gone, a
+replica promoted) new connections go to the new primary by themselves;
+connections to a demoted primary are dropped on their first write (redis-py's
+``SentinelManagedConnection``). Commands are never retried by the client: a
+command that fails is an ``unavailable`` answer, and whoever asked retries.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+from telemed.settings import Settings
 
 #: Connections per client. Handlers wait for a free one (up to the timeout)
 #: instead of failing when a burst of events needs more at once.
 MAX_CONNECTIONS = 64
 
+#: Seconds a command may take before its connection counts as lost. Bounds
+#: ``TELEMED_REDIS_WAIT_MS`` (telemed/settings.py).
+SOCKET_TIMEOUT = 5.0
 
-def redis_client(url: str, *, decode: bool = True, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
-    """A client with a blocking pool; nothing is contacted until first use."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10,
-        decode_responses=decode,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=10,
+#: Seconds to wait for a sentinel's answer: a dead one is skipped quickly.
+SENTINEL_TIMEOUT = 1.0
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (connections to whichever server the sentinels
+    name primary) with the waiting of the single-server pool: a handler waits
+    for a free connection instead of failing in a burst. Closing it closes the
+    connections to the sentinels too."""
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
+def redis_client(
+    where: str | Settings,
+    *,
+    decode: bool = True,
+    max_connections: int = MAX_CONNECTIONS,
+    socket_timeout: float | None = SOCKET_TIMEOUT,
+) -> aioredis.Redis:
+    """A client with a blocking pool; nothing is contacted until first use.
+
+    :param where: a Redis URL, or the settings (``REDIS_SENTINELS`` when set, else ``REDIS_URL``).
+    :param socket_timeout: None for a pub/sub listener, which may wait for its
+        next message as long as it likes.
+    """
+    options: dict[str, Any] = {
+        "max_connections": max_connections,
+        "timeout": 10,
+        "decode_responses": decode,
+        "socket_connect_timeout": 2,
+        "socket_timeout": socket_timeout,
+        "health_check_interval": 10,
+    }
+    if isinstance(where, str):
+        return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(where, **options))
+    if not where.redis_sentinels:
+        return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(where.redis_url, **options))
+    sentinel_options: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+    if where.redis_sentinel_password:
+        sentinel_options["password"] = where.redis_sentinel_password.reveal()
+    sentinel = Sentinel(where.sentinel_addresses(), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    client: aioredis.Redis = sentinel.master_for(
+        where.redis_sentinel_master,
+        connection_pool_class=BlockingSentinelPool,
+        **options,
+        **_server_options(where.redis_url),
     )
-    return aioredis.Redis.from_pool(pool)
+    return client
+
+
+def _server_options(url: str) -> dict[str, Any]:
+    """What ``REDIS_URL`` says besides the address, for the servers Sentinel names."""
+    if not url:
+        return {}
+    parsed = parse_url(url)
+    options = {k: v for k, v in parsed.items() if k in ("db", "username", "password")}
+    if parsed.get("connection_class") is SSLConnection:
+        options["ssl"] = True
+    return options
+
+
+def describe(settings: Settings) -> str:
+    """Where the settings point, for logs (no password)."""
+    if settings.redis_sentinels:
+        return f"the primary {settings.redis_sentinel_master!r} of sentinels {','.join(settings.redis_sentinels)}"
+    parsed = parse_url(settings.redis_url) if settings.redis_url else {}
+    if "path" in parsed:
+        return f"redis at {parsed['path']}"
+    return f"redis at {parsed.get('host', 'localhost')}:{parsed.get('port', 6379)}"

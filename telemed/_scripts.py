@@ -49,7 +49,8 @@ end
 #: KEYS: visit, history, queue, seq (last arrival's place), version, seen,
 #:       expected, appointments due
 #: ARGV: rules, now, default_acuity, reason, consent_visit, consent_recording,
-#:       consent_version, patient_sub, patient_name, place epoch (ms)
+#:       consent_version, patient_sub, patient_name, place epoch (ms), language,
+#:       consent_language
 CHECK_IN = PRELUDE + r"""
 local from, to = step(KEYS[1], ARGV[1])
 if not from then return to end
@@ -71,7 +72,8 @@ redis.call('ZREM', KEYS[7], redis.call('HGET', KEYS[1], 'id'))
 redis.call('ZREM', KEYS[8], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HSET', KEYS[1], 'state', to, 'checked_in_at', ARGV[2], 'seq', seq,
   'reason', ARGV[4], 'consent_visit', ARGV[5], 'consent_recording', ARGV[6],
-  'consent_version', ARGV[7], 'patient_sub', ARGV[8], 'patient_name', ARGV[9])
+  'consent_version', ARGV[7], 'patient_sub', ARGV[8], 'patient_name', ARGV[9],
+  'language', ARGV[11], 'consent_language', ARGV[12])
 redis.call('ZADD', KEYS[3], score(ARGV[3], seq), redis.call('HGET', KEYS[1], 'id'))
 redis.call('ZADD', KEYS[6], math.floor(tonumber(ARGV[2]) * 1000), redis.call('HGET', KEYS[1], 'id'))
 history(KEYS[2], ARGV[2], from, to, 'check_in', ARGV[8])

@@ -275,8 +275,10 @@ class Browser:
     """A participant's browser side of a chart leg: a send-only aiortc peer."""
 
     def __init__(self, *, video: bool = True, audio: bool = True, size: tuple[int, int] = (320, 240), blur: bool = False,
-                 addresses: Iterable[str] = ("127.0.0.1",), tracks: tuple[Any, Any] | None = None) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                 addresses: Iterable[str] = ("127.0.0.1",), tracks: tuple[Any, Any] | None = None,
+                 configuration: RTCConfiguration | None = None) -> None:
+        self.configuration = configuration or RTCConfiguration(iceServers=[])
+        self.pc = RTCPeerConnection(self.configuration)
         self.addresses = tuple(addresses)
         if tracks is not None:
             self.audio, self.video = tracks
@@ -301,7 +303,7 @@ class Browser:
         page does when its leg failed and it re-offers."""
         audio = self.audio.following() if self.audio is not None else None
         video = self.video.following() if self.video is not None else None
-        return Browser(addresses=self.addresses, tracks=(audio, video))
+        return Browser(addresses=self.addresses, tracks=(audio, video), configuration=self.configuration)
 
     async def offer(self) -> str:
         """The offer, with every candidate (gathering complete), as a browser should send it."""
@@ -382,11 +384,14 @@ def decode_recording(path: Path, check_every: int = 1) -> Decoded:
 
 
 async def open_visit(room: Any, *, clinic: str = "c1", consent: bool = True, admit: bool = True,
-                     patient: str = "p1", doctor: str = "d1") -> str:
+                     patient: str = "p1", doctor: str = "d1", language: str = "ko") -> str:
     """A visit through the real waiting room: created, checked in (with or
-    without consent to recording) and, with ``admit``, in progress."""
+    without consent to recording) and, with ``admit``, in progress. The
+    patient's language is Korean by default: the harness's speech is
+    (espeak-ng -v ko), and so is the one model the tests install."""
     visit = await room.create(clinic, reason="test")
-    await room.check_in(visit.id, patient_sub=patient, patient_name="Pat", reason="test", consent_recording=consent)
+    await room.check_in(visit.id, patient_sub=patient, patient_name="Pat", reason="test", consent_recording=consent,
+                        language=language)
     if admit:
         await room.admit(clinic, doctor=doctor, doctor_name="Doc", visit_id=visit.id)
     return str(visit.id)

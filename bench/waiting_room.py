@@ -1,28 +1,39 @@
-"""Waiting-room benchmark: one node, one Redis, N patients plus nurses and doctors.
+"""Waiting-room benchmark: one Redis, one or more nodes, N patients plus nurses and doctors.
 
-    python -m bench.waiting_room --patients 2000 --seconds 60
+    python -m bench.waiting_room --patients 5000 --seconds 30
+    python -m bench.waiting_room --patients 5000 --nodes 2
 
-Starts a private redis-server and one ``telemed serve`` node (a separate
-process, so its CPU and memory are its own), connects the patients, then for
-``--seconds`` runs check-ins, acuity changes, admits, ends, leaves and chat.
-Prints as its last line:
+Starts a private redis-server and ``--nodes`` ``telemed serve`` processes
+(each its own process, so CPU and memory figures are each node's), connects
+the patients (spread over the nodes with no load balancer: each patient picks
+one), then for ``--seconds`` runs check-ins, acuity changes, admits, ends,
+leaves and chat. Prints as its last line:
 
-    waiting_room: patients=N p50_update_ms=… p99_update_ms=… chat_msgs_per_s=… chat_lost=… rss_mb=…
+    waiting_room: patients=N nodes=K p50_update_ms=… p99_update_ms=… chat_msgs_per_s=… chat_lost=… rss_mb=… node_cpu_pct=…
 
 update = from sending a queue change to a patient receiving the position
 update that carries that change's queue version. chat_lost = acknowledged
-messages missing from the stored history (must be 0).
+messages missing from the stored history (must be 0). rss_mb and
+node_cpu_pct (of one core, over the run) are per node, separated by ``/``.
 
-The load generator uses a small Socket.IO client over aiohttp websockets
-(``bench/_sio.py``) rather than python-socketio's, so that thousands of
-simulated patients cost the generator little and the figures are the node's.
+The generator: the patients live in ``--client-procs`` processes of their own
+(``bench/_wr_patients.py``), so this process, which sends the staff's changes
+and times them, is not the one receiving thousands of updates per change; the
+clients speak Socket.IO on a bare asyncio protocol (``bench/_sio.py``) and
+time each update when its bytes arrive, before parsing it.
+
+``BENCH_PROFILE=/tmp/node.txt`` records the first node with py-spy (raw
+stacks); ``BENCH_DUMP=/tmp/wr.json`` writes every change's send time and every
+update's arrival (``time.monotonic()``, the clock of every process here).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import json
 import os
 import random
 import statistics
@@ -31,17 +42,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from bench._sio import MiniClient
+from bench._wr_common import CLINIC, SECRET, Recorder, every, lag_monitor, staff_token
+from telemed import keys
 from telemed.redis_server import RedisServer, free_port
-from telemed.settings import Secret
-from telemed.tokens import Role, mint
-
-SECRET = Secret("bench-secret-" + "b" * 40)
-CLINIC = "bench"
-CHECK_IN = {"reason": "bench", "consent_visit": True, "consent_recording": False}
+from telemed.tokens import Role
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,278 +66,248 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Bench:
-    def __init__(
-        self, url: str, patients: int, seconds: float, http: aiohttp.ClientSession, rates: dict[str, float]
-    ) -> None:
-        self.url = url
-        self.rates = rates
-        self.n = patients
-        self.seconds = seconds
-        self.http = http
-        self.sent_at: dict[int, float] = {}  # queue version -> when the change that made it was sent
-        self.updates: list[tuple[int, float]] = []  # (version, received at)
-        self.acked: dict[str, set[str]] = {}
-        self.chat_sent = 0
-        self.acks: list[float] = []
-        self.lags: list[float] = []
-        self.patients: dict[str, MiniClient] = {}
-        self.tokens: dict[str, str] = {}
+def quantiles(values: list[float]) -> list[float]:
+    return statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
 
-    def staff(self, role: Role, i: int) -> str:
-        return mint(SECRET, role=role, name=f"{role.value}{i}", clinic=CLINIC, sub=f"{role.value}{i}", ttl=3600)[0]
 
-    async def new_patient(self) -> tuple[str, MiniClient]:
-        headers = {"Authorization": f"Bearer {self.staff(Role.NURSE, 0)}"}
-        async with self.http.post(f"{self.url}/api/visits", json={}, headers=headers) as r:
-            body = await r.json()
-        vid, tok = body["visit_id"], body["patient_link"].split("#t=")[1]
-        client = MiniClient(self.url, tok, ["/queue", "/chat"], self.http)
-        client.on("/queue", "position", lambda d: self.updates.append((d["version"], time.monotonic())))
-        await client.connect()
-        self.patients[vid] = client
-        self.acked[vid] = set()
-        return vid, client
+class Staff:
+    """The nurses and doctors (in this process): triage, admits and ends, nurse chat."""
 
-    async def check_in(self, vid: str, client: MiniClient) -> None:
-        t = time.monotonic()
-        reply = await client.call("/queue", "check_in", CHECK_IN)
-        if reply.get("ok"):
-            self.sent_at[reply["version"]] = t
+    def __init__(self, urls: list[str], redis: Any) -> None:
+        self.redis = redis
+        self.rec = Recorder()
+        self.nurses = [MiniClient(urls[i % len(urls)], staff_token(Role.NURSE, i), ["/queue", "/chat"]) for i in range(4)]
+        self.doctors = [MiniClient(urls[i % len(urls)], staff_token(Role.DOCTOR, i), ["/queue"]) for i in range(4)]
 
-    async def change(self, client: MiniClient, event: str, data: dict[str, object]) -> dict[str, object]:
-        t = time.monotonic()
-        reply = await client.call("/queue", event, data)
-        self.acks.append((time.monotonic() - t) * 1000)
-        if reply.get("ok") and reply.get("version") is not None:
-            self.sent_at[int(reply["version"])] = t  # type: ignore[arg-type]
-        return reply
-
-    async def chat(self, vid: str, client: MiniClient, n: int) -> None:
-        cid = f"{vid[:8]}-{n}"
-        self.chat_sent += 1
-        reply = await client.call("/chat", "send", {"visit_id": vid, "client_id": cid, "text": f"message {n}"})
-        if reply.get("ok"):
-            self.acked[vid].add(cid)
-
-    async def setup(self) -> None:
-        """Connect and check in the patients, connect the staff."""
-        sem = asyncio.Semaphore(50)
-
-        async def join() -> None:
-            async with sem:
-                vid, client = await self.new_patient()
-                await self.check_in(vid, client)
-
-        await asyncio.gather(*(join() for _ in range(self.n)))
-        self.nurses = [MiniClient(self.url, self.staff(Role.NURSE, i), ["/queue", "/chat"], self.http) for i in range(4)]
-        self.doctors = [MiniClient(self.url, self.staff(Role.DOCTOR, i), ["/queue"], self.http) for i in range(4)]
+    async def connect(self) -> None:
         for c in self.nurses + self.doctors:
             await c.connect()
-        await asyncio.sleep(2.0)  # let the joining pushes drain
 
-    async def run(self) -> dict[str, float]:
-        """The load: changes and chat at the configured rates for ``seconds``."""
-        nurses, doctors = self.nurses, self.doctors
-        self.updates.clear()
-        self.sent_at.clear()
+    async def queued(self) -> str:
+        """A patient waiting now (any of them, whichever process holds them)."""
+        vid: str | None = await self.redis.zrandmember(keys.queue(CLINIC))
+        if vid is None:
+            raise KeyError("nobody waiting")
+        return vid
 
-        stop = time.monotonic() + self.seconds
+    async def run(self, stop: float, rates: dict[str, float]) -> None:
         rng = random.Random(1)
-        rates = self.rates
-
-        async def every(rate: float, action) -> None:  # type: ignore[no-untyped-def]
-            """Start ``action`` ``rate`` times a second (not waiting for each)."""
-            if rate <= 0:
-                return
-            pending: set[asyncio.Task[None]] = set()
-            next_at = time.monotonic()
-            async def guarded() -> None:
-                try:
-                    await action()
-                except (TimeoutError, ConnectionError, KeyError, IndexError):
-                    pass  # the patient picked was admitted or left meanwhile: not acknowledged
-
-            while time.monotonic() < stop:
-                task = asyncio.ensure_future(guarded())
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                next_at += 1 / rate
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await asyncio.gather(*pending, return_exceptions=True)
-
         chat_n = itertools.count()
 
         async def triage() -> None:
-            nurse = rng.choice(nurses)
-            vid = rng.choice(list(self.patients))
-            await self.change(nurse, "triage", {"visit_id": vid, "acuity": rng.randint(1, 5)})
+            vid = await self.queued()
+            await self.rec.change(rng.choice(self.nurses), "triage", {"visit_id": vid, "acuity": rng.randint(1, 5)})
 
         async def admit_and_end() -> None:
-            doctor = rng.choice(doctors)
-            reply = await self.change(doctor, "admit", {})
+            doctor = rng.choice(self.doctors)
+            reply = await self.rec.change(doctor, "admit", {})
             if reply.get("ok"):
-                vid = reply["visit"]["visit_id"]  # type: ignore[index]
-                await self.retire(vid)
                 await asyncio.sleep(rng.uniform(0.5, 2.0))
-                await self.change(doctor, "end", {"visit_id": vid})
-
-        async def leave() -> None:
-            vid = rng.choice(list(self.patients))
-            client = self.patients[vid]
-            await self.change(client, "leave", {})
-            await self.retire(vid)
-
-        async def arrive() -> None:
-            if len(self.patients) < self.n:
-                vid, client = await self.new_patient()
-                await self.check_in(vid, client)
+                await self.rec.change(doctor, "end", {"visit_id": reply["visit"]["visit_id"]})
 
         async def chat() -> None:
             n = next(chat_n)
-            vid = rng.choice(list(self.patients))
-            if n % 2:
-                await self.chat(vid, self.patients[vid], n)
-            else:
-                await self.chat(vid, nurses[n % len(nurses)], n)
-
-        async def lag_monitor() -> None:
-            """How late this process's own loop runs (it inflates every figure)."""
-            while time.monotonic() < stop:
-                t = time.monotonic()
-                await asyncio.sleep(0.01)
-                self.lags.append((time.monotonic() - t - 0.01) * 1000)
+            await self.rec.chat(await self.queued(), self.nurses[n % len(self.nurses)], f"n-{n}")
 
         await asyncio.gather(
-            lag_monitor(),
-            every(rates["triage"], triage),
-            every(rates["admits"], admit_and_end),
-            every(rates["leaves"], leave),
-            every(rates["admits"] + rates["leaves"], arrive),
-            every(rates["chat"], chat),
+            lag_monitor(stop, self.rec.lags),
+            every(stop, rates["triage"], triage),
+            every(stop, rates["admits"], admit_and_end),
+            every(stop, rates["chat"], chat),
         )
-        await asyncio.sleep(1.0)  # let the last updates and acks land
 
-        latencies = [
-            (received - self.sent_at[version]) * 1000
-            for version, received in self.updates
-            if version in self.sent_at and received >= self.sent_at[version]
-        ]
-        lost = 0
-        for c in nurses + doctors:
-            if c.ws is None or c.ws.closed:
-                print(f"staff socket closed during the run: {c.close_reason} {c.ws.close_code if c.ws else ''}", file=sys.stderr)
-        for vid, cids in self.acked.items():
-            if cids:
-                stored = await self.history(nurses[0], vid)
-                lost += len(cids - stored)
-        for c in list(self.patients.values()) + nurses + doctors:
-            await c.close()
-        q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-        return {
-            "p50_update_ms": q[49],
-            "p99_update_ms": q[98],
-            "updates": len(latencies),
-            "chat_msgs_per_s": sum(len(c) for c in self.acked.values()) / self.seconds,
-            "chat_lost": lost,
-        }
-
-    async def retire(self, vid: str) -> None:
-        """The patient is no longer waiting (admitted or left): stop counting them."""
-        client = self.patients.pop(vid, None)
-        if client is not None:
-            await client.close()
-
-    async def history(self, nurse: MiniClient, vid: str) -> set[str]:
+    async def history(self, vid: str) -> set[str]:
         stored: set[str] = set()
         after = None
         while True:
-            page = await nurse.call("/chat", "history", {"visit_id": vid, **({"after": after} if after else {})})
+            page = await self.nurses[0].call("/chat", "history", {"visit_id": vid, **({"after": after} if after else {})})
             stored |= {m["client_id"] for m in page["messages"]}
             if not page["more"]:
                 return stored
             after = page["messages"][-1]["id"]
 
+    async def chat_lost(self, acked: dict[str, set[str]]) -> int:
+        lost = 0
+        for vid, cids in acked.items():
+            if cids:
+                lost += len(cids - await self.history(vid))
+        return lost
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    async def close(self) -> None:
+        for c in self.nurses + self.doctors:
+            if c.closed:
+                print(f"staff socket closed during the run: {c.close_reason}", file=sys.stderr)
+            await c.close()
+
+
+async def start_patients(urls: list[str], n: int, procs: int) -> list[asyncio.subprocess.Process]:
+    shares = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench._wr_patients", "--urls", ",".join(urls), "--share", str(share),
+            "--index", str(i), "--procs", str(procs),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=1 << 30,
+        )
+        for i, share in enumerate(shares)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        line = await child.stdout.readline()
+        if not line:
+            raise RuntimeError("a patient process failed to start (see its error above)")
+        json.loads(line)["ready"]
+    return children
+
+
+async def run(args: argparse.Namespace, urls: list[str], nodes: list[subprocess.Popen[bytes]], redis_url: str) -> str:
+    rates = {"triage": args.triage_per_s, "admits": args.admits_per_s, "leaves": args.leaves_per_s, "chat": args.chat_per_s}
+    redis = aioredis.from_url(redis_url, decode_responses=True)
+    children = await start_patients(urls, args.patients, args.client_procs)
+    staff = Staff(urls, redis)
+    await staff.connect()
+    await asyncio.sleep(2.0)  # let the joining pushes drain
+    peak = [0.0] * len(nodes)
+
+    async def sample() -> None:
+        while True:
+            peak[:] = [max(p, rss_mb(n.pid)) for p, n in zip(peak, nodes, strict=True)]
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.ensure_future(sample())
+    profiler = None
+    if os.environ.get("BENCH_PROFILE"):  # BENCH_PROFILE=/tmp/node.txt: py-spy's raw stacks of the first node
+        profiler = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(nodes[0].pid), "--format", "raw", "-o", os.environ["BENCH_PROFILE"],
+             "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    cpu0 = [cpu_seconds(n.pid) for n in nodes]
+    own0, t0 = time.process_time(), time.monotonic()
+    stop = t0 + args.seconds
+    per_child = {**rates, "leaves": rates["leaves"] / args.client_procs, "admits": rates["admits"] / args.client_procs,
+                 "chat": rates["chat"] / 2 / args.client_procs}
+    for i, child in enumerate(children):
+        assert child.stdin is not None
+        child.stdin.write(json.dumps({"run": {"stop": stop, "rates": per_child, "seed": 100 + i}}).encode() + b"\n")
+        await child.stdin.drain()
+    await staff.run(stop, {**rates, "chat": rates["chat"] / 2})
+    await asyncio.sleep(1.0)  # let the last updates and acks land
+    wall = time.monotonic() - t0
+    node_cpu = [100 * (cpu_seconds(n.pid) - c) / wall for n, c in zip(nodes, cpu0, strict=True)]
+    own_cpu = time.process_time() - own0
+    sampler.cancel()
+    if profiler is not None:
+        profiler.send_signal(2)
+        profiler.wait(timeout=30)
+    merged = Recorder()
+    merged.merge(staff.rec.to_json())
+    child_cpu, child_lag_p99 = 0.0, 0.0
+    for child in children:
+        assert child.stdout is not None
+        done = json.loads(await child.stdout.readline())["done"]
+        merged.merge(done)
+        child_cpu += done["cpu_s"]
+        child_lag_p99 = max(child_lag_p99, quantiles(done["lags"])[98])
+    latencies = [
+        (arrived - merged.sent_at[version]) * 1000
+        for version, arrived in merged.updates
+        if version in merged.sent_at and arrived >= merged.sent_at[version]
+    ]
+    if os.environ.get("BENCH_DUMP"):  # BENCH_DUMP=/tmp/wr.json: every change's send time and every update's arrival
+        Path(os.environ["BENCH_DUMP"]).write_text(json.dumps({"sent_at": merged.sent_at, "updates": merged.updates}))
+    lost = await staff.chat_lost(merged.acked)
+    await staff.close()
+    for child in children:
+        await child.wait()
+    await redis.aclose()
+    q = quantiles(latencies)
+    print(
+        f"under load: node cpu {' / '.join(f'{c:.0f}' for c in node_cpu)}% of a core, generator "
+        f"{100 * (own_cpu + child_cpu) / wall:.0f}% ({args.client_procs} patient processes), {len(latencies)} updates, "
+        f"change acks p50 {statistics.median(merged.acks):.0f} ms max {max(merged.acks):.0f} ms, generator loop lag "
+        f"p99 {quantiles(staff.rec.lags)[98]:.0f} ms (staff) {child_lag_p99:.0f} ms (patients); "
+        f"ran from monotonic {t0:.1f} to {stop:.1f}",
+        file=sys.stderr,
+    )
+    chat_per_s = sum(len(c) for c in merged.acked.values()) / args.seconds
+    return (
+        f"waiting_room: patients={args.patients} nodes={len(nodes)} p50_update_ms={q[49]:.1f} "
+        f"p99_update_ms={q[98]:.1f} chat_msgs_per_s={chat_per_s:.1f} chat_lost={lost} "
+        f"rss_mb={'/'.join(f'{p:.0f}' for p in peak)} node_cpu_pct={'/'.join(f'{c:.0f}' for c in node_cpu)}"
+    )
+
+
+def start_nodes(count: int, redis_url: str, tmp: Path, extra_env: list[str]) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    urls, nodes = [], []
+    for _ in range(count):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_")}
+        env.update(
+            TELEMED_SECRET=SECRET.reveal(),
+            REDIS_URL=redis_url,
+            TELEMED_PORT=str(port),
+            TELEMED_PUBLIC_URL=url,
+            TELEMED_RECORDINGS_DIR=str(tmp / "recordings"),
+            TELEMED_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG", "WARNING"),
+            TELEMED_EVENT_RATE="1000",
+            TELEMED_EVENT_BURST="1000",
+        )
+        env.update(item.split("=", 1) for item in extra_env)  # type: ignore[misc]
+        nodes.append(subprocess.Popen([sys.executable, "-m", "telemed.cli", "serve"], env=env))
+        urls.append(url)
+    return urls, nodes
+
+
+async def wait_ready(urls: list[str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for url in urls:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as r:
+                        if r.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"the node at {url} did not get ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--nodes", type=int, default=1, help="signaling nodes; each patient connects to one")
+    parser.add_argument("--client-procs", type=int, default=2, help="processes holding the simulated patients")
     # Defaults: a very large clinic network (2000 waiting, ~100 doctors on
     # 10-minute visits admit ~0.17/s) with a 3x margin; see docs/benchmarks.md.
     parser.add_argument("--triage-per-s", type=float, default=1, help="acuity changes per second (nurses)")
     parser.add_argument("--admits-per-s", type=float, default=0.5, help="admits per second (each visit ends 0.5-2 s later)")
     parser.add_argument("--leaves-per-s", type=float, default=0.25, help="patients leaving the queue per second")
     parser.add_argument("--chat-per-s", type=float, default=50, help="chat messages per second (half from patients)")
+    parser.add_argument("--node-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the nodes, e.g. TELEMED_GC_TUNING=off (repeatable)")
     args = parser.parse_args()
-    rates = {"triage": args.triage_per_s, "admits": args.admits_per_s, "leaves": args.leaves_per_s, "chat": args.chat_per_s}
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMED_")}
-        env.update(
-            TELEMED_SECRET=SECRET.reveal(),
-            REDIS_URL=redis.url,
-            TELEMED_PORT=str(port),
-            TELEMED_PUBLIC_URL=url,
-            TELEMED_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG", "WARNING"),
-            TELEMED_EVENT_RATE="1000",
-            TELEMED_EVENT_BURST="1000",
-        )
-        node = subprocess.Popen([sys.executable, "-m", "telemed.cli", "serve"], env=env)
+        urls, nodes = start_nodes(args.nodes, redis.url, Path(tmp), args.node_env)
         try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-                for _ in range(100):
-                    try:
-                        async with http.get(f"{url}/readyz") as r:
-                            ready = r.status == 200
-                        if ready:
-                            break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.1)
-                bench = Bench(url, args.patients, args.seconds, http, rates)
-                peak = 0.0
-
-                async def sample() -> None:
-                    nonlocal peak
-                    while True:
-                        peak = max(peak, rss_mb(node.pid))
-                        await asyncio.sleep(0.5)
-
-                sampler = asyncio.ensure_future(sample())
-                await bench.setup()
-                profiler = None
-                if os.environ.get("BENCH_PROFILE"):  # BENCH_PROFILE=/tmp/node.txt: py-spy's raw stacks
-                    profiler = subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(node.pid), "--format", "raw",
-                         "-o", os.environ["BENCH_PROFILE"], "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )
-                cpu0, own0, t0 = cpu_seconds(node.pid), time.process_time(), time.monotonic()
-                result = await bench.run()
-                wall = time.monotonic() - t0
-                sampler.cancel()
-                if profiler is not None:
-                    profiler.send_signal(2)
-                    profiler.wait(timeout=30)
-                print(
-                    f"under load: node cpu {100 * (cpu_seconds(node.pid) - cpu0) / wall:.0f}% of a core, "
-                    f"generator {100 * (time.process_time() - own0) / wall:.0f}%, "
-                    f"{result['updates']} updates, change acks p50 {statistics.median(bench.acks):.0f} ms "
-                    f"max {max(bench.acks):.0f} ms, generator loop lag p99 "
-                    f"{statistics.quantiles(bench.lags, n=100)[98]:.0f} ms",
-                    file=sys.stderr,
-                )
+            run_loop(wait_ready(urls))
+            line = run_loop(run(args, urls, nodes, redis.url))
         finally:
-            node.terminate()
-            node.wait(timeout=15)
-    print(
-        f"waiting_room: patients={args.patients} p50_update_ms={result['p50_update_ms']:.1f} "
-        f"p99_update_ms={result['p99_update_ms']:.1f} chat_msgs_per_s={result['chat_msgs_per_s']:.1f} "
-        f"chat_lost={result['chat_lost']} rss_mb={peak:.0f}"
-    )
+            for node in nodes:
+                node.terminate()
+            for node in nodes:
+                node.wait(timeout=15)
+    print(line)
+
+
+def run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

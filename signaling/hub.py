@@ -155,10 +155,3 @@ class Hub:
 
     async def close_connection(self, claims: Claims, namespace: str, sid: str) -> None:
         await self.redis.zrem(keys.connections(claims.jti, namespace), sid)
-
-    async def refresh_connections(self, namespace: str, sockets: dict[str, Claims]) -> None:
-        now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        for sid, claims in sockets.items():
-            pipe.zadd(keys.connections(claims.jti, namespace), {sid: now_ms}, xx=True)
-        await pipe.execute()

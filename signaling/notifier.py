@@ -21,16 +21,20 @@ and nothing of size N crosses Redis per change.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from socketio import packet
 
-from signaling import rooms
+from signaling import _fanout, rooms
 from signaling.hub import Hub
 from signaling.staff_roster import StaffRoster
 from telemed.visits import Visit
+from telemed.waiting_room import Position, Positions
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,16 @@ STAFF_PUSH_PER_PATIENT = 0.001
 #: Name of the node-to-node notice that a clinic's queue changed.
 QUEUE_CHANGED = "queue_changed"
 
+#: A staff push builds and encodes its queue this many rows at a time, and
+#: before each part lets running position pushes finish (for at most
+#: :data:`STAFF_YIELDS_FOR` seconds): patients waiting for their place go
+#: first, staff get the full list a moment later.
+STAFF_ROWS_AT_ONCE = 250
+STAFF_YIELDS_FOR = 1.0
+
+#: python-socketio's encoding of event data (``json.dumps`` with these separators).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 
 def event_packet(event: str, data: dict[str, Any]) -> str:
     """A Socket.IO EVENT packet for this namespace, encoded by python-socketio's
@@ -66,9 +80,69 @@ def event_packet(event: str, data: dict[str, Any]) -> str:
     return encoded
 
 
+async def event_packet_in_parts(
+    event: str, data: dict[str, object], rows: str, pause: Callable[[], Awaitable[None]]
+) -> str:
+    """``event_packet(event, data)``, the same text (tests/test_notifier_packet.py),
+    with the list ``data[rows]`` encoded :data:`STAFF_ROWS_AT_ONCE` items at a
+    time and ``pause()`` awaited before each part: the whole of a long queue
+    at once held the loop for tens of milliseconds."""
+    parts = []
+    for key, value in data.items():
+        if key == rows and isinstance(value, list):
+            items = []
+            for start in range(0, len(value), STAFF_ROWS_AT_ONCE):
+                await pause()
+                items.append(_ENCODER.encode(value[start : start + STAFF_ROWS_AT_ONCE])[1:-1])
+            text = "[" + ",".join(items) + "]"
+        else:
+            text = _ENCODER.encode(value)
+        parts.append(f"{_ENCODER.encode(key)}:{text}")
+    return f"2{NAMESPACE},[{_ENCODER.encode(event)},{{{','.join(parts)}}}]"
+
+
+def position_tail(positions: Positions) -> str:
+    """The end of every ``position`` packet of one push round (what is the same for all)."""
+    return (
+        f',"doctors_on_duty":{positions.doctors},"doctors_free":{positions.free},'
+        f'"version":{positions.version}}}]'
+    )
+
+
+_POSITION_HEAD = f'2{NAMESPACE},["position",{{"visit_id":'
+
+
+def position_packet(p: Position, tail: str) -> str:
+    """``event_packet("position", update)`` for one patient of a push round, the
+    same text (tests/test_notifier_packet.py) built without a JSON encoder:
+    thousands are made per round, and the encoder was the largest part of each."""
+    wait = p.wait
+    return (
+        f'{_POSITION_HEAD}{encode_basestring_ascii(p.visit_id)},"position":{p.position:d},'
+        f'"wait":{encode_basestring_ascii(wait.kind.value)},"wait_low_s":{wait.low_s:d},'
+        f'"wait_high_s":{wait.high_s:d},"eta_s":{wait.expected_s:d}{tail}'
+    )
+
+
+def position_update(p: Position, positions: Positions) -> dict[str, Any]:
+    """What :func:`position_packet` carries, as data."""
+    return {
+        "visit_id": p.visit_id,
+        "position": p.position,
+        "wait": p.wait.kind.value,
+        "wait_low_s": p.wait.low_s,
+        "wait_high_s": p.wait.high_s,
+        "eta_s": p.wait.expected_s,
+        "doctors_on_duty": positions.doctors,
+        "doctors_free": positions.free,
+        "version": positions.version,
+    }
+
+
 class QueueNotifier:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        _fanout.install(hub.sio.eio)
         #: The staff roster, claims and online markers shown in staff snapshots.
         self.roster = StaffRoster(hub)
         #: clinic -> visit -> sids of that patient on this node
@@ -84,6 +158,10 @@ class QueueNotifier:
         #: clinic -> number of the latest position push (an older one still
         #: sending stops: what it has left to say is out of date)
         self._push_gen: dict[str, int] = {}
+        #: Position pushes reading or sending now (any clinic), and set when none is.
+        self._positions_running = 0
+        self._positions_done = asyncio.Event()
+        self._positions_done.set()
 
     # -- who is here -------------------------------------------------------------
 
@@ -149,6 +227,16 @@ class QueueNotifier:
     async def _push_positions(self, clinic: str) -> None:
         await asyncio.sleep(POSITION_PUSH_WINDOW)
         self._pending.discard(clinic)
+        self._positions_running += 1
+        self._positions_done.clear()
+        try:
+            await self._push_positions_now(clinic)
+        finally:
+            self._positions_running -= 1
+            if not self._positions_running:
+                self._positions_done.set()
+
+    async def _push_positions_now(self, clinic: str) -> None:
         here = self._patients.get(clinic)
         if not here:
             return
@@ -158,42 +246,34 @@ class QueueNotifier:
             return  # a newer push read the queue after this one
         self.hub.metrics.set_queue_length(clinic, positions.length)
         self._queue_length[clinic] = positions.length
+        tail = position_tail(positions)
         sent = 0
         for p in positions.places:
             shown = (p.position, p.wait.kind.value, p.wait.low_s, p.wait.high_s)
             if self._sent.get(p.visit_id) == shown:
                 continue
             self._sent[p.visit_id] = shown
-            update = {
-                "visit_id": p.visit_id,
-                "position": p.position,
-                "wait": p.wait.kind.value,
-                "wait_low_s": p.wait.low_s,
-                "wait_high_s": p.wait.high_s,
-                "eta_s": p.wait.expected_s,
-                "doctors_on_duty": positions.doctors,
-                "doctors_free": positions.free,
-                "version": positions.version,
-            }
-            packet = event_packet("position", update)
+            packet = position_packet(p, tail)
+            framed = _fanout.frame(packet)
             for sid in list(here.get(p.visit_id, ())):
-                await self._send_local(sid, packet)
+                await self._send_local(sid, packet, framed)
             sent += 1
             if sent % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other events in between a long push
                 if self._push_gen[clinic] != gen:
                     return  # superseded: the newer push sends everyone their newer place
 
-    async def _send_local(self, sid: str, packet: str) -> None:
-        """Hand a ready packet to engine.io for one local socket.
+    async def _send_local(self, sid: str, packet: str, framed: bytes | None = None) -> None:
+        """Send a ready packet to one local socket.
 
         python-socketio's emit builds a packet and a task per recipient and waits
         for them, a loop cycle each; for thousands of one-recipient updates that
-        was most of a push's cost. Engine.io's send only queues the packet for
-        the socket's writer, so this does not wait on the network."""
+        was most of a push's cost. This writes the frame now when the socket is
+        idle, else queues it for the socket's writer (:mod:`signaling._fanout`),
+        so it does not wait on the network."""
         eio_sid = self.hub.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid is not None:
-            await self.hub.sio.eio.send(eio_sid, packet)
+            await _fanout.send(self.hub.sio.eio, eio_sid, packet, framed)
 
     async def _push_queue(self, clinic: str) -> None:
         interval = STAFF_PUSH_INTERVAL + STAFF_PUSH_PER_PATIENT * self._queue_length.get(clinic, 0)
@@ -203,24 +283,46 @@ class QueueNotifier:
         if clinic not in self._staff:
             return
         self._staff_pushed[clinic] = time.monotonic()
-        snapshot = await self.snapshot(clinic)
+        deadline = time.monotonic() + STAFF_YIELDS_FOR
+        await self._after_position_pushes(deadline)
+        snapshot = await self.snapshot(clinic, deadline)
         self._queue_length[clinic] = len(snapshot["queue"])  # type: ignore[arg-type]
-        packet = event_packet("queue", snapshot)  # encoded once for every staff socket here
+        packet = await self._queue_packet(snapshot, deadline)  # encoded once for every staff socket here
         for sid in list(self._staff.get(clinic, ())):
             await self._send_local(sid, packet)
 
-    async def snapshot(self, clinic: str) -> dict[str, object]:
-        """The queue as staff see it, with the visits in progress and the doctors on duty."""
+    async def _after_position_pushes(self, deadline: float) -> None:
+        """Yield, and wait (until ``deadline`` at most) while position pushes run."""
+        await asyncio.sleep(0)
+        left = deadline - time.monotonic()
+        if self._positions_running and left > 0:
+            try:
+                await asyncio.wait_for(self._positions_done.wait(), left)
+            except TimeoutError:
+                pass
+
+    async def _queue_packet(self, snapshot: dict[str, object], deadline: float) -> str:
+        return await event_packet_in_parts("queue", snapshot, "queue", lambda: self._after_position_pushes(deadline))
+
+    async def snapshot(self, clinic: str, deadline: float = 0.0) -> dict[str, object]:
+        """The queue as staff see it, with the visits in progress and the doctors on duty
+        (built a part at a time after position pushes until ``deadline``)."""
         room = self.hub.room
         version = await room.queue_version(clinic)
         queue = await room.queue(clinic)
+        rows: list[dict[str, object]] = []
+        for start in range(0, len(queue), STAFF_ROWS_AT_ONCE):
+            await self._after_position_pushes(deadline)
+            part = queue[start : start + STAFF_ROWS_AT_ONCE]
+            rows.extend({**v.for_staff(), "position": i} for i, v in enumerate(part, start + 1))
         snapshot: dict[str, object] = {
             "clinic": clinic,
             "version": version,
-            "queue": [{**v.for_staff(), "position": i} for i, v in enumerate(queue, 1)],
+            "queue": rows,
             "in_visit": [v.for_staff() for v in await room.in_visit(clinic)],
             "doctors": await room.doctors_on_duty(clinic),
         }
+        await self._after_position_pushes(deadline)
         await self.roster.decorate(clinic, snapshot)
         return snapshot
 

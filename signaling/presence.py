@@ -10,12 +10,20 @@ At each refresh a node also looks at the doctors of the clinics it holds
 patients of: when those on duty or free changed (one went off duty, with no
 event to say so), it starts a position push round for that clinic, as a queue
 change does, so patients' estimates follow without waiting for the next queue change.
+
+The per-socket work of a refresh (each socket's connection entry, each token
+checked for revocation and its visit for an end) is done by scripts, in
+chunks of :data:`CHUNK` sockets: one command per chunk instead of one per
+socket, because with thousands of sockets building and parsing the commands
+held the event loop for a few hundred milliseconds at every refresh, and
+every push that fell in that time was late by as much (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
@@ -26,10 +34,46 @@ from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
 from telemed import keys
 from telemed.exceptions import Conflict, NotFound, Unauthorized
-from telemed.tokens import Role
+from telemed.tokens import Claims, Role
 from telemed.visits import EndReason, State
 
 logger = logging.getLogger(__name__)
+
+#: Sockets per script call of a refresh (each call holds Redis, and builds its
+#: command in the node, for about a millisecond).
+CHUNK = 1000
+
+#: Refresh the "last seen" of live connection entries (what
+#: :meth:`Hub.refresh_connections` did with one ZADD XX per socket).
+#: KEYS: connections of each socket's token. ARGV: now_ms, each socket's sid
+REFRESH_CONNECTIONS = r"""
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', ARGV[1], ARGV[i + 1])
+end
+return #KEYS
+"""
+
+#: Which of these tokens are revoked, or whose visit ended or is gone:
+#: {index (1-based), 'revoked' | 'ended', ...} for those only.
+#: KEYS: each token's revoked key, then each token's visit key (any key for staff)
+#: ARGV: the ended state, then '1' for each token with a visit, '0' for staff
+DEAD_TOKENS = r"""
+local n = #ARGV - 1
+local out = {}
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    out[#out + 1] = i
+    out[#out + 1] = 'revoked'
+  elseif ARGV[i + 1] == '1' then
+    local state = redis.call('HGET', KEYS[n + i], 'state')
+    if not state or state == ARGV[1] then
+      out[#out + 1] = i
+      out[#out + 1] = 'ended'
+    end
+  end
+end
+return out
+"""
 
 
 async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNamespace]) -> None:
@@ -51,7 +95,7 @@ async def heartbeat(hub: Hub, ns: QueueNamespace, namespaces: Sequence[AuthedNam
             await ns.notifier.roster.refresh(staff, patients)
             await push_on_doctors_changed(ns.notifier)
             for each in namespaces:
-                await hub.refresh_connections(each.namespace, dict(each.local))
+                await refresh_connections(hub, each.namespace, dict(each.local))
             await close_dead_sockets(hub, namespaces)
         except RedisError as exc:
             logger.warning("presence refresh failed: %s", type(exc).__name__)
@@ -69,6 +113,23 @@ async def push_on_doctors_changed(notifier: QueueNotifier) -> list[str]:
     return changed
 
 
+async def refresh_connections(hub: Hub, namespace: str, sockets: dict[str, Claims]) -> None:
+    """Keep these sockets' entries live in their tokens' connection counts
+    (:meth:`Hub.open_connection`); an entry not refreshed stops counting."""
+    script = hub.redis.register_script(REFRESH_CONNECTIONS)
+    items = list(sockets.items())
+    now_ms = int(time.time() * 1000)
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start : start + CHUNK]
+        await script(
+            keys=[keys.connections(claims.jti, namespace) for _, claims in chunk],
+            args=[now_ms, *(sid for sid, _ in chunk)],
+        )
+
+
+DEAD_REASONS = {"revoked": "token revoked", "ended": "this visit has ended"}
+
+
 async def close_dead_sockets(hub: Hub, namespaces: Sequence[AuthedNamespace]) -> int:
     """Close sockets whose token expired or was revoked, or whose visit ended,
     even if they never send another event (they would still receive pushes)."""
@@ -77,19 +138,16 @@ async def close_dead_sockets(hub: Hub, namespaces: Sequence[AuthedNamespace]) ->
         return 0
     dead: dict[str, str] = {jti: "token expired" for jti, c in tokens.items() if c.expired()}
     live = [c for c in tokens.values() if c.jti not in dead]
-    pipe = hub.redis.pipeline(transaction=False)
-    for c in live:
-        pipe.exists(keys.revoked(c.jti))
-        if c.visit:
-            pipe.hget(keys.visit(c.visit), "state")
-        else:
-            pipe.echo("staff")  # keeps the replies in pairs
-    results = await pipe.execute()
-    for c, revoked, state in zip(live, results[::2], results[1::2], strict=True):
-        if revoked:
-            dead[c.jti] = "token revoked"
-        elif c.visit and state in (None, State.ENDED.value):
-            dead[c.jti] = "this visit has ended"
+    script = hub.redis.register_script(DEAD_TOKENS)
+    for start in range(0, len(live), CHUNK):
+        chunk = live[start : start + CHUNK]
+        revoked_keys = [keys.revoked(c.jti) for c in chunk]
+        found = await script(
+            keys=[*revoked_keys, *(keys.visit(c.visit) if c.visit else k for c, k in zip(chunk, revoked_keys, strict=True))],
+            args=[State.ENDED.value, *("1" if c.visit else "0" for c in chunk)],
+        )
+        for index, reason in zip(found[::2], found[1::2], strict=True):
+            dead[chunk[int(index) - 1].jti] = DEAD_REASONS[reason]
     closed = 0
     for ns in namespaces:
         for sid, claims in list(ns.local.items()):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
+import socketio
 
+from telemed import keys
 from telemed.settings import Settings
 from telemed.tokens import Role
-from tests.conftest import create_visit, token
+from tests.conftest import ORIGIN, create_visit, token
+from tests.peer import Peer
 
 CHECK_IN = {"reason": "r", "consent_visit": True, "consent_recording": False}
 
@@ -82,3 +86,24 @@ async def test_sockets_of_revoked_tokens_and_ended_visits_are_closed(start_node,
     assert not nurse.sio.connected and not patient.sio.connected
     assert (await nurse.wait_for("/queue", "error"))["message"] == "token revoked"
     assert admin.sio.connected
+
+
+async def test_a_socket_open_for_long_still_counts_against_its_tokens_limit(
+    start_node, settings: Settings, connect, redis
+) -> None:
+    interval = 0.5
+    node = await start_node(settings.with_(connections_per_token=1, presence_interval=interval))
+    tok = token(Role.NURSE)
+    await connect(node, tok, namespaces=["/queue"])
+    [key] = await redis.keys(keys.connections("*", "/queue"))
+    [(sid, opened)] = await redis.zrange(key, 0, -1, withscores=True)
+    # An entry not refreshed for three intervals stops counting (its node died):
+    # wait until the heartbeat refreshed it past that.
+    while await redis.zscore(key, sid) < opened + 3 * interval * 1000 + 100:
+        await asyncio.sleep(0.05)
+    again = Peer(node, tok, origin=ORIGIN, namespaces=["/queue"])
+    errors: list[dict[str, dict[str, str]]] = []
+    again.sio.on("connect_error", errors.append, namespace="/queue")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await again.connect()
+    assert errors and errors[0]["data"]["code"] == "rate_limited"

@@ -119,8 +119,14 @@ class Staff:
     async def history(self, vid: str) -> set[str]:
         stored: set[str] = set()
         after = None
+        nurses = itertools.cycle(self.nurses)
         while True:
-            page = await self.nurses[0].call("/chat", "history", {"visit_id": vid, **({"after": after} if after else {})})
+            page = await next(nurses).call("/chat", "history", {"visit_id": vid, **({"after": after} if after else {})})
+            if not page.get("ok", True):
+                if page["error"]["code"] != "rate_limited":
+                    raise RuntimeError(f"chat history of a visit: {page['error']['message']}")
+                await asyncio.sleep(0.1)  # thousands of visits to read back: the per-socket event limit
+                continue
             stored |= {m["client_id"] for m in page["messages"]}
             if not page["more"]:
                 return stored

@@ -369,7 +369,7 @@ class WaitingRoom:
                 keys.queue_version(clinic),
                 keys.in_visit(clinic),
             ],
-            args=[int(now * 1000), duty.window_ms(self.settings), prefix, suffix, *visit_ids],
+            args=[int(now * 1000), duty.window_ms(self.settings), prefix, suffix, ",".join(visit_ids)],
         )
         load = ClinicLoad(
             doctors_on_duty=int(doctors),

@@ -1,6 +1,8 @@
 """A minimal Socket.IO (v5, Engine.IO v4) client for load generation: one
 websocket per client, spoken directly on an asyncio protocol. No reconnection,
-no binary, no compression; just events and acks.
+no binary; just events and acks. With ``deflate=True`` it offers
+permessage-deflate as browsers do (and inflates what the server compressed;
+it sends its own messages uncompressed, which the extension allows).
 
 python-socketio's client starts several tasks per connection, and even
 aiohttp's websocket client wakes a reader task per message; with thousands of
@@ -18,6 +20,7 @@ import itertools
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,6 +53,8 @@ class _Protocol(asyncio.Protocol):
         self.buf = bytearray()
         self.upgraded = False
         self.fragments: list[bytes] = []
+        self.compressed = False  # the message being reassembled was compressed
+        self.inflate: Any = None  # zlib.decompressobj once permessage-deflate was agreed
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,6 +79,8 @@ class _Protocol(asyncio.Protocol):
             if end < 0:
                 return
             status = bytes(buf[: buf.find(b"\r\n")])
+            if b"permessage-deflate" in bytes(buf[:end]).lower():
+                self.inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             del buf[: end + 4]
             if b" 101 " not in status:
                 self.client._closed(f"upgrade refused: {status.decode(errors='replace')}")
@@ -107,18 +114,23 @@ class _Protocol(asyncio.Protocol):
                 self.transport.write(_frame(0xA, payload))
                 continue
             if opcode in (0x0, 0x1):
+                if opcode == 0x1:
+                    self.compressed = bool(b0 & 0x40)  # RSV1: this message is compressed
                 self.fragments.append(payload)
                 if b0 & 0x80:
-                    text = b"".join(self.fragments).decode()
+                    data = b"".join(self.fragments)
                     self.fragments.clear()
-                    self.client._message(text, now)
+                    if self.compressed:
+                        data = self.inflate.decompress(data + b"\x00\x00\xff\xff")
+                    self.client._message(data.decode(), now)
 
 
 class MiniClient:
-    def __init__(self, url: str, token: str, namespaces: list[str]) -> None:
+    def __init__(self, url: str, token: str, namespaces: list[str], *, deflate: bool = False) -> None:
         self.url = url
         self.token = token
         self.namespaces = namespaces
+        self.deflate = deflate
         self._proto: _Protocol | None = None
         self._ids = itertools.count()
         self._acks: dict[int, asyncio.Future[Any]] = {}
@@ -142,7 +154,9 @@ class MiniClient:
         request = (
             f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: {self.url}\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {self.url}\r\n"
+            + ("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if self.deflate else "")
+            + "\r\n"
         )
         assert proto.transport is not None
         proto.transport.write(request.encode())

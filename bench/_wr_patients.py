@@ -33,8 +33,11 @@ WAITING = frozenset({"waiting", "in_triage", "ready"})
 
 
 class Patients:
-    def __init__(self, urls: list[str], share: int, index: int, procs: int, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, urls: list[str], share: int, index: int, procs: int, http: aiohttp.ClientSession, *, deflate: bool = False
+    ) -> None:
         self.urls = urls
+        self.deflate = deflate
         self.share = share
         self.http = http
         self.rec = Recorder()
@@ -49,7 +52,7 @@ class Patients:
         async with self.http.post(f"{url}/api/visits", json={}, headers=headers) as r:
             body = await r.json()
         vid, tok = body["visit_id"], body["patient_link"].split("#t=")[1]
-        client = MiniClient(url, tok, ["/queue", "/chat"])
+        client = MiniClient(url, tok, ["/queue", "/chat"], deflate=self.deflate)
         client.on("/queue", "position", lambda d, t: self.rec.updates.append((d["version"], t)))
         client.on("/queue", "visit", lambda d, t: self._visit(vid, d))
         await client.connect()
@@ -123,6 +126,7 @@ async def main() -> None:
     parser.add_argument("--share", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate, as browsers do")
     args = parser.parse_args()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -133,7 +137,7 @@ async def main() -> None:
         sys.stdout.flush()
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        patients = Patients(args.urls.split(","), args.share, args.index, args.procs, http)
+        patients = Patients(args.urls.split(","), args.share, args.index, args.procs, http, deflate=args.deflate)
         await patients.setup()
         say({"ready": len(patients.clients)})
         order = json.loads(await reader.readline())["run"]

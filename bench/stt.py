@@ -194,7 +194,7 @@ async def open_visit(redis_url: str) -> None:
     await redis.flushall()
     await redis.hset(telemed_keys.visit(VISIT), mapping={
         "clinic": CLINIC, "state": "in_visit", "consent_recording": "1", "patient_sub": "p0", "doctor": "d0",
-        "admitted_at": repr(time.time())})
+        "language": "ko", "admitted_at": repr(time.time())})
     await redis.aclose()
 
 
@@ -224,7 +224,7 @@ def phase(name: str, args: argparse.Namespace, redis_url: str, work: Path, wav: 
     cmd = [sys.executable, "-m", "media", "--redis-url", redis_url, "--recordings", str(out), "--id", name,
            "--address", "127.0.0.1", "--heartbeat", "1", "--log-level", "INFO"]
     if name != "nostt":
-        cmd += ["--stt-model", args.model]
+        cmd += ["--stt-models", f"ko={args.model}"]  # the speech is Korean (espeak-ng -v ko)
     if name == "nogate":
         cmd.append("--no-stt-gate")
     worker = start(cmd, work / f"{name}.log", f"worker {name} ready")

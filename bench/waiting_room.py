@@ -73,11 +73,15 @@ def quantiles(values: list[float]) -> list[float]:
 class Staff:
     """The nurses and doctors (in this process): triage, admits and ends, nurse chat."""
 
-    def __init__(self, urls: list[str], redis: Any) -> None:
+    def __init__(self, urls: list[str], redis: Any, *, deflate: bool = False) -> None:
         self.redis = redis
         self.rec = Recorder()
-        self.nurses = [MiniClient(urls[i % len(urls)], staff_token(Role.NURSE, i), ["/queue", "/chat"]) for i in range(4)]
-        self.doctors = [MiniClient(urls[i % len(urls)], staff_token(Role.DOCTOR, i), ["/queue"]) for i in range(4)]
+        self.nurses = [
+            MiniClient(urls[i % len(urls)], staff_token(Role.NURSE, i), ["/queue", "/chat"], deflate=deflate) for i in range(4)
+        ]
+        self.doctors = [
+            MiniClient(urls[i % len(urls)], staff_token(Role.DOCTOR, i), ["/queue"], deflate=deflate) for i in range(4)
+        ]
 
     async def connect(self) -> None:
         for c in self.nurses + self.doctors:
@@ -146,12 +150,12 @@ class Staff:
             await c.close()
 
 
-async def start_patients(urls: list[str], n: int, procs: int) -> list[asyncio.subprocess.Process]:
+async def start_patients(urls: list[str], n: int, procs: int, deflate: bool) -> list[asyncio.subprocess.Process]:
     shares = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench._wr_patients", "--urls", ",".join(urls), "--share", str(share),
-            "--index", str(i), "--procs", str(procs),
+            "--index", str(i), "--procs", str(procs), *(["--deflate"] if deflate else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=1 << 30,
         )
         for i, share in enumerate(shares)
@@ -168,8 +172,8 @@ async def start_patients(urls: list[str], n: int, procs: int) -> list[asyncio.su
 async def run(args: argparse.Namespace, urls: list[str], nodes: list[subprocess.Popen[bytes]], redis_url: str) -> str:
     rates = {"triage": args.triage_per_s, "admits": args.admits_per_s, "leaves": args.leaves_per_s, "chat": args.chat_per_s}
     redis = aioredis.from_url(redis_url, decode_responses=True)
-    children = await start_patients(urls, args.patients, args.client_procs)
-    staff = Staff(urls, redis)
+    children = await start_patients(urls, args.patients, args.client_procs, args.deflate)
+    staff = Staff(urls, redis, deflate=args.deflate)
     await staff.connect()
     await asyncio.sleep(2.0)  # let the joining pushes drain
     peak = [0.0] * len(nodes)
@@ -290,6 +294,8 @@ def main() -> None:
     parser.add_argument("--admits-per-s", type=float, default=0.5, help="admits per second (each visit ends 0.5-2 s later)")
     parser.add_argument("--leaves-per-s", type=float, default=0.25, help="patients leaving the queue per second")
     parser.add_argument("--chat-per-s", type=float, default=50, help="chat messages per second (half from patients)")
+    parser.add_argument("--deflate", action="store_true",
+                        help="clients offer permessage-deflate, as browsers do (the node then compresses what it queues)")
     parser.add_argument("--node-env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the nodes, e.g. TELEMED_GC_TUNING=off (repeatable)")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from media.config import MediaSettings, default_worker_id
 from media.worker import Worker
-from telemed.settings import Settings
+from telemed.settings import Settings, parse_language_map
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-legs", type=int, default=40)
     p.add_argument("--claim-idle", type=float, default=5.0)
     p.add_argument("--heartbeat", type=float, default=5.0)
-    p.add_argument("--stt-model", default="", help="Vosk model folder or package (default: no speech-to-text)")
+    p.add_argument("--stt-models", default="", help="Vosk models by language: ko=/path,en=package (default: none)")
+    p.add_argument("--stt-model", default="", help="one Vosk model folder or package, for the language its name says")
     p.add_argument("--no-stt-gate", action="store_true", help="feed the recogniser silence too (benchmarks)")
     p.add_argument("--stt-backlog", type=float, default=10.0, help="seconds of audio that may wait for the recogniser")
     p.add_argument("--captions-to-patient", action="store_true", help="send captions to both parties")
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         media_addresses=tuple(args.address),
         media_announced_address=args.announce,
         media_max_legs=args.max_legs,
+        stt_models=parse_language_map(args.stt_models),
         stt_model=args.stt_model,
         captions_to_patient=args.captions_to_patient,
     )

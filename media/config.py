@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from telemed.exceptions import ConfigError
-from telemed.settings import Secret, Settings
+from telemed.settings import Secret, Settings, check_port_range
 
 
 def default_worker_id() -> str:
@@ -95,8 +95,19 @@ class MediaSettings:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
         if self.max_legs < 1:
             raise ConfigError("TELEMED_MEDIA_MAX_LEGS must be at least 1")
+        if self.ports is not None:
+            check_port_range(self.ports)
+            first, last = self.ports
+            per_leg = max(1, len(self.addresses))
+            if (last - first + 1) < self.max_legs * per_leg:
+                raise ConfigError(
+                    f"TELEMED_MEDIA_PORTS {first}-{last} holds {last - first + 1} ports, too few for "
+                    f"TELEMED_MEDIA_MAX_LEGS={self.max_legs} chart legs on {per_leg} address(es) "
+                    f"(one port per leg and address): widen the range or lower TELEMED_MEDIA_MAX_LEGS"
+                )
         if self.stt_backlog < 0.1:
             raise ConfigError("stt_backlog must be at least 0.1 s")
+        _stt_models(self.base)  # a single model whose language cannot be told is refused now
 
     def with_(self, **changes: object) -> MediaSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -160,17 +171,46 @@ class MediaSettings:
         return self.base.turn_ttl
 
     @property
+    def ports(self) -> tuple[int, int] | None:
+        """The UDP ports chart legs are received on (first, last), one per leg
+        and host address; None: any port the system gives."""
+        return self.base.media_ports
+
+    @property
     def max_legs(self) -> int:
         """Legs one worker holds at most; it takes no new job while full."""
         return self.base.media_max_legs
 
     @property
     def stt_model(self) -> str:
-        """Speech-to-text model (a Vosk model folder or an installed package that
-        ships one); empty: no speech-to-text."""
+        """The older single speech-to-text model setting (folded into :attr:`stt_models`)."""
         return self.base.stt_model
+
+    @property
+    def stt_models(self) -> dict[str, str]:
+        """Speech-to-text model per language (a Vosk model folder or an installed
+        package that ships one): ``TELEMED_STT_MODELS``, plus ``TELEMED_STT_MODEL``
+        for the language its name says when that language is not named already.
+        Empty: no speech-to-text."""
+        return _stt_models(self.base)
 
     @property
     def captions_to_patient(self) -> bool:
         """Captions to both parties; otherwise only to the doctor's sockets."""
         return self.base.captions_to_patient
+
+
+def _stt_models(base: Settings) -> dict[str, str]:
+    from media.stt_model import language_of
+
+    models = dict(base.stt_models)
+    single = base.stt_model.strip()
+    if single:
+        language = language_of(single)
+        if language is None:
+            raise ConfigError(
+                f"TELEMED_STT_MODEL: cannot tell the language of {single!r} from its name; "
+                f"name it in TELEMED_STT_MODELS instead (e.g. TELEMED_STT_MODELS=en={single})"
+            )
+        models.setdefault(language, single)
+    return models

@@ -1,6 +1,7 @@
 """A worker's control stream: requests about the legs it holds, and the replies.
 
-Requests (:class:`~telemed.media_protocol.ControlRequest`: snapshot, close)
+Requests (:class:`~telemed.media_protocol.ControlRequest`: snapshot, close,
+language)
 arrive on the worker's own stream ``tm:media:ctl:<worker>``, from a node
 (:class:`~telemed.media_protocol.MediaClient`) or from another worker whose
 new leg replaces one held here (:func:`ask_to_close`). The worker reads what
@@ -82,6 +83,11 @@ class ControlStream:
                     raise NotFound("no chart leg of that participant here")
                 snap = await leg.snapshot()
                 result = ok_reply(visit_id=leg.job.visit, role=leg.job.role, **snap.to_dict())
+            elif request.op == "language":
+                if leg is None:
+                    raise NotFound("no chart leg of that participant here")
+                leg.set_language(request.language)
+                result = ok_reply(language=leg.language)
             else:  # close
                 if leg is not None and request.job in ("", leg.job.id):
                     await leg.close(request.reason or "closed on request")

@@ -26,7 +26,7 @@ from media.jobs import CODECS
 from media.recorder import Recorder, probe_end
 from media.snapshot import Snapshot, write_snapshot
 from media.stt import PipelineConfig
-from media.stt_model import ModelSource
+from media.stt_model import SpeechModels
 from media.tap import EncodedFrame, EncodedTap, attach
 from media.transcriber import Transcriber
 from telemed.chart import ChartIndex, Transcript, recording_name
@@ -60,7 +60,7 @@ class LegHost(Protocol):
     """What a leg needs from its worker."""
 
     worker_id: str
-    speech: ModelSource
+    speech: SpeechModels
 
     async def allocate_file(self, leg: ChartLeg) -> int: ...
 
@@ -88,11 +88,14 @@ class ChartLeg:
 
     :param visit_start: wall time the visit started (its admit): 0 in the
         transcript. None: unknown, the leg's creation is used.
+    :param language: the speaker's language (default: the job's).
     """
 
     def __init__(self, job: Job, kinds: set[str], settings: MediaSettings, host: LegHost, folder: Path,
-                 visit_start: float | None = None) -> None:
+                 visit_start: float | None = None, language: str | None = None) -> None:
         self.job = job
+        self.language = language or job.language
+        """The speaker's language: their transcript's and captions' model."""
         self.kinds = kinds
         self.settings = settings
         self.host = host
@@ -151,7 +154,7 @@ class ChartLeg:
                 kind = transceiver.kind
                 self.taps[kind] = attach(transceiver.receiver, kind, self._on_frame, self._on_track_end)
             answer = await self.pc.createAnswer()
-            with ice.host_addresses(self.settings.addresses):
+            with ice.host_addresses(self.settings.addresses, self.settings.ports):
                 await self.pc.setLocalDescription(answer)
             if not self.pc.localDescription or "a=candidate:" not in self.pc.localDescription.sdp:
                 raise Unavailable("the worker has no usable media address")
@@ -178,14 +181,23 @@ class ChartLeg:
         return Transcriber(
             self.job.id,
             self.job.role,
-            self.host.speech,
+            self.host.speech.for_language(self.language),
             PipelineConfig(gate=self.settings.stt_gate),
             Transcript(self.folder),
             self.visit_start if self.visit_start is not None else self.created,
             lambda event, data: self.host.stt_event(self, event, data),
             recording=lambda: self.file,
             backlog=round(self.settings.stt_backlog * 50),
+            language=self.language,
         )
+
+    def set_language(self, language: str) -> None:
+        """The speaker speaks ``language`` from now on: recognised with its model
+        from the next packet (the utterance in progress ends in the old one)."""
+        self.language = language
+        if self.stt is not None:
+            self.stt.switch(language, self.host.speech.for_language(language))
+        logger.info("ChartLeg(%s) language %s", self.job.id, language)
 
     async def _connect_deadline(self) -> None:
         await asyncio.sleep(self.settings.connect_timeout)

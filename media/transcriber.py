@@ -20,6 +20,13 @@ of its own, fed from the event loop, reporting back to it.
   seconds since the visit started: the first packet's wall time is its
   arrival less what aiortc's jitter buffer held it
   (:data:`media.recorder.HOLD`, as the recording does).
+- **Language.** The speaker is recognised with their language's model; every
+  event and transcript line says which language. Without a model for it, the
+  parties get ``captions`` ``{state: "unavailable", reason: "no_model",
+  language}`` and the audio goes to the recording only. :meth:`Transcriber.switch`
+  changes language mid-leg: the utterance in progress is finalised in the old
+  language, and recognition goes on with the new model from the next packet
+  (on the same timeline).
 """
 
 from __future__ import annotations
@@ -29,17 +36,27 @@ import logging
 import queue
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from media.recorder import HOLD
-from media.stt import Pipeline, PipelineConfig, Result
+from media.stt import OPUS_RATE, Pipeline, PipelineConfig, Result
 from media.stt_model import REASONS, ModelSource, SttUnavailable
 from media.tap import EncodedFrame
 from telemed.chart import Transcript
+from telemed.languages import DEFAULT
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Switch:
+    """In the queue: the speaker's language from here on."""
+
+    language: str
+    source: ModelSource
 
 
 class Transcriber:
@@ -50,6 +67,7 @@ class Transcriber:
     :param emit: sends ``caption`` / ``captions`` events to the parties (awaited in order).
     :param recording: the name of the file the leg is recording to now, if any.
     :param backlog: packets that may wait for the recogniser.
+    :param language: the speaker's language (``source`` is its model).
     """
 
     def __init__(
@@ -63,10 +81,13 @@ class Transcriber:
         emit: Emit,
         recording: Callable[[], str | None] = lambda: None,
         backlog: int = 500,
+        language: str = DEFAULT,
     ) -> None:
         self.name = name
         self.role = role
         self.source = source
+        self.language = language
+        """The language the speaker is recognised in (from the last :meth:`switch`)."""
         self.config = config
         self.transcript = transcript
         self.reference = reference
@@ -80,7 +101,7 @@ class Transcriber:
         self._emit = emit
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._queue: queue.SimpleQueue[EncodedFrame | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[EncodedFrame | _Switch | None] = queue.SimpleQueue()
         self._shedding = False
         self._shed_from = 0
         self._input_closed = False
@@ -107,16 +128,23 @@ class Transcriber:
             self._shedding = False
             lost = self.dropped - self._shed_from
             logger.warning("Transcriber(%s) caught up; %.1fs of audio went untranscribed", self.name, lost * 0.02)
-            self._report("captions", {"state": "live", "dropped_s": round(lost * 0.02, 2)})
+            self._report("captions", {"state": "live", "dropped_s": round(lost * 0.02, 2), "language": self.language})
         if not self._shedding and waiting >= self.backlog:
             self._shedding = True
             self._shed_from = self.dropped
             logger.warning("Transcriber(%s) is %.0fs behind: dropping audio until it catches up", self.name, waiting * 0.02)
-            self._report("captions", {"state": "behind", "waiting_s": round(waiting * 0.02, 2)})
+            self._report("captions", {"state": "behind", "waiting_s": round(waiting * 0.02, 2), "language": self.language})
         if self._shedding:
             self.dropped += 1
             return
         self._queue.put(frame)
+
+    def switch(self, language: str, source: ModelSource) -> None:
+        """The speaker speaks ``language`` from now on (on the event loop's thread)."""
+        if self._input_closed or language == self.language:
+            return
+        self.language = language
+        self._queue.put(_Switch(language, source))
 
     def close_input(self) -> None:
         """No more audio (the recording stops taking it at the same moment)."""
@@ -162,39 +190,66 @@ class Transcriber:
     # -- the speaker's thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        language, source = self.language, self.source
+        pipeline: Pipeline | None = None
+        ready = False  # this language's model was asked for (and the parties told)
+        first_ts: int | None = None
+        offset = 0.0  # where the current pipeline's timeline starts on the speaker's
         try:
-            first = self._queue.get()
-            if first is None:
-                return  # the leg ended before any audio
-            try:
-                model = self.source.get()
-            except SttUnavailable as exc:
-                self.unavailable = exc
-                self._report("captions", {"state": "unavailable", "reason": exc.reason, "message": REASONS.get(exc.reason, "")})
-                while self._queue.get() is not None:
-                    pass  # nothing to do with the audio; the recording has it
-                return
-            self.pipeline = pipeline = Pipeline(model, self.config)
-            self._report("captions", {"state": "live"})
-            frame: EncodedFrame | None = first
-            while frame is not None and not self._abandon:
-                for result in pipeline.push(frame.data, frame.timestamp):
-                    self._result(result)
-                frame = self._queue.get()
-            for result in pipeline.finish():
-                self._result(result)
-            self._report("captions", {"state": "stopped"})
-            st = pipeline.stats
-            logger.info("Transcriber(%s) done: %.1fs heard, %.1fs recognised, finals %s, %.1fs dropped, %d late packets",
-                        self.name, st.frames * self.config.frame_ms / 1000, st.fed_s, st.finals, self.dropped * 0.02, st.late)
+            item = self._queue.get()
+            while item is not None and not self._abandon:
+                if isinstance(item, _Switch):
+                    if pipeline is not None:
+                        for result in pipeline.finish():
+                            self._result(result, language, offset)
+                        self._log_done(pipeline)
+                    language, source, pipeline, ready = item.language, item.source, None, False
+                    item = self._queue.get()
+                    continue
+                if first_ts is None:
+                    first_ts = item.timestamp
+                if not ready:
+                    ready = True
+                    pipeline = self._start(source, language)
+                    offset = (item.timestamp - first_ts) / OPUS_RATE
+                if pipeline is not None:
+                    for result in pipeline.push(item.data, item.timestamp):
+                        self._result(result, language, offset)
+                item = self._queue.get()
+            if pipeline is not None:
+                for result in pipeline.finish():
+                    self._result(result, language, offset)
+                self._report("captions", {"state": "stopped", "language": language})
+                self._log_done(pipeline)
         except Exception:
             logger.exception("Transcriber(%s) failed", self.name)
-            self._report("captions", {"state": "unavailable", "reason": "failed", "message": REASONS["failed"]})
+            self._report("captions", {"state": "unavailable", "reason": "failed", "message": REASONS["failed"],
+                                      "language": language})
         finally:
             try:
                 self._loop.call_soon_threadsafe(self._finished)
             except RuntimeError:
                 pass
+
+    def _start(self, source: ModelSource, language: str) -> Pipeline | None:
+        """A pipeline with ``language``'s model (waiting for it to load), or None
+        (the parties are told why; the audio goes to the recording only)."""
+        try:
+            model = source.get()
+        except SttUnavailable as exc:
+            self.unavailable = exc
+            self._report("captions", {"state": "unavailable", "reason": exc.reason, "message": REASONS.get(exc.reason, ""),
+                                      "language": language})
+            return None
+        self.unavailable = None
+        self.pipeline = pipeline = Pipeline(model, self.config)
+        self._report("captions", {"state": "live", "language": language})
+        return pipeline
+
+    def _log_done(self, pipeline: Pipeline) -> None:
+        st = pipeline.stats
+        logger.info("Transcriber(%s) done: %.1fs heard, %.1fs recognised, finals %s, %.1fs dropped, %d late packets",
+                    self.name, st.frames * self.config.frame_ms / 1000, st.fed_s, st.finals, self.dropped * 0.02, st.late)
 
     def _finished(self) -> None:
         if not self._done.done():
@@ -204,18 +259,20 @@ class Transcriber:
         assert self.anchor is not None
         return round(self.anchor + t - self.reference, 3)
 
-    def _result(self, r: Result) -> None:
-        start, end = self._visit_time(r.start), self._visit_time(r.end)
-        caption: dict[str, Any] = {"final": r.final, "text": r.text, "start": start, "end": end}
+    def _result(self, r: Result, language: str, offset: float) -> None:
+        """Report a result of the pipeline whose timeline starts ``offset`` s into the speaker's."""
+        start, end = self._visit_time(offset + r.start), self._visit_time(offset + r.end)
+        caption: dict[str, Any] = {"final": r.final, "text": r.text, "start": start, "end": end, "language": language}
         if r.final:
-            words = [{**w.to_dict(), "start": self._visit_time(w.start), "end": self._visit_time(w.end)} for w in r.words]
+            words = [{**w.to_dict(), "start": self._visit_time(offset + w.start), "end": self._visit_time(offset + w.end)}
+                     for w in r.words]
             caption["words"] = words
         self._report("caption", caption)
         if not r.final or not r.text:
             return
         assert self.anchor is not None
-        entry = {"role": self.role, "start": start, "end": end, "text": r.text, "words": caption["words"],
-                 "at": round(self.anchor + r.start, 3), "recording": self.recording()}
+        entry = {"role": self.role, "language": language, "start": start, "end": end, "text": r.text,
+                 "words": caption["words"], "at": round(self.anchor + offset + r.start, 3), "recording": self.recording()}
         try:
             self.transcript.append(entry)
         except OSError:

@@ -11,13 +11,16 @@ parts together:
   snapshot request and a worker that dies stops owning its legs within seconds.
 - **One leg per participant**: a new offer from a participant who already has
   a leg replaces the old one (see :meth:`Worker.handle_offer`).
-- **Speech-to-text**: one Vosk model per process, loaded in the background
-  when the worker starts (:class:`media.stt_model.ModelSource`); each leg's
-  audio is transcribed in a thread of its own (:mod:`media.transcriber`).
-  Captions go to the doctor (room ``media:<visit>:staff``), or to both parties
-  when the visit's clinic shows captions to the patient (the clinic's setting in
-  Redis, :mod:`telemed.clinic_config`, read when each leg starts; the process
-  setting ``captions_to_patient`` is its default).
+- **Speech-to-text**: one Vosk model per language and process, loaded in the
+  background when the worker starts (:class:`media.stt_model.SpeechModels`);
+  each leg's audio is transcribed in a thread of its own
+  (:mod:`media.transcriber`) with the model of its speaker's language: the
+  patient's is the visit's language, the doctor's the one their offer named
+  (changed by a ``language`` control request). Captions go to room
+  ``media:<visit>:captions`` (the doctor, and a patient who turned them on), or
+  to both parties when the visit's clinic shows captions to the patient (the
+  clinic's setting in Redis, :mod:`telemed.clinic_config`, read when each leg
+  starts; the process setting ``captions_to_patient`` is its default).
 
 Starting the worker also installs the one change it makes to aioice
 (:func:`media.ice.install`) and checks the aiortc internals its taps rely on
@@ -34,7 +37,6 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
-import socketio
 from redis.exceptions import RedisError
 
 from media import ice, tap
@@ -44,13 +46,15 @@ from media.jobs import check_offer
 from media.jobs_stream import JobStream
 from media.leg import ChartLeg, LegState
 from media.ownership import Ownership
-from media.stt_model import ModelSource
+from media.stt_model import SpeechModels
 from telemed import chart, clinic_config
 from telemed import keys as telemed_keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, visit_folder
+from telemed.emitter import ExternalEmitter
 from telemed.exceptions import Conflict, Forbidden, NotFound, Unavailable
-from telemed.media_protocol import NAMESPACE, Job, keys, room_media, room_staff
+from telemed.media_protocol import NAMESPACE, Job, keys, room_captions, room_media
+from telemed.redis_client import redis_client
 from telemed.visits import State
 
 logger = logging.getLogger(__name__)
@@ -65,13 +69,11 @@ class Worker:
         # Typed Any: redis-py's stubs cannot express decode_responses=True (str replies).
         # socket_timeout well above the 1 s blocking reads, so a Redis that stops
         # answering surfaces as an error instead of a hang.
-        self.redis: Any = redis or aioredis.from_url(
-            settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
-        )
+        self.redis: Any = redis or redis_client(settings.base, socket_timeout=10)
         self._own_redis = redis is None
-        self.emitter = socketio.AsyncRedisManager(settings.redis_url, channel=telemed_keys.SOCKETIO_CHANNEL, write_only=True)
+        self.emitter = ExternalEmitter(settings.base, channel=telemed_keys.SOCKETIO_CHANNEL)
         self.legs: dict[tuple[str, str], ChartLeg] = {}
-        self.speech = ModelSource(settings.stt_model)
+        self.speech = SpeechModels(settings.stt_models)
         self.started = time.time()
         self.ownership = Ownership(self.redis, self.worker_id, settings.heartbeat)
         self.jobs = JobStream(
@@ -203,7 +205,10 @@ class Worker:
                     await self._displace_remote(job)
                 folder = visit_folder(self.settings.recordings_dir, job.clinic, job.visit)
                 self._captions_to_patient[key] = await self._clinic_captions(job.clinic)
-                leg = ChartLeg(job, kinds, self.settings, self, folder, visit_start=_number(visit.get("admitted_at")))
+                # The patient speaks the visit's language (the visit's record decides, not the job).
+                language = (visit.get("language") or job.language) if job.role == "patient" else job.language
+                leg = ChartLeg(job, kinds, self.settings, self, folder, visit_start=_number(visit.get("admitted_at")),
+                               language=language)
                 sdp = await leg.answer()
                 self.legs[key] = leg
                 try:
@@ -265,7 +270,7 @@ class Worker:
 
     async def stt_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
         to_patient = self._captions_to_patient.get((leg.job.visit, leg.job.role), self.settings.captions_to_patient)
-        room = room_media(leg.job.visit) if to_patient else room_staff(leg.job.visit)
+        room = room_media(leg.job.visit) if to_patient else room_captions(leg.job.visit)
         await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room)
 
     async def _clinic_captions(self, clinic: str) -> bool:

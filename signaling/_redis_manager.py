@@ -28,6 +28,7 @@ the listening task) is python-socketio's. It:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -123,10 +124,13 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
         self._publisher: aioredis.Redis | None = None
         self._listener: aioredis.Redis | None = None
         self._pubsub: Any = None
+        self._closed = False
 
     # -- the backend hooks ------------------------------------------------------------
 
     async def _publish(self, data: Any) -> None:
+        if self._closed:  # an emit during the node's shutdown: local sockets only
+            return
         if self._publisher is None:
             self._publisher = redis_client(self.where, decode=False)
         try:
@@ -177,13 +181,13 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
     async def _close_listener(self) -> None:
         pubsub, client = self._pubsub, self._listener
         self._pubsub = self._listener = None
-        try:
-            if pubsub is not None:
+        # Closing a broken connection may fail; it is dropped either way (and the client still closed).
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
                 await pubsub.aclose()
-            if client is not None:
+        if client is not None:
+            with contextlib.suppress(Exception):
                 await client.aclose()
-        except Exception:  # closing a broken connection may fail; it is dropped either way
-            pass
 
     async def _subscribed(self) -> AsyncIterator[dict[str, Any]]:
         """Raw pub/sub messages of the channel, resubscribing after any failure."""
@@ -217,6 +221,7 @@ class RedisManager(AsyncPubSubManager):  # type: ignore[misc]
                 retry = min(retry * 2, self.retry_max)
 
     async def close(self) -> None:
+        self._closed = True
         await self._close_listener()
         if self._publisher is not None:
             await self._publisher.aclose()

@@ -3,6 +3,10 @@
 Offers, answers, ICE candidates and hang-ups are relayed only between the
 visit's patient and the doctor who admitted them, and only while the visit is
 in progress. The server never looks inside an SDP beyond its size.
+
+The same two parties report how their call goes (``media_started``,
+``call_quality``): kept once per side and call in the visit's call-quality
+summary (:mod:`telemed.call_quality`) and counted on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from signaling import rooms
 from signaling._base import AuthedNamespace, event
 from signaling.hub import Hub
 from signaling.ice import ice_servers
-from signaling.schemas import Candidate, Empty, Sdp, VisitRef
+from signaling.schemas import Candidate, Empty, MediaStarted, QualityReport, Sdp, VisitRef
 from telemed import keys
+from telemed.call_quality import CallQuality, Report
 from telemed.exceptions import Conflict, Forbidden, NotFound
 from telemed.tokens import Claims, Role
 from telemed.visits import State
@@ -32,6 +37,7 @@ class CallNamespace(AuthedNamespace):
 
     def __init__(self, hub: Hub) -> None:
         super().__init__("/call", hub)
+        self.quality = CallQuality(hub.redis)
 
     async def joined(self, sid: str, claims: Claims) -> None:
         if claims.role is Role.PATIENT:
@@ -93,8 +99,39 @@ class CallNamespace(AuthedNamespace):
         await self._relay(claims, "hangup", p, {})
         return {}
 
-    async def _relay(self, claims: Claims, name: str, p: BaseModel, body: dict[str, Any]) -> None:
-        visit_id: str = p.visit_id  # type: ignore[attr-defined]
+    @event(MediaStarted, PARTIES)
+    async def on_media_started(self, sid: str, claims: Claims, p: MediaStarted) -> dict[str, Any]:
+        """The page received the other side's first media of a call: kept once
+        per side and call, and observed in the time-to-media histogram."""
+        await self._party(claims, p.visit_id)
+        side = claims.role.value
+        recorded = await self.quality.media_started(p.visit_id, side, p.call_id, p.audio_ms, p.video_ms)
+        if recorded:
+            for kind, ms in (("audio", p.audio_ms), ("video", p.video_ms)):
+                if ms is not None:
+                    self.hub.metrics.time_to_media.labels(side, kind).observe(ms / 1000)
+        return {"recorded": recorded}
+
+    @event(QualityReport, PARTIES)
+    async def on_call_quality(self, sid: str, claims: Claims, p: QualityReport) -> dict[str, Any]:
+        """What the page saw of its connection: each fact counted once per side and call."""
+        await self._party(claims, p.visit_id)
+        side = claims.role.value
+        report = Report(ice_failed=p.ice_failed, relay=p.relay, audio_only=p.fallback == "audio_only")
+        new = await self.quality.report(p.visit_id, side, p.call_id, report)
+        m = self.hub.metrics
+        for name in new:
+            if name == "ice_failed":
+                m.ice_failures.labels(side).inc()
+            elif name in ("relay", "direct"):
+                m.call_paths.labels(side, name).inc()
+            else:
+                m.fallbacks.labels(side, name).inc()
+        return {"recorded": new}
+
+    async def _party(self, claims: Claims, visit_id: str) -> str:
+        """Check that the caller is a party of ``visit_id``, in progress; the
+        visit's doctor."""
         await self.hub.authorize_visit(claims, visit_id, PARTIES)
         redis: Any = self.hub.redis
         state, doctor = await redis.hmget(keys.visit(visit_id), ["state", "doctor"])
@@ -104,6 +141,11 @@ class CallNamespace(AuthedNamespace):
             raise Conflict(f"no call while the visit is {state}", state=state)
         if claims.role is Role.DOCTOR and claims.sub != doctor:
             raise Forbidden("another doctor is in this visit")
+        return str(doctor)
+
+    async def _relay(self, claims: Claims, name: str, p: BaseModel, body: dict[str, Any]) -> None:
+        visit_id: str = p.visit_id  # type: ignore[attr-defined]
+        doctor = await self._party(claims, visit_id)
         to = rooms.user(claims.clinic, doctor) if claims.role is Role.PATIENT else rooms.patient(visit_id)
         await self.emit(name, {"visit_id": visit_id, "from": claims.role.value, **body}, room=to)
 

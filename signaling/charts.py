@@ -26,7 +26,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from telemed import _scripts, chart, keys
+from telemed import _scripts, call_quality, chart, keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, ChartIndex, visit_folder
 from telemed.chart.index import ChartList, index_unlisted_clinics
@@ -202,7 +202,8 @@ class ChartKeeper:
         failures, the chat would expire unwritten)."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for key in (keys.visit(visit_id), keys.visit_history(visit_id), keys.chat(visit_id), keys.chat_ids(visit_id)):
+            for key in (keys.visit(visit_id), keys.visit_history(visit_id), keys.chat(visit_id), keys.chat_ids(visit_id),
+                        keys.call_quality(visit_id)):
                 pipe.expire(key, keys.ENDED_VISIT_TTL)
             await pipe.execute()
         except RedisError:
@@ -221,7 +222,7 @@ class ChartKeeper:
         history = await self.room.history(visit_id)
         self._copied.pop(visit_id, None)
         messages = [chart.chat_line(m.to_dict()) for m in await self._chat_after(visit_id)]
-        record = chart.visit_record(visit, history, messages)
+        record = chart.visit_record(visit, history, messages, await call_quality.summary(self.redis, visit_id))
         where = self.where(visit.clinic, visit_id)
 
         open_files = await asyncio.to_thread(chart.still_recording, where)

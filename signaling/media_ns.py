@@ -5,8 +5,12 @@ offers a send-only peer connection for a media worker. The node queues the
 offer for whichever worker takes it (Redis Stream) and puts the socket in the
 job's room; the worker answers there (``leg_answer``) and tells both parties
 when recording starts and stops (``recording``, room ``media:<visit>``).
-Live captions (``caption``, ``captions``) go to the doctor's sockets, room
-``media:<visit>:staff`` (and to the patient too with ``captions_to_patient``).
+Live captions (``caption``, ``captions``) go to room ``media:<visit>:captions``:
+the doctor's sockets, and the patient's once they turn captions on themselves
+(``captions`` ``{on}``); with the clinic's ``captions_to_patient`` they go to
+both parties' room instead. Each speaker is transcribed in their language: the
+patient in the visit's, the doctor in the one their leg offer names, changed
+during the call with ``caption_language``.
 Snapshots are asked of the worker that holds the patient's leg.
 """
 
@@ -17,9 +21,10 @@ from typing import Any
 
 from signaling._base import AuthedNamespace, event
 from signaling.hub import Hub
-from signaling.schemas import LegOffer, SnapshotRequest, VisitRef
+from signaling.schemas import CaptionLanguage, CaptionsChoice, LegOffer, SnapshotRequest, VisitRef
+from telemed import languages
 from telemed.exceptions import Conflict, Forbidden, NotFound
-from telemed.media_protocol import NAMESPACE, Job, MediaClient, room_leg, room_media, room_staff
+from telemed.media_protocol import NAMESPACE, Job, MediaClient, room_captions, room_leg, room_media
 from telemed.tokens import Claims, Role, new_id
 from telemed.visits import State, Visit
 
@@ -27,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 PARTIES = frozenset({Role.PATIENT, Role.DOCTOR})
 DOCTOR = frozenset({Role.DOCTOR})
+PATIENT = frozenset({Role.PATIENT})
 
 
 class MediaNamespace(AuthedNamespace):
@@ -49,7 +55,7 @@ class MediaNamespace(AuthedNamespace):
         parties get ``recording``; the doctor's sockets get captions."""
         await self.enter_room(sid, room_media(visit_id))
         if claims.role is Role.DOCTOR:
-            await self.enter_room(sid, room_staff(visit_id))
+            await self.enter_room(sid, room_captions(visit_id))
 
     async def _party(self, claims: Claims, visit_id: str, in_progress: bool = False) -> Visit:
         """The visit, if ``claims`` is its patient or its doctor (another doctor
@@ -70,8 +76,10 @@ class MediaNamespace(AuthedNamespace):
         visit = await self._visit_in_progress(claims, p.visit_id)
         if not visit.consent_recording:
             raise Forbidden("the patient did not consent to recording", reason="no_consent")
+        # The patient speaks the visit's language; the doctor the one their page names.
+        language = p.language if claims.role is Role.DOCTOR else (visit.language or languages.DEFAULT)
         job = Job(job=new_id(), visit=visit.id, clinic=visit.clinic, role=claims.role.value, sub=claims.sub,
-                  sdp=p.sdp, consent=visit.consent_recording)
+                  sdp=p.sdp, consent=visit.consent_recording, language=language)
         await self.enter_room(sid, room_leg(job.id))
         await self._follow(sid, claims, visit.id)
         await self.media.submit(job)
@@ -97,3 +105,25 @@ class MediaNamespace(AuthedNamespace):
             raise NotFound(f"no chart leg is recording the {p.role}'s video") from None
         logger.info("Visit(%s) snapshot %s taken", visit.id, shot.get("id"))
         return {"snapshot": shot}
+
+    @event(CaptionLanguage, DOCTOR)
+    async def on_caption_language(self, sid: str, claims: Claims, p: CaptionLanguage) -> dict[str, Any]:
+        """The doctor speaks another language: their leg's captions switch
+        recogniser now (``applies: "now"``), or, with no leg recording them,
+        from the next leg offer, which names the language (``"next_leg"``)."""
+        visit = await self._visit_in_progress(claims, p.visit_id)
+        await self._follow(sid, claims, visit.id)
+        now = await self.media.set_language(visit.id, "doctor", p.language)
+        logger.info("Visit(%s) doctor's caption language set (%s)", visit.id, "now" if now else "next leg")
+        return {"language": p.language, "applies": "now" if now else "next_leg"}
+
+    @event(CaptionsChoice, PATIENT)
+    async def on_captions(self, sid: str, claims: Claims, p: CaptionsChoice) -> dict[str, Any]:
+        """The patient turns live captions on or off for this socket (WCAG 1.2.4),
+        whatever the clinic's setting. A page that reconnects sends it again."""
+        await self._party(claims, p.visit_id)
+        if p.on:
+            await self.enter_room(sid, room_captions(p.visit_id))
+        else:
+            await self.leave_room(sid, room_captions(p.visit_id))
+        return {"on": p.on}

@@ -110,6 +110,9 @@ class QueueNamespace(AuthedNamespace):
             patient_name=claims.name,
             reason=p.reason,
             consent_recording=p.consent_recording,
+            language=p.language,
+            consent_version=p.consent_version,
+            consent_language=p.consent_language,
         )
         visit = await self.hub.room.get(claims.visit)
         await self.notifier.visit_changed(visit)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from telemed import languages
 from telemed.clinic_config import LIMITS as CLINIC_LIMITS
 
 #: Visit, clinic and user ids.
@@ -55,6 +56,16 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _language(value: str) -> str:
+    return languages.canonical(value)
+
+
+#: A language tag (``en``, ``zh-CN``, ``es-419``), stored in canonical case (telemed/languages.py).
+Language = Annotated[str, StringConstraints(max_length=16), AfterValidator(_language)]
+
+#: A consent wording's version (``consent.version`` of a page's catalogue).
+ConsentVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
+
 ChatText = Annotated[str, AfterValidator(_not_blank), AfterValidator(_utf8_at_most(CHAT_MAX_BYTES))]
 Reason = Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
 Note = Annotated[str, StringConstraints(max_length=4000)]
@@ -82,6 +93,13 @@ class CheckIn(Event):
         description="the patient agreed to the video visit"
     )
     consent_recording: bool = Field(description="recording and transcription into the chart")
+    language: Language = Field(default=languages.DEFAULT, description="the patient's language")
+    consent_version: ConsentVersion | None = Field(
+        default=None, description="the consent wording the page showed; default: the current one"
+    )
+    consent_language: Language | None = Field(
+        default=None, description="the language of that wording, if not `language` (a page fell back to English)"
+    )
 
 
 class Triage(Event):
@@ -136,12 +154,65 @@ class Candidate(Event):
     call_id: Id | None = None
 
 
+#: Times to first media, in whole milliseconds: above 0, below ten minutes.
+MediaMs = Annotated[int, Field(gt=0, lt=600_000)]
+
+
+class MediaStarted(Event):
+    """A page received the other side's first media of a call."""
+
+    visit_id: Id
+    call_id: Id | None = Field(default=None, description="the call's id (as in its offer); none: the page's one call")
+    audio_ms: MediaMs | None = Field(default=None, description="ms from the admit (or the call's start) to the first audio")
+    video_ms: MediaMs | None = Field(default=None, description="... to the first video frame")
+
+    @model_validator(mode="after")
+    def _some_media(self) -> MediaStarted:
+        if self.audio_ms is None and self.video_ms is None:
+            raise ValueError("say when the audio or the video started (audio_ms, video_ms)")
+        return self
+
+
+class QualityReport(Event):
+    """What a page saw of its call's connection (getStats and the ICE state)."""
+
+    visit_id: Id
+    call_id: Id | None = None
+    ice_failed: bool = Field(default=False, description="the connection failed (ICE state failed)")
+    relay: bool | None = Field(default=None, description="the selected candidate pair is a TURN relay")
+    fallback: Literal["audio_only"] | None = Field(default=None, description="video paused to keep the sound")
+
+    @model_validator(mode="after")
+    def _something(self) -> QualityReport:
+        if not self.ice_failed and self.relay is None and self.fallback is None:
+            raise ValueError("report ice_failed, relay or fallback")
+        return self
+
+
 # -- /media -------------------------------------------------------------------------
 
 
 class LegOffer(Event):
     visit_id: Id
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_CHARS)]
+    language: Language = Field(
+        default=languages.DEFAULT,
+        description="the doctor's caption language (the patient's leg uses the visit's language)",
+    )
+
+
+class CaptionLanguage(Event):
+    """The doctor's speech is in another language from now on."""
+
+    visit_id: Id
+    language: Language
+
+
+class CaptionsChoice(Event):
+    """The patient turns live captions on or off for themselves."""
+
+    visit_id: Id
+    on: bool
 
 
 class SnapshotRequest(Event):

@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from telemed.settings import Settings
 
@@ -33,11 +34,39 @@ SOCKET_TIMEOUT = 5.0
 SENTINEL_TIMEOUT = 1.0
 
 
-class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+class BlockingPool(aioredis.BlockingConnectionPool):
+    """redis-py's blocking pool that keeps no connection once closed: a task
+    still running when its process closes the client (a handler, a timer) gets
+    an error instead of a connection that nobody would close, and one it was
+    using is closed when it gives it back."""
+
+    closed = False
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.closed:
+            raise RedisConnectionError("the Redis client is closed")
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if self.closed:
+            await connection.disconnect()
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingPool):
     """redis-py's Sentinel pool (connections to whichever server the sentinels
     name primary) with the waiting of the single-server pool: a handler waits
     for a free connection instead of failing in a burst. Closing it closes the
     connections to the sentinels too."""
+
+    async def get_master_address(self) -> Any:
+        if self.closed:  # a connection being opened as the client closes
+            raise RedisConnectionError("the Redis client is closed")
+        return await super().get_master_address()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
         try:
@@ -68,13 +97,18 @@ def redis_client(
         "health_check_interval": 10,
     }
     if isinstance(where, str):
-        return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(where, **options))
+        return aioredis.Redis.from_pool(BlockingPool.from_url(where, **options))
     if not where.redis_sentinels:
-        return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(where.redis_url, **options))
+        return aioredis.Redis.from_pool(BlockingPool.from_url(where.redis_url, **options))
     sentinel_options: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
     if where.redis_sentinel_password:
         sentinel_options["password"] = where.redis_sentinel_password.reveal()
-    sentinel = Sentinel(where.sentinel_addresses(), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel([], sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    # The clients of the sentinels themselves, on pools that close like the others.
+    sentinel.sentinels = [
+        aioredis.Redis.from_pool(BlockingPool(host=host, port=port, max_connections=MAX_CONNECTIONS, timeout=10, **sentinel_options))
+        for host, port in where.sentinel_addresses()
+    ]
     client: aioredis.Redis = sentinel.master_for(
         where.redis_sentinel_master,
         connection_pool_class=BlockingSentinelPool,

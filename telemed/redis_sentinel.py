@@ -197,16 +197,18 @@ class SentinelGroup:
         return self
 
     def _wait_replicas_in_sync(self, port: int, replicas: int, timeout: float) -> None:
+        """Until ``replicas`` replicas confirm a write at once (``WAIT``): right
+        after its first sync, a replica's first confirmation can take up to its
+        one-second periodic acknowledgement."""
         deadline = time.monotonic() + timeout
         with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as client:
             while True:
-                info = client.info("replication")
-                online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
-                if len(online) >= replicas:
+                client.incr("telemed-sentinel-group:sync")
+                if int(client.execute_command("WAIT", replicas, 50)) >= replicas:
+                    client.delete("telemed-sentinel-group:sync")
                     return
                 if time.monotonic() > deadline:
                     raise ConfigError(f"the replicas of 127.0.0.1:{port} did not come in sync within {timeout:.0f}s")
-                time.sleep(0.05)
 
     def _wait_sentinels_agree(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

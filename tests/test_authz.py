@@ -97,6 +97,7 @@ async def snapshot(redis: aioredis.Redis, visit_id: str | None) -> dict[str, Any
         out["visit"] = await redis.hgetall(keys.visit(visit_id))
         out["chat"] = await redis.xlen(keys.chat(visit_id))
         out["history"] = await redis.lrange(keys.visit_history(visit_id), 0, -1)
+        out["call_quality"] = await redis.hgetall(keys.call_quality(visit_id))
     return out
 
 
@@ -166,7 +167,8 @@ NAMESPACE = {
     **dict.fromkeys(["get_roster", "claim", "release"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
-    **dict.fromkeys(["leg_offer", "snapshot", "status"], "/media"),
+    **dict.fromkeys(["media_started", "call_quality"], "/call"),
+    **dict.fromkeys(["leg_offer", "snapshot", "status", "caption_language", "captions"], "/media"),
 }
 
 ROLES = (Role.PATIENT, Role.NURSE, Role.DOCTOR, Role.ADMIN)
@@ -215,6 +217,23 @@ _snapshot = [  # the doctor of the visit in progress (no worker runs here: no le
     ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
     ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
 ]
+_caption_language = [  # the doctor of the visit in progress (no worker here: applies from the next leg)
+    ("own", "in_visit", FORBIDDEN, REFUSED, OK, REFUSED),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
+    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
+    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
+]
+_captions = [  # the patient of the visit turns their own captions on (any time before it ends)
+    ("own", "created", OK, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "waiting", OK, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "in_visit", OK, REFUSED, FORBIDDEN, REFUSED),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("missing", "-", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "ended", REFUSED, REFUSED, FORBIDDEN, REFUSED),
+]
 _chat = [  # send and history: the patient of the visit, nurses and doctors of its clinic
     ("own", "waiting", OK, OK, OK, REFUSED),
     ("same", "waiting", FORBIDDEN, OK, OK, REFUSED),
@@ -262,6 +281,7 @@ GRID: list[tuple[str, str, str, str, str, str, str]] = [
     *[("history", *row) for row in _chat],
     # /call -------------------------------------------------------------------------------------
     *[(ev, *row) for ev in ("offer", "answer", "candidate", "hangup", "ready") for row in _signal],
+    *[(ev, *row) for ev in ("media_started", "call_quality") for row in _signal],  # the same parties report
     ("get_ice_servers", "-",       "created",  OK,        REFUSED,   OK,        REFUSED),
     # /media ------------------------------------------------------------------------------------
     *[("leg_offer", *row) for row in _signal],
@@ -270,6 +290,8 @@ GRID: list[tuple[str, str, str, str, str, str, str]] = [
     ("status",          "same",    "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),  # another doctor: no captions
     ("status",          "other",   "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),
     ("status",          "missing", "-",        FORBIDDEN, REFUSED,   NOT_FOUND, REFUSED),
+    *[("caption_language", *row) for row in _caption_language],
+    *[("captions", *row) for row in _captions],
 ]
 # fmt: on
 
@@ -319,9 +341,13 @@ def payload(event: str, visit_id: str | None) -> dict[str, Any]:
         "hangup": ref,
         "ready": ref,
         "get_ice_servers": {},
+        "media_started": {**ref, "audio_ms": 640},
+        "call_quality": {**ref, "relay": True},
         "leg_offer": {**ref, "sdp": "v=0 table leg"},
         "snapshot": ref,
         "status": ref,
+        "caption_language": {**ref, "language": "ko"},
+        "captions": {**ref, "on": True},
     }[event]
 
 
@@ -374,8 +400,15 @@ async def check_effect(
             assert got["candidate"] == CANDIDATE
     elif event == "get_ice_servers":
         assert isinstance(reply["ice_servers"], list)
+    elif event in ("media_started", "call_quality"):
+        kept = await redis.hgetall(keys.call_quality(visit_id or ""))
+        assert list(kept) == [f"{'start' if event == 'media_started' else 'path'}|{role.value}|-"]
     elif event == "status":
         assert reply["recording"] == {"patient": False, "doctor": False}
+    elif event == "caption_language":
+        assert (reply["language"], reply["applies"]) == ("ko", "next_leg")  # no leg records the doctor here
+    elif event == "captions":
+        assert reply["on"] is True
     elif event == "leg_offer":
         jobs = await redis.xrange("tm:media:jobs")
         assert [(f["job"], f["visit"], f["role"]) for _, f in jobs] == [(reply["job"], visit_id, role.value)]

@@ -33,7 +33,7 @@ from telemed.tokens import Role
 from tests.conftest import create_visit, token
 from tests.peer import Peer
 
-CHECK_IN = {"reason": "cough", "consent_visit": True, "consent_recording": False}
+CHECK_IN = {"reason": "cough", "consent_visit": True, "consent_recording": False, "language": "ko", "consent_version": "2026-11"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
 V = "{visit}"  # replaced by the scene's visit id
 
@@ -41,7 +41,9 @@ NAMESPACE = {
     **dict.fromkeys(["check_in", "leave", "get_queue", "get_visit", "triage", "route", "admit", "end"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
+    **dict.fromkeys(["media_started", "call_quality"], "/call"),
     **dict.fromkeys(["leg_offer", "snapshot", "status"], "/media"),
+    **dict.fromkeys(["caption_language", "captions"], "/media"),
 }
 
 #: Who sends each event below (a role the event allows).
@@ -51,7 +53,9 @@ SENDER = {
     "admit": "doctor",
     "send": "nurse", "history": "nurse",
     "offer": "doctor", "answer": "doctor", "candidate": "doctor", "hangup": "doctor", "ready": "doctor", "get_ice_servers": "doctor",
+    "media_started": "doctor", "call_quality": "doctor",
     "leg_offer": "doctor", "snapshot": "doctor", "status": "doctor",
+    "caption_language": "doctor", "captions": "patient",
 }  # fmt: skip
 
 #: A valid payload of each event, and what it gets in the scene (the control).
@@ -75,19 +79,24 @@ VALID: dict[str, tuple[dict[str, Any], str]] = {
     "snapshot": ({"visit_id": V, "role": "patient"}, "not_found"),  # no worker, no leg
     "status": ({"visit_id": V}, "ok"),
     "get_ice_servers": ({}, "ok"),
+    "caption_language": ({"visit_id": V, "language": "ko"}, "ok"),  # no leg here: from the next one
+    "captions": ({"visit_id": V, "on": True}, "ok"),
+    "media_started": ({"visit_id": V, "audio_ms": 640}, "ok"),
+    "call_quality": ({"visit_id": V, "relay": True}, "ok"),
 }
 
 #: Fields that may be left out, and fields that may be null (the schema as specified).
 OPTIONAL = {("triage", "acuity"), ("triage", "note"), ("route", "doctor"), ("admit", "visit_id"),
             ("history", "after"), ("offer", "restart"), ("answer", "restart"), ("offer", "call_id"),
-            ("answer", "call_id"), ("candidate", "call_id"), ("snapshot", "role")}  # fmt: skip
+            ("answer", "call_id"), ("candidate", "call_id"), ("snapshot", "role"),
+            ("check_in", "language"), ("check_in", "consent_version")}  # fmt: skip
 NULLABLE = {("triage", "acuity"), ("triage", "note"), ("route", "doctor"), ("admit", "visit_id"),
             ("history", "after"), ("candidate", "candidate"), ("offer", "call_id"), ("answer", "call_id"),
-            ("candidate", "call_id")}  # fmt: skip
+            ("candidate", "call_id"), ("check_in", "consent_version")}  # fmt: skip
 
 #: Every reply code a malformed or fuzzed payload may get in the scene. Never
 #: "error" (an unhandled exception), "unauthorized" or "unavailable".
-TYPED = {"bad_request", "forbidden", "not_found", "conflict"}
+TYPED = {"bad_request", "forbidden", "not_found", "conflict", "consent_outdated"}
 
 
 @dataclass
@@ -258,8 +267,10 @@ async def test_bad_visit_ids(env: Env, event: str, no_server_errors: None) -> No
     valid, _ = VALID[event]
     for bad in BAD_IDS:
         await expect(env, peer, ns, event, {**valid, "visit_id": bad}, "bad_request", repr(bad[:20]))
-    # The longest well-formed id passes validation and reaches the visit lookup.
-    await expect(env, peer, ns, event, {**valid, "visit_id": "x" * 64}, "not_found")
+    # The longest well-formed id passes validation and reaches the visit lookup
+    # (for a patient, any visit but their own is simply not theirs).
+    await expect(env, peer, ns, event, {**valid, "visit_id": "x" * 64},
+                 "forbidden" if SENDER[event] == "patient" else "not_found")
 
 
 @pytest.mark.parametrize(
@@ -523,6 +534,11 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "restart": st.booleans(),
     "role": st.sampled_from(["patient", "doctor", "nurse", "", "PATIENT"]),
     "call_id": IDS,
+    "language": st.sampled_from(["en", "zh-CN", "zh-cn", "ko", "es", "es-419", "x-pseudo", "EN", "e", ""]) | st.text(max_size=20),
+    "consent_version": st.sampled_from(["2026-11", "2020-01", "", "../x"]) | st.text(max_size=40),
+    "on": st.booleans(),
+    "audio_ms": st.integers(-5, 700_000) | st.floats(allow_nan=False),
+    "relay": st.booleans(),
     "candidate": st.none() | st.fixed_dictionaries(
         {"candidate": st.text(max_size=50)},
         optional={"sdpMid": st.text(max_size=5) | st.none(), "sdpMLineIndex": st.integers(-2, 70), "usernameFragment": st.text(max_size=10), "x": JSON},

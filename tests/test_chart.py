@@ -68,7 +68,8 @@ async def run_visit(node: str, connect: Any, worker: Worker | None, wav: Path | 
     doctor = await connect(node, token(Role.DOCTOR, sub="d1", name="Dr. Seo"), namespaces=["/queue", "/call", "/chat", "/media"])
     visit_id, ptok = await create_visit(node, token(Role.NURSE), patient_name=PATIENT_NAME)
     patient = await connect(node, ptok, namespaces=["/queue", "/call", "/chat", "/media"])
-    await patient.ok("/queue", "check_in", {"reason": "sore throat", "consent_visit": True, "consent_recording": True})
+    await patient.ok("/queue", "check_in", {"reason": "sore throat", "consent_visit": True, "consent_recording": True,
+                                            "language": "ko"})  # the speech is Korean, as is the one model installed
     acks = [await patient.ok("/chat", "send", {"visit_id": visit_id, "client_id": client_id(), "text": CHAT[0]}),
             await nurse.ok("/chat", "send", {"visit_id": visit_id, "client_id": client_id(), "text": CHAT[1]})]
     await nurse.ok("/queue", "triage", {"visit_id": visit_id, "acuity": 2, "note": TRIAGE_NOTE})

@@ -41,11 +41,11 @@ async def test_the_clinics_setting_is_read_for_each_visit(
     log = await EmitLog(settings.redis_url, telemed_keys.SOCKETIO_CHANNEL).start()
     try:
         first = await caption_room(worker, log, room, "p1")
-        assert first.endswith(":staff")
+        assert first.endswith(":captions")
         await clinic_config.set(redis, settings, "c1", {"captions_to_patient": True})
         second = await caption_room(worker, log, room, "p2")
-        assert second == second.removesuffix(":staff") and second.startswith("media:")
+        assert second == second.removesuffix(":captions") and second.startswith("media:")
         await clinic_config.set(redis, settings, "c1", {"captions_to_patient": False})
-        assert (await caption_room(worker, log, room, "p3")).endswith(":staff")
+        assert (await caption_room(worker, log, room, "p3")).endswith(":captions")
     finally:
         await log.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from media.worker import Worker
-from telemed.media_protocol import room_media, room_staff
+from telemed.media_protocol import room_captions, room_media
 from telemed.redis_server import RedisServer
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -87,7 +87,7 @@ async def test_snapshot_without_a_leg_is_not_found(node: str, connect, worker: W
 async def test_captions_reach_the_visits_doctor_and_not_the_patient(
     node: str, connect, worker: Worker, redis_server: RedisServer
 ) -> None:
-    """The worker emits captions to ``media:<visit>:staff``: the node puts the
+    """The worker emits captions to ``media:<visit>:captions``: the node puts the
     visit's doctor there (a socket that connected before the admit, through
     ``status``; one that connects after, at once), never the patient or
     another doctor."""
@@ -98,7 +98,7 @@ async def test_captions_reach_the_visits_doctor_and_not_the_patient(
     refused = await other.call("/media", "status", {"visit_id": visit_id})
     assert refused["error"]["code"] == "forbidden"
     caption = {"visit_id": visit_id, "role": "patient", "final": True, "text": "목이 아파요", "start": 1.0, "end": 2.0}
-    await worker.emit("caption", caption, room_staff(visit_id))
+    await worker.emit("caption", caption, room_captions(visit_id))
     for peer in (doctor, late):
         assert await peer.wait_for("/media", "caption", timeout=5) == caption
     await worker.emit("recording", {"visit_id": visit_id, "role": "patient", "state": "marker"}, room_media(visit_id))

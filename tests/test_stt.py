@@ -77,7 +77,9 @@ def _settings(redis_url: str, root: Path) -> Settings:
 
 
 def job(visit: str, sdp: str, role: str, sub: str) -> dict[str, str]:
-    return {"job": f"j-{role}", "visit": visit, "clinic": "c1", "role": role, "sub": sub, "sdp": sdp, "consent": "1"}
+    # Both speak Korean: the patient as the visit's language says, the doctor as their offer does.
+    return {"job": f"j-{role}", "visit": visit, "clinic": "c1", "role": role, "sub": sub, "sdp": sdp, "consent": "1",
+            "language": "ko"}
 
 
 async def converse(redis_url: str, root: Path, wavs: dict[str, Path], spoken: dict[str, list[Spoken]]) -> Conversation:
@@ -106,7 +108,8 @@ async def converse(redis_url: str, root: Path, wavs: dict[str, Path], spoken: di
         for browser, _ in browsers.values():
             await browser.close()
     for role in SCRIPTS:
-        await emits.wait_for("captions", timeout=30, data={"visit_id": visit, "role": role, "state": "stopped"})
+        await emits.wait_for("captions", timeout=30, data={"visit_id": visit, "role": role, "state": "stopped",
+                                                             "language": "ko"})
     await worker.stop()
     await emits.close()
     admitted_at = float(await redis.hget(telemed_keys.visit(visit), "admitted_at"))
@@ -136,7 +139,7 @@ def test_transcript_lines_name_the_speaker_and_sit_where_speech_was_played(conve
     for role, spoken in conversation.spoken.items():
         mine = [line for line in lines if line["role"] == role]
         for line in mine:
-            assert line["text"].strip() and line["recording"] == f"recording-{role}-1.webm"
+            assert line["text"].strip() and line["recording"] == f"recording-{role}-1.webm" and line["language"] == "ko"
             start, end = conversation.wav_time(role, line["start"]), conversation.wav_time(role, line["end"])
             # Inside one sentence as played (±SLACK), and its words inside it.
             assert any(s.start - SLACK <= start <= end <= s.end + SLACK for s in spoken), (role, start, end, spoken)
@@ -152,12 +155,13 @@ def test_the_vtt_is_the_transcript_as_cues(conversation: Conversation) -> None:
     lines = sorted(Transcript(conversation.folder).read(), key=lambda line: line["start"])
     vtt = (conversation.folder / "transcript.vtt").read_text()
     assert vtt.startswith("WEBVTT\n\n")
-    cues = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n<v (\w+)>(.*)\n", vtt)
+    cues = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n<v (\w+)><lang ([\w-]+)>(.*)</lang>\n",
+                      vtt)
     assert len(cues) == len(lines)
     for cue, line in zip(cues, lines, strict=True):
         h, m, s, ms = map(int, cue[:4])
         assert abs(h * 3600 + m * 60 + s + ms / 1000 - line["start"]) < 0.0011
-        assert cue[8] == line["role"].title() and cue[9] == line["text"]
+        assert cue[8] == line["role"].title() and cue[9] == line["language"] == "ko" and cue[10] == line["text"]
 
 
 def test_partial_and_final_captions_reach_the_doctor_while_people_speak(conversation: Conversation) -> None:
@@ -182,7 +186,7 @@ def test_partial_and_final_captions_reach_the_doctor_while_people_speak(conversa
 
 def test_captions_go_to_the_doctor_only_by_default(conversation: Conversation) -> None:
     rooms = {m["room"] for m in conversation.emits if m["event"] in ("caption", "captions")}
-    assert rooms == {f"media:{conversation.visit}:staff"}
+    assert rooms == {f"media:{conversation.visit}:captions"}
     assert all(m["namespace"] == "/media" for m in conversation.emits if m["event"] == "caption")
 
 
@@ -217,16 +221,16 @@ async def test_without_a_model_the_leg_records_and_the_doctor_hears_captions_are
     redis: aioredis.Redis, redis_server: RedisServer, settings: Settings, emits: EmitLog
 ) -> None:
     worker = Worker(MediaSettings(settings.with_(media_addresses=("127.0.0.1",),
-                                                 stt_model=str(settings.recordings_dir / "no-such-model"))))
+                                                 stt_models=(("ko", str(settings.recordings_dir / "no-such-model")),))))
     await worker.start()
     visit = await open_visit(WaitingRoom(redis, settings))
     browser = Browser(video=False)
     try:
         await browser.accept(await worker.handle_offer(job(visit, await browser.offer(), "patient", "p1")))
         await browser.wait_connected()
-        told = await emits.wait_for("captions", room=f"media:{visit}:staff", timeout=10)
+        told = await emits.wait_for("captions", room=f"media:{visit}:captions", timeout=10)
         assert told["data"] == {"visit_id": visit, "role": "patient", "state": "unavailable", "reason": "model_missing",
-                                "message": "the speech-to-text model was not found"}
+                                "message": "the speech-to-text model was not found", "language": "ko"}
         await asyncio.sleep(2)
     finally:
         await browser.close()

@@ -194,7 +194,7 @@ async def test_a_speaker_too_far_behind_loses_audio_not_the_recording_and_is_tol
         stt.push(frame)
     await asyncio.sleep(0.05)  # the events are sent by a task
     assert stt.dropped == 99
-    assert ("captions", {"state": "behind", "waiting_s": 1.0}) in events
+    assert ("captions", {"state": "behind", "waiting_s": 1.0, "language": "en"}) in events
     held.release.set()
     deadline = time.monotonic() + 20
     while stt._queue.qsize() > 25:
@@ -203,12 +203,12 @@ async def test_a_speaker_too_far_behind_loses_audio_not_the_recording_and_is_tol
     for frame in frames[150:]:
         stt.push(frame)
     await stt.close()
-    assert ("captions", {"state": "live", "dropped_s": 1.98}) in events
+    assert ("captions", {"state": "live", "dropped_s": 1.98, "language": "en"}) in events
     finals = [d for e, d in events if e == "caption" and d["final"]]
     # The hole (1.02 s to 3 s) ended the first utterance; nothing was glued across it.
     assert finals and all(not (f["start"] < 2.9 and f["end"] > 1.1) for f in finals)
     assert any(spoken[1].start - 0.5 <= f["start"] for f in finals)
-    assert events[-1] == ("captions", {"state": "stopped"})
+    assert events[-1] == ("captions", {"state": "stopped", "language": "en"})
     assert [line["text"] for line in Transcript(tmp_path).read()] == [f["text"] for f in finals if f["text"]]
 
 
@@ -246,7 +246,7 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_next_starts_afresh(tmp_path: 
 # -- where captions go -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("to_patient", "room"), [(False, "media:v1:staff"), (True, "media:v1")])
+@pytest.mark.parametrize(("to_patient", "room"), [(False, "media:v1:captions"), (True, "media:v1")])
 async def test_captions_reach_the_patient_only_when_the_setting_says_so(
     redis_server: RedisServer, tmp_path: Path, to_patient: bool, room: str
 ) -> None:

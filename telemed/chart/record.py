@@ -20,9 +20,11 @@ from telemed.chart.layout import CHAT, FORMAT
 from telemed.visits import Visit
 
 
-def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dict[str, Any]] = (),
+                 call_quality: dict[str, Any] | None = None) -> dict[str, Any]:
     """``visit.json``: the visit as the chart keeps it. Participants are the
-    patient, the doctor, the nurse who triaged, and everyone who wrote in the chat."""
+    patient, the doctor, the nurse who triaged, and everyone who wrote in the chat.
+    ``call_quality``: how the calls went (:func:`telemed.call_quality.summary`)."""
     people: dict[tuple[str, str], str] = {}
 
     def add(role: str, sub: str, name: str = "") -> None:
@@ -59,6 +61,8 @@ def visit_record(visit: Visit, history: list[dict[str, Any]], chat: Iterable[dic
         # The appointment, for a visit booked for a time (None: any time).
         "scheduled_at": visit.scheduled_at,
         "history": history,
+        # How the calls went, in counts and median times only (None: the pages reported nothing).
+        "call_quality": call_quality,
     }
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from telemed.media_protocol.client import MediaClient, error_from_dict
 from telemed.media_protocol.jobs import MAX_SDP, ROLES, ControlRequest, Job, error_reply, ok_reply
-from telemed.media_protocol.rooms import NAMESPACE, room_leg, room_media, room_staff
+from telemed.media_protocol.rooms import NAMESPACE, room_captions, room_leg, room_media
 
 __all__ = [
     "MAX_SDP", "NAMESPACE", "ROLES", "ControlRequest", "Job", "MediaClient", "error_from_dict", "error_reply",
-    "ok_reply", "room_leg", "room_media", "room_staff",
+    "ok_reply", "room_captions", "room_leg", "room_media",
 ]

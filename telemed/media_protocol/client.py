@@ -84,6 +84,19 @@ class MediaClient:
         reply.pop("ok", None)
         return reply
 
+    async def set_language(self, visit: str, role: str, language: str, timeout: float = 3.0) -> bool:
+        """Tell the worker holding a participant's leg that they speak ``language``
+        from now on (their captions switch recogniser); False when no leg holds
+        them (the next leg offer carries the language)."""
+        leg = await self.leg(visit, role)
+        if leg is None:
+            return False
+        try:
+            await self.request(leg["worker"], "language", timeout=timeout, visit=visit, role=role, language=language)
+        except NotFound:
+            return False  # the leg closed meanwhile
+        return True
+
     async def close_leg(self, visit: str, role: str, reason: str = "closed on request") -> None:
         """Ask the worker holding a participant's leg to close it (e.g. consent withdrawn)."""
         leg = await self.leg(visit, role)

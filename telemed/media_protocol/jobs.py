@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from telemed import languages
 from telemed.chart.layout import safe_id
 from telemed.exceptions import BadRequest, TelemedError
 
@@ -50,6 +51,18 @@ class Job(BaseModel):
     consent: bool | None = None
     """Consent to recording as the node saw it; the visit's record in Redis decides."""
 
+    language: str = languages.DEFAULT
+    """The speaker's language (a tag): the doctor's choice on their page; for the
+    patient, the visit's language (which the worker reads from the visit)."""
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        try:
+            return languages.canonical(value)
+        except ValueError:
+            raise ValueError(f"job: language is {languages.INVALID}") from None
+
     @field_validator("role")
     @classmethod
     def _role(cls, value: str) -> str:
@@ -76,8 +89,9 @@ class Job(BaseModel):
         for name in _IDS:
             safe_id(str(fields[name]), name)
         consent = fields.get("consent")
+        language = fields.get("language") or languages.DEFAULT
         try:
-            return cls.model_validate({**{k: fields[k] for k in (*_IDS, "role", "sdp")},
+            return cls.model_validate({**{k: fields[k] for k in (*_IDS, "role", "sdp")}, "language": language,
                                        "consent": None if consent in (None, "") else consent in ("1", "true", "yes")})
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -87,7 +101,8 @@ class Job(BaseModel):
     def to_fields(self) -> dict[str, str]:
         """The job's stream fields (what :meth:`from_fields` reads)."""
         return {"job": self.id, "visit": self.visit, "clinic": self.clinic, "role": self.role, "sub": self.sub,
-                "sdp": self.sdp, "consent": "" if self.consent is None else ("1" if self.consent else "0")}
+                "sdp": self.sdp, "consent": "" if self.consent is None else ("1" if self.consent else "0"),
+                "language": self.language}
 
 
 class ControlRequest(BaseModel):
@@ -98,9 +113,12 @@ class ControlRequest(BaseModel):
     req: str = ""
     """Where the reply goes (``keys.reply(req)``); empty: no reply wanted."""
 
-    op: Literal["snapshot", "close"]
+    op: Literal["snapshot", "close", "language"]
     visit: str
     role: str
+
+    language: str = ""
+    """``language`` only: the speaker's language from now on (a tag)."""
 
     job: str = ""
     """``close`` only: close the leg only if it is still this job's."""
@@ -111,8 +129,10 @@ class ControlRequest(BaseModel):
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> ControlRequest:
         op = fields.get("op")
-        if op not in ("snapshot", "close"):
+        if op not in ("snapshot", "close", "language"):
             raise BadRequest(f"no such operation: {op!r}", fields=["op"])
+        if op == "language" and not languages.is_valid(str(fields.get("language", ""))):
+            raise BadRequest(f"control request: language is {languages.INVALID}", fields=["language"])
         try:
             return cls.model_validate(dict(fields))
         except ValidationError as exc:

@@ -20,6 +20,8 @@ def room_media(visit_id: str) -> str:
     return f"media:{visit_id}"
 
 
-def room_staff(visit_id: str) -> str:
-    """The doctor's ``/media`` sockets of a visit: captions (unless the patient sees them too)."""
-    return f"media:{visit_id}:staff"
+def room_captions(visit_id: str) -> str:
+    """The ``/media`` sockets that get a visit's live captions: the doctor's, and
+    the patient's once they turned captions on (``captions`` event). When the
+    clinic shows captions to patients, the worker sends them to :func:`room_media`."""
+    return f"media:{visit_id}:captions"

@@ -1,4 +1,4 @@
-"""The pages in every language (issue 15), in Chromium at phone size.
+"""The pages in every language (issue 15), in Chromium at phone and desktop size.
 
 A tour per language goes through every screen a visit shows: the landing
 page, the walk-in form, the patient's device check, consent (refused once, so
@@ -6,8 +6,9 @@ its error shows), reason, waiting room with a nurse's chat message, the call
 and its end; the staff page's sign-in, queue, triage with a chat open, the
 invitation, the doctor's visit and summary, the chart browser's list and
 record, and the admin console. Each screen is photographed
-(test-artifacts/screenshots/lang-<language>-<screen>-phone.png) and audited
-by axe-core through ``shoot()``, must not scroll sideways at 390 px, and has
+(test-artifacts/screenshots/lang-<language>-<screen>-{phone,desktop}.png) and
+audited by axe-core at both sizes through ``shoot()``, must not scroll
+sideways at 390 px, and has
 the language on <html lang>. Nodes are found by ids and data attributes,
 never by their (translated) words.
 
@@ -120,7 +121,7 @@ class Tour:
         expect(page.locator("html")).to_have_attribute("lang", "en-XA" if self.lang == PSEUDO else self.lang)
         self.screens.append(screen)
         try:
-            shoot(page, f"lang-{self.lang}-{screen}", sizes=("phone",))
+            shoot(page, f"lang-{self.lang}-{screen}")
         except AssertionError as failed:
             self.problems.append(str(failed))
         sideways = page.evaluate(SIDEWAYS)
@@ -134,7 +135,7 @@ class Tour:
 
 
 def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
-    """Every screen of every page in ``lang``, at phone size."""
+    """Every screen of every page in ``lang``, at phone size (and audited at desktop size too)."""
     patient_name, reason, note = "Lin Mei", "Fever and cough", "Temp 38.2, no distress"
     nurse_name, doctor_name, admin_name = "Ines Duarte", "Dr. Okafor", "Ada Brandt"
     first, hello, answer = "Is anyone there?", "Hello Lin, any shortness of breath?", "No, just the cough"

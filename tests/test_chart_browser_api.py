@@ -219,4 +219,8 @@ async def test_a_node_indexes_charts_written_before_the_index(start_node: Any, r
     async def listed() -> int:
         return int((await get_json(node, "/api/charts", nurse))[1]["total"])
 
-    assert await wait_until(lambda: listed(), 10, "the old charts listed") == 3
+    async def all_listed() -> bool:
+        return await listed() == 3
+
+    assert await wait_until(all_listed, 10, "the three old charts listed")
+    assert await listed() == 3

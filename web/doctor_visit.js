@@ -69,10 +69,12 @@ export class DoctorVisit {
     const same = this.current === visit.visit_id;
     this.current = visit.visit_id;
     showFacts(visit);
-    showScreen("visit");
-    toggleConfirm("#end-confirm", "#end-visit", false, { focus: false });
+    showScreen("visit", { focus: !same });
     this.chats.markRead(visit.visit_id);
-    if (same) return; // already open (the admit ack and the `visit` event both get here)
+    // Already open: the admit ack and the `visit` event both get here, and the
+    // second must not close an "End the visit?" the doctor opened in between.
+    if (same) return;
+    toggleConfirm("#end-confirm", "#end-visit", false, { focus: false });
     this.chatView = new ChatView(this.chats.client, visit.visit_id, { title: patientChatTitle(visit), me: this.me });
     $("#visit-chat-slot").replaceChildren(this.chatView.el);
     this.call.start();

@@ -17,8 +17,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection, parse_url
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from telemed.settings import Settings
 
@@ -75,6 +76,30 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingPool):
             await self.sentinel_manager.aclose()
 
 
+class Sentinels(Sentinel):
+    """redis-py's Sentinel client with a discovery that concurrent callers cannot
+    spoil. redis-py's ``discover_master`` moves the sentinel that answered to the
+    front of its list by swapping entries across an ``await``; every connection
+    opened during a failover discovers at once, and two swaps by stale positions
+    duplicate one sentinel and drop another (seen in tests/test_sentinel.py): that
+    one is then never asked again, nor closed. Here the list is only replaced
+    whole, between awaits."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        errors = []
+        for sentinel in tuple(self.sentinels):
+            try:
+                masters: Any = await sentinel.sentinel_masters()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                errors.append(f"{sentinel}: {exc!r}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                self.sentinels = [sentinel, *(s for s in self.sentinels if s is not sentinel)]
+                return state["ip"], int(state["port"])
+        raise MasterNotFoundError(f"No master found for {service_name!r}" + (f" : {', '.join(errors)}" if errors else ""))
+
+
 def redis_client(
     where: str | Settings,
     *,
@@ -103,7 +128,7 @@ def redis_client(
     sentinel_options: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
     if where.redis_sentinel_password:
         sentinel_options["password"] = where.redis_sentinel_password.reveal()
-    sentinel = Sentinel([], sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinels([], sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
     # The clients of the sentinels themselves, on pools that close like the others.
     sentinel.sentinels = [
         aioredis.Redis.from_pool(BlockingPool(host=host, port=port, max_connections=MAX_CONNECTIONS, timeout=10, **sentinel_options))

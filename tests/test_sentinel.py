@@ -1,6 +1,7 @@
 """Redis high availability with real processes: a redis-server primary and
-replica, three sentinels (``redis-server --sentinel``) and two nodes. The primary is SIGKILLed under chat and queue traffic; the sentinels
-promote the replica, nodes follow on their own, clients resync, and
+replica, three sentinels (``redis-server --sentinel``), two nodes and a media
+worker. The primary is SIGKILLed under chat and queue traffic; the sentinels
+promote the replica, nodes and worker follow on their own, clients resync, and
 nothing that was acknowledged is lost. And a replica that does not answer
 ``WAIT``: the change is answered ``unavailable`` and its retry is stored once."""
 
@@ -21,7 +22,9 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
+from signaling import rooms
 from telemed import keys
+from telemed.media_protocol import keys as media_keys
 from telemed.redis_client import redis_client
 from telemed.redis_sentinel import SERVER_ARGS, SentinelGroup
 from telemed.redis_server import RedisServer
@@ -161,10 +164,11 @@ async def history(peer: Peer, visit: str) -> list[dict[str, Any]]:
 
 
 async def test_a_killed_primary_loses_nothing_acknowledged(
-    group: SentinelGroup, start_node, settings: Settings, connect
+    group: SentinelGroup, start_node, start_worker, settings: Settings, connect
 ) -> None:
     ha = on_sentinels(settings, group)
     node_a, node_b = await start_node(ha), await start_node(ha)
+    worker = await start_worker(redis_url="", redis_sentinels=ha.redis_sentinels, redis_min_replicas=1, heartbeat=0.5)
     nurse = await connect(node_a, token(Role.NURSE))
     first, patients = [], {}
     for node in (node_a, node_b, node_b):
@@ -228,6 +232,21 @@ async def test_a_killed_primary_loses_nothing_acknowledged(
 
     await until(delivered)
 
+    # The worker follows: its presence is written on the new primary, and its emits reach clients.
+    direct = aioredis.Redis(port=new, decode_responses=True)
+    try:
+        await direct.delete(media_keys.worker(worker.worker_id))
+        await until(lambda: _exists(direct, media_keys.worker(worker.worker_id)))
+    finally:
+        await direct.aclose()
+
+    async def emitted() -> bool:
+        await worker.emitter.emit("message", {"text": "from the worker"}, room=rooms.staff("c1"), namespace="/chat")
+        await asyncio.sleep(0.1)
+        return any(m.get("text") == "from the worker" for m in nurse.events[("/chat", "message")])
+
+    await until(emitted)
+
 
 async def _at_least(traffic: Traffic, *, chat: int, checked_in: int) -> bool:
     return len(traffic.chat_acked) >= chat and len(traffic.checked_in) >= checked_in
@@ -242,6 +261,28 @@ async def _status(http: aiohttp.ClientSession, node: str, status: int) -> bool:
         return await get_status(http, f"{node}/readyz") == status
     except aiohttp.ClientError:
         return False
+
+
+async def _exists(client: aioredis.Redis, key: str) -> bool:
+    return bool(await client.exists(key))
+
+
+async def test_discoveries_during_a_failover_keep_asking_every_sentinel(group: SentinelGroup, settings: Settings) -> None:
+    """Every connection opened during a failover asks the sentinels where the
+    primary is, all at once; redis-py's own discovery then loses a sentinel from
+    its list (and never closes it). telemed.redis_client.Sentinels does not."""
+    client = redis_client(on_sentinels(settings, group))
+    sentinels = client.connection_pool.sentinel_manager  # type: ignore[attr-defined]
+    old = await group.master_port()
+    group.server(old).stop(kill=True)
+    while True:
+        answers = await asyncio.gather(*(sentinels.discover_master(group.master) for _ in range(20)), return_exceptions=True)
+        ports = sorted(s.connection_pool.connection_kwargs["port"] for s in sentinels.sentinels)
+        assert ports == sorted(s.port for s in group.sentinels)
+        if any(isinstance(a, tuple) and a[1] != old for a in answers):
+            break  # promoted
+    await client.aclose()
+    assert not [c for s in sentinels.sentinels for c in s.connection_pool._available_connections if c.is_connected]
 
 
 @pytest.fixture

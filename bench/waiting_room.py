@@ -127,9 +127,9 @@ class Staff:
         while True:
             page = await next(nurses).call("/chat", "history", {"visit_id": vid, **({"after": after} if after else {})})
             if not page.get("ok", True):
-                if page["error"]["code"] != "rate_limited":
+                if page["error"]["code"] not in ("rate_limited", "unavailable"):
                     raise RuntimeError(f"chat history of a visit: {page['error']['message']}")
-                await asyncio.sleep(0.1)  # thousands of visits to read back: the per-socket event limit
+                await asyncio.sleep(0.1)  # thousands of visits to read back (the per-socket event limit)
                 continue
             stored |= {m["client_id"] for m in page["messages"]}
             if not page["more"]:

@@ -106,9 +106,10 @@ def frame(packet: str) -> bytes:
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + data
 
 
-def write_now(eio: Any, eio_sid: str, packet: str, framed: bytes) -> bool:
-    """Write ``framed`` (:func:`frame` of ``packet``) to the socket now if that is
-    safe (see the module's docstring); False if it must go through engine.io."""
+def write_now(eio: Any, eio_sid: str, framed: bytes) -> bool:
+    """Write ``framed`` (a :func:`frame`) to the socket now if that is safe (see
+    the module's docstring); False if it must go through engine.io instead.
+    Synchronous, so a push loop calls it without a coroutine per recipient."""
     socket = eio.sockets.get(eio_sid)
     ws = getattr(socket, "telemed_ws", None)
     if ws is None or socket.closing or socket.closed or socket.upgrading:
@@ -116,8 +117,13 @@ def write_now(eio: Any, eio_sid: str, packet: str, framed: bytes) -> bool:
     if socket.last_ping and time.time() - socket.last_ping > eio.ping_timeout:
         return False  # engine.io's send closes this socket
     queue = socket.queue
-    if not queue.empty() or not any(not getter.done() for getter in queue._getters):
-        return False  # the writer has something to send, or is sending
+    if not queue.empty():
+        return False  # the writer has something to send first
+    for getter in queue._getters:
+        if not getter.done():
+            break  # the writer waits on the empty queue: nothing of it is unsent
+    else:
+        return False  # the writer is sending (or waiting for the network)
     response = ws._sock
     writer = getattr(response, "_writer", None)
     if writer is None or response.closed or (response.compress and len(framed) >= MAX_UNCOMPRESSED):
@@ -132,6 +138,6 @@ def write_now(eio: Any, eio_sid: str, packet: str, framed: bytes) -> bool:
 async def send(eio: Any, eio_sid: str, packet: str, framed: bytes | None = None) -> None:
     """Send one Socket.IO packet (text) to one local engine.io socket: written
     now when safe, else queued by engine.io."""
-    if getattr(eio, "telemed_fanout", False) and write_now(eio, eio_sid, packet, framed or frame(packet)):
+    if getattr(eio, "telemed_fanout", False) and write_now(eio, eio_sid, framed or frame(packet)):
         return
     await eio.send(eio_sid, packet)

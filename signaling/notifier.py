@@ -247,6 +247,7 @@ class QueueNotifier:
         self.hub.metrics.set_queue_length(clinic, positions.length)
         self._queue_length[clinic] = positions.length
         tail = position_tail(positions)
+        eio, manager = self.hub.sio.eio, self.hub.sio.manager
         sent = 0
         for p in positions.places:
             shown = (p.position, p.wait.kind.value, p.wait.low_s, p.wait.high_s)
@@ -256,7 +257,10 @@ class QueueNotifier:
             packet = position_packet(p, tail)
             framed = _fanout.frame(packet)
             for sid in list(here.get(p.visit_id, ())):
-                await self._send_local(sid, packet, framed)
+                # What _send_local does, without a coroutine per patient when the frame is written now.
+                eio_sid = manager.eio_sid_from_sid(sid, NAMESPACE)
+                if eio_sid is not None and not _fanout.write_now(eio, eio_sid, framed):
+                    await eio.send(eio_sid, packet)
             sent += 1
             if sent % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other events in between a long push

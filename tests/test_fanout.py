@@ -89,7 +89,7 @@ async def test_an_idle_socket_gets_the_frame_now_and_the_same_bytes_as_engineio_
         await sio.eio.send(eio_sid, packet)
         queued = await ws.receive_str()
         await idle(sio, eio_sid)
-        assert _fanout.write_now(sio.eio, eio_sid, packet, _fanout.frame(packet))
+        assert _fanout.write_now(sio.eio, eio_sid, _fanout.frame(packet))
         direct = await ws.receive_str()
         assert direct.encode() == queued.encode() == ("4" + packet).encode()
 
@@ -101,7 +101,7 @@ async def test_a_busy_socket_keeps_the_order(server: Server) -> None:
         await idle(sio, eio_sid)
         packets = [event_packet("n", {"i": i}) for i in range(6)]
         await sio.eio.send(eio_sid, packets[0])  # queued: the writer has not run yet
-        assert not _fanout.write_now(sio.eio, eio_sid, packets[1], _fanout.frame(packets[1]))
+        assert not _fanout.write_now(sio.eio, eio_sid, _fanout.frame(packets[1]))
         for packet in packets[1:]:
             await _fanout.send(sio.eio, eio_sid, packet)
         assert [await ws.receive_str() for _ in packets] == ["4" + p for p in packets]
@@ -116,7 +116,7 @@ async def test_a_client_that_does_not_keep_up_goes_through_the_queue_in_order(se
         direct = 0
         for packet in packets:  # the client reads nothing meanwhile
             framed = _fanout.frame(packet)
-            if _fanout.write_now(sio.eio, eio_sid, packet, framed):
+            if _fanout.write_now(sio.eio, eio_sid, framed):
                 direct += 1
             else:
                 await sio.eio.send(eio_sid, packet)
@@ -134,7 +134,7 @@ async def test_on_a_compressed_connection_only_small_messages_skip_compression(s
             await idle(sio, eio_sid)
             packet = event_packet("e", data)
             sent.append("4" + packet)
-            written = _fanout.write_now(sio.eio, eio_sid, packet, _fanout.frame(packet))
+            written = _fanout.write_now(sio.eio, eio_sid, _fanout.frame(packet))
             assert written == ("small" in data)
             if not written:
                 await sio.eio.send(eio_sid, packet)  # compressed by aiohttp
@@ -152,5 +152,5 @@ async def test_a_closed_socket_is_not_written(server: Server) -> None:
         while not socket.closed:
             await asyncio.sleep(0.001)
         packet = event_packet("e", {})
-        assert not _fanout.write_now(sio.eio, eio_sid, packet, _fanout.frame(packet))
+        assert not _fanout.write_now(sio.eio, eio_sid, _fanout.frame(packet))
         await _fanout.send(sio.eio, eio_sid, packet)  # engine.io's path: a gone socket is skipped, no error

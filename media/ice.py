@@ -52,7 +52,7 @@ import aioice.ice
 import aioice.turn
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
 from media import _pinned
 from media.config import MediaSettings
@@ -255,7 +255,9 @@ def announce(sdp: str, public: str) -> str:
 
 def configuration(settings: MediaSettings, now: float | None = None) -> RTCConfiguration:
     """The worker's own ``RTCConfiguration``: STUN, and TURN with REST
-    credentials it mints from the shared secret (coturn ``use-auth-secret``)."""
+    credentials it mints from the shared secret (coturn ``use-auth-secret``);
+    with ``TELEMED_ICE_POLICY=relay`` only its TURN allocation is offered (as
+    the pages do), so every leg's media crosses the TURN server."""
     servers: list[RTCIceServer] = []
     if settings.stun_urls:
         servers.append(RTCIceServer(urls=list(settings.stun_urls)))
@@ -266,4 +268,5 @@ def configuration(settings: MediaSettings, now: float | None = None) -> RTCConfi
         servers.append(
             RTCIceServer(urls=list(settings.turn_urls), username=username, credential=base64.b64encode(digest).decode())
         )
-    return RTCConfiguration(iceServers=servers)
+    policy = RTCIceTransportPolicy.RELAY if settings.base.ice_policy == "relay" else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)

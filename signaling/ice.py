@@ -1,4 +1,6 @@
-"""ICE servers handed to browsers: STUN, and TURN with time-limited credentials.
+"""ICE servers handed to browsers: STUN, and TURN with time-limited credentials,
+and the deployment's ICE transport policy (``TELEMED_ICE_POLICY``), which the
+pages pass as ``RTCConfiguration.iceTransportPolicy`` for the call and the chart leg.
 
 TURN credentials follow the TURN REST API convention that coturn accepts with
 ``use-auth-secret``: username ``<expiry>:<user>``, password
@@ -32,3 +34,9 @@ def ice_servers(settings: Settings, user: str, now: float | None = None) -> list
             }
         )
     return servers
+
+
+def ice_config(settings: Settings, user: str, now: float | None = None) -> dict[str, object]:
+    """What a page is handed to configure its peer connections:
+    ``{ice_servers, ice_transport_policy}`` (``"all"`` or ``"relay"``)."""
+    return {"ice_servers": ice_servers(settings, user, now), "ice_transport_policy": settings.ice_policy}

@@ -8,7 +8,7 @@ from typing import Any
 from signaling import rooms
 from signaling._base import STAFF, AuthedNamespace, event
 from signaling.hub import Hub
-from signaling.ice import ice_servers
+from signaling.ice import ice_config
 from signaling.notifier import QueueNotifier
 from signaling.schemas import Admit, CheckIn, Empty, Route, Triage, VisitRef
 from signaling.sessions import StaffSessions
@@ -190,7 +190,7 @@ class QueueNamespace(AuthedNamespace):
         logger.info("Visit(%s) admitted by %s", change.visit_id, claims.sub)
         await self.hub.audit_event("admit", claims, change.visit_id)
         result = await self._changed(change.visit_id, change.version)
-        return {**result, "ice_servers": ice_servers(self.hub.settings, claims.sub)}
+        return {**result, **ice_config(self.hub.settings, claims.sub)}
 
     @event(VisitRef, STAFF)
     async def on_end(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:

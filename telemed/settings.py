@@ -27,6 +27,9 @@ MIN_SECRET_LENGTH = 32
 MIN_WAIT_MS = 10
 MAX_WAIT_MS = 4000
 
+#: Values of ``TELEMED_ICE_POLICY`` (the pages' ``iceTransportPolicy``).
+ICE_POLICIES = ("all", "relay")
+
 
 class Secret:
     """A string that never prints itself (logs, reprs, tracebacks)."""
@@ -133,6 +136,12 @@ class Settings:
 
     turn_ttl: float = 6 * 3600
     """Lifetime of a TURN credential in seconds (``TELEMED_TURN_TTL``)."""
+
+    ice_policy: str = "all"
+    """ICE transport policy of the pages and the media workers (``TELEMED_ICE_POLICY``):
+    ``all`` (direct paths preferred, TURN as the fallback) or ``relay`` (every
+    call and chart leg through the TURN servers: peers never learn each other's
+    address; needs ``TELEMED_TURN_URLS``)."""
 
     token_ttl: float = 8 * 3600
     """Default lifetime of staff tokens (``TELEMED_TOKEN_TTL``)."""
@@ -324,6 +333,10 @@ class Settings:
                 raise ConfigError(f"TELEMED_TRUSTED_PROXIES: not an address or network: {proxy!r}") from None
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELEMED_TURN_URLS is set but TELEMED_TURN_SECRET is not")
+        if self.ice_policy not in ICE_POLICIES:
+            raise ConfigError(f"TELEMED_ICE_POLICY must be one of {', '.join(ICE_POLICIES)}, not {self.ice_policy!r}")
+        if self.ice_policy == "relay" and not self.turn_urls:
+            raise ConfigError("TELEMED_ICE_POLICY=relay needs TURN servers: set TELEMED_TURN_URLS and TELEMED_TURN_SECRET")
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """``redis_sentinels`` as (host, port) pairs; a malformed entry is a :class:`ConfigError`."""
@@ -383,6 +396,7 @@ class Settings:
             turn_urls=_csv(get("TELEMED_TURN_URLS")),
             turn_secret=Secret(get("TELEMED_TURN_SECRET")),
             turn_ttl=_duration(get("TELEMED_TURN_TTL", "6h")),
+            ice_policy=get("TELEMED_ICE_POLICY", d.ice_policy).lower(),
             token_ttl=_duration(get("TELEMED_TOKEN_TTL", "8h")),
             patient_link_ttl=_duration(get("TELEMED_PATIENT_LINK_TTL", "24h")),
             grace_period=_duration(get("TELEMED_GRACE", "120s")),

@@ -28,14 +28,28 @@ profile   rate            delay         loss    jitter
 good      none            10 ms         0       0
 3g        300 kbit/s      150 ms        1 %     0
 bad       150 kbit/s      300 ms        5 %     ± 40 ms
+blocked   nothing passes (UDP blocked: a firewall, a dead network)
 ========  ==============  ============  ======  ==========
+
+Run as a program (``python -m tests.netem --port P --upstream HOST:PORT``) the
+relay serves until its standard input closes and takes commands there, one a
+line, each answered on standard output: ``profile NAME`` (answers ``ok NAME``
+once every path has the new profile) and ``totals`` (answers the summed
+:class:`LinkStats` of both directions as one JSON line). The browser tests run
+it so inside their network namespace (tests/browser/_impaired.py), away from
+the test process's event loop and its GIL.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
+import json
 import random
 import socket
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,6 +95,7 @@ PROFILES: dict[str, Profile] = {
     "good": Profile.symmetric("good", Impairment(delay=0.010)),
     "3g": Profile.symmetric("3g", Impairment(delay=0.150, loss=0.01, rate=300_000)),
     "bad": Profile.symmetric("bad", Impairment(delay=0.300, jitter=0.040, loss=0.05, rate=150_000)),
+    "blocked": Profile.symmetric("blocked", Impairment(loss=1.0)),
 }
 
 
@@ -193,9 +208,10 @@ class ImpairedRelay:
         self._timers: set[asyncio.TimerHandle] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> ImpairedRelay:
+    async def start(self, port: int = 0) -> ImpairedRelay:
+        """Listen on ``port`` of 127.0.0.1 (0: any free one; :attr:`port` says which)."""
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Listener(self), local_addr=("127.0.0.1", 0))
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Listener(self), local_addr=("127.0.0.1", port))
         self._listener = transport
         _big_buffers(transport)
         self.port = int(transport.get_extra_info("sockname")[1])
@@ -285,3 +301,47 @@ class ImpairedRelay:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+
+async def serve(port: int, upstream: tuple[str, int], profile: str, seed: int) -> None:
+    """The relay as a program: commands on stdin, answers on stdout (see the module's doc)."""
+    loop = asyncio.get_running_loop()
+    relay = await ImpairedRelay(upstream, profile, seed=seed).start(port)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:  # a thread: stdin is a pipe, blocking reads are simplest
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=read, name="netem-commands", daemon=True).start()
+    print(f"listening {relay.port}", flush=True)
+    try:
+        while (line := await lines.get()) is not None:
+            words = line.split()
+            if words[:1] == ["profile"] and len(words) == 2 and words[1] in PROFILES:
+                relay.set_profile(words[1])
+                answer = f"ok {words[1]}"
+            elif words == ["totals"]:
+                up, down = relay.totals()
+                answer = json.dumps({"up": dataclasses.asdict(up), "down": dataclasses.asdict(down), "profile": relay.profile.name})
+            else:
+                answer = f"error: {line.strip()!r} is not a command (profile {'|'.join(PROFILES)}, totals)"
+            print(answer, flush=True)
+    finally:
+        await relay.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.netem", description="An impaired UDP relay (see tests/netem.py).")
+    parser.add_argument("--port", type=int, default=0, help="UDP port to listen on, on 127.0.0.1 (0: any)")
+    parser.add_argument("--upstream", required=True, help="HOST:PORT to relay to (the TURN server)")
+    parser.add_argument("--profile", default="good", choices=sorted(PROFILES))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    host, _, up_port = args.upstream.rpartition(":")
+    asyncio.run(serve(args.port, (host, int(up_port)), args.profile, args.seed))
+
+
+if __name__ == "__main__":
+    main()

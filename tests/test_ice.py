@@ -6,7 +6,10 @@ import base64
 import hashlib
 import hmac
 
-from signaling.ice import ice_servers
+import pytest
+
+from signaling.ice import ice_config, ice_servers
+from telemed.exceptions import ConfigError
 from telemed.settings import Secret, Settings
 
 
@@ -35,3 +38,32 @@ def test_secrets_never_print() -> None:
     s = Settings(secret=Secret("a" * 40), turn_secret=Secret("b" * 20))
     assert "aaaa" not in repr(s) and "bbbb" not in repr(s) and "**********" in repr(s)
 
+
+
+def test_the_pages_are_handed_the_ice_transport_policy() -> None:
+    assert ice_config(Settings(), "u1") == {"ice_servers": [], "ice_transport_policy": "all"}
+    s = Settings(turn_urls=("turn:turn.example.org:3478",), turn_secret=Secret("s" * 20), ice_policy="relay")
+    config = ice_config(s, "patient-1", now=1_800_000_000)
+    assert config["ice_transport_policy"] == "relay"
+    assert config["ice_servers"] == ice_servers(s, "patient-1", now=1_800_000_000)
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"TELEMED_ICE_POLICY": "relay"}, "needs TURN servers"),
+        ({"TELEMED_ICE_POLICY": "turn-only"}, "must be one of all, relay"),
+    ],
+)
+def test_the_ice_policy_is_checked_in_words(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_env({"TELEMED_SECRET": "x" * 40, "REDIS_URL": "redis://r", **env}).check()
+
+
+def test_the_ice_policy_is_read_from_the_environment() -> None:
+    env = {"TELEMED_SECRET": "x" * 40, "REDIS_URL": "redis://r", "TELEMED_TURN_URLS": "turn:t:3478",
+           "TELEMED_TURN_SECRET": "s" * 20, "TELEMED_ICE_POLICY": "Relay"}
+    s = Settings.from_env(env)
+    s.check()
+    assert s.ice_policy == "relay"
+    assert Settings.from_env({}).ice_policy == "all"

@@ -76,6 +76,7 @@ def test_the_profiles_are_the_issue_s() -> None:
     for direction in (bad.up, bad.down):
         assert (direction.rate, direction.delay, direction.loss) == (150_000, 0.300, 0.05) and direction.jitter > 0
     assert PROFILES["good"].up.loss == 0 and PROFILES["good"].up.rate == 0
+    assert PROFILES["blocked"].up.loss == PROFILES["blocked"].down.loss == 1.0  # UDP blocked: nothing passes
 
 
 # -- the relay, on real sockets -----------------------------------------------------------------
@@ -216,3 +217,52 @@ async def test_each_client_gets_its_own_path_and_a_new_profile_applies_to_all(sc
         assert [data for data, _ in client.got] == [b"a", b"sentinel"]  # the sentinel came, the cut packet never
     finally:
         other_transport.close()
+
+
+async def test_the_relay_as_a_program_switches_profiles_on_command() -> None:
+    # python -m tests.netem, as the browser tests run it (tests/browser/_impaired.py).
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    loop = asyncio.get_running_loop()
+    echo = Echo()
+    server, _ = await loop.create_datagram_endpoint(lambda: echo, local_addr=("127.0.0.1", 0))
+    port = server.get_extra_info("sockname")[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.netem", "--upstream", f"127.0.0.1:{port}", "--profile", "clean",
+        cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    client = Client()
+    transport = None
+
+    async def say(line: str) -> str:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line.encode() + b"\n")
+        await proc.stdin.drain()
+        return (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().strip()
+
+    try:
+        first = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()
+        assert first[0] == "listening"
+        transport, _ = await loop.create_datagram_endpoint(lambda: client, remote_addr=("127.0.0.1", int(first[1])))
+        transport.sendto(b"a")
+        await client.wait_for(1)
+        assert await say("profile blocked") == "ok blocked"
+        transport.sendto(b"gone")
+        deadline = time.monotonic() + 10
+        while json.loads(await say("totals"))["up"]["lost"] < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert await say("profile good") == "ok good"
+        assert (await say("profile nonsense")).startswith("error")
+        transport.sendto(b"sentinel")
+        await client.wait_for(2)
+        assert [data for data, _ in client.got] == [b"a", b"sentinel"] and echo.received == 2
+    finally:
+        if transport is not None:
+            transport.close()
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 10)  # input closed: the relay exits
+        server.close()

@@ -159,11 +159,12 @@ async def test_a_relay_only_call_flows_through_coturn(turn: TurnServer, settings
 # -- (b) the chart leg, relay only ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("policy", ["all", "relay"])
 async def test_the_chart_leg_records_through_coturn(
-    turn: TurnServer, redis: aioredis.Redis, settings: Settings, start_worker: WorkerFactory
+    policy: str, turn: TurnServer, redis: aioredis.Redis, settings: Settings, start_worker: WorkerFactory
 ) -> None:
     s = with_turn(settings, turn.url)
-    worker = await start_worker(turn_urls=s.turn_urls, turn_secret=s.turn_secret, turn_ttl=s.turn_ttl)
+    worker = await start_worker(turn_urls=s.turn_urls, turn_secret=s.turn_secret, turn_ttl=s.turn_ttl, ice_policy=policy)
     visit = await open_visit(WaitingRoom(redis, settings))
     browser = Browser(configuration=relay_only(s, "patient-b"))
     try:
@@ -171,8 +172,11 @@ async def test_the_chart_leg_records_through_coturn(
         assert set(candidate_types(offer)) == {"relay"}
         answer = await worker.handle_offer(
             {"job": "j1", "visit": visit, "clinic": "c1", "role": "patient", "sub": "p1", "sdp": offer})
-        # The worker offers its host address and its own relay (credentials it minted).
-        assert {"host", "relay"} <= set(candidate_types(answer))
+        if policy == "all":
+            # The worker offers its host address and its own relay (credentials it minted).
+            assert {"host", "relay"} <= set(candidate_types(answer))
+        else:  # TELEMED_ICE_POLICY=relay: the worker too offers only its relay
+            assert set(candidate_types(answer)) == {"relay"}
         await browser.accept(answer)
         await browser.wait_connected(20)
         leg = worker.legs[(visit, "patient")]
@@ -187,6 +191,8 @@ async def test_the_chart_leg_records_through_coturn(
     recordings = list((settings.recordings_dir / "c1" / visit).glob("recording-patient-*.webm"))
     assert recordings and recordings[0].stat().st_size > 10_000
     await until_relayed(turn, "patient-b", received=0, sent=100)  # to the worker, through coturn
+    if policy == "relay":  # and the worker's side of the leg was relayed by coturn as well
+        await until_relayed(turn, f"worker-{worker.settings.worker_id}", received=100, sent=0)
 
 
 def test_the_worker_mints_coturn_credentials_from_the_same_secret(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ REST scheme the project mints credentials for: ``use-auth-secret`` with
 
 Loopback peers are allowed (``--allow-loopback-peers``): every party of a test
 call is on 127.0.0.1, which coturn refuses as a peer by default.
+
+With ``netns_pid`` it runs in that process's network namespace (the browser
+tests' private one, :mod:`tests.browser._netns`), and is probed from there.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from telemed.redis_server import _die_with_parent, free_port
 from telemed.settings import Secret
+from tests.browser import _netns
 
 #: Where coturn logs one finished allocation's traffic (received/sent packets and bytes).
 USAGE = re.compile(r"(peer )?usage: realm=<[^>]*>, username=<([^>]*)>, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)")
@@ -53,11 +57,13 @@ class TurnServer:
     """``turnserver`` on 127.0.0.1: one listening port (UDP and TCP), relays
     on a private range of ports."""
 
-    def __init__(self, directory: Path, secret: Secret, *, realm: str = "telemed.test", relay_ports: int = 40) -> None:
+    def __init__(self, directory: Path, secret: Secret, *, realm: str = "telemed.test", relay_ports: int = 40,
+                 port: int | None = None, netns_pid: int | None = None) -> None:
         self.directory = Path(directory)
         self.secret = secret
         self.realm = realm
-        self.port = free_port()
+        self.netns_pid = netns_pid
+        self.port = port or free_port()
         self.relay_range = free_udp_range(relay_ports)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -104,13 +110,15 @@ class TurnServer:
             f"--pidfile={self.directory / 'turnserver.pid'}",
             f"--userdb={self.directory / 'turndb'}",
         ]
+        if self.netns_pid is not None:
+            args = _netns.command("enter", str(self.netns_pid)) + args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True, preexec_fn=_die_with_parent())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("turnserver exited at start:\n" + self.log_text()[-2000:])
-            if self._answers():
+            if _netns.call_in(self.netns_pid, self._answers):
                 return self
         self.stop()
         raise RuntimeError(f"turnserver did not answer on port {self.port} within {timeout:.0f}s")

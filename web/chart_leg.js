@@ -14,6 +14,7 @@
 
 import { ServerError, request } from "/static/common.js";
 import { t } from "/static/i18n.js";
+import { rtcConfiguration } from "/static/ice_policy.js";
 
 /** Video bitrate of the leg (bits/s): enough for the record and snapshots, well below the call's. */
 export const LEG_VIDEO_MAX_BITRATE = 300_000;
@@ -134,7 +135,7 @@ export class ChartLeg {
       this.setState("waiting"); // socketConnected() offers when it is back
       return;
     }
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers || [] });
+    const pc = new RTCPeerConnection(rtcConfiguration(this.iceServers));
     this.pc = pc;
     pc.addEventListener("connectionstatechange", () => this.connectionChanged(pc));
     for (const track of stream.getTracks()) {

@@ -5,6 +5,7 @@
 
 import { CallView } from "/static/call_view.js";
 import { t } from "/static/i18n.js";
+import { learnIcePolicy } from "/static/ice_policy.js";
 
 /** A call not connected this long after its last offer is started over. */
 const CALL_WATCHDOG_MS = 20000;
@@ -29,7 +30,10 @@ export class DoctorCall {
     this.restartTimer = 0;
     this.reofferTimer = 0;
     this.watchdog = 0;
-    socket.on("ice_servers", (p) => (this.iceServers = p.ice_servers || []));
+    socket.on("ice_servers", (p) => {
+      this.iceServers = p.ice_servers || [];
+      learnIcePolicy(p);
+    });
     socket.on("connect", () => {
       // Signaling may have been lost while this socket was away: restart ICE on
       // the call there is, or start one (the patient's page asks for a new call

@@ -5,6 +5,7 @@
 
 import { request } from "/static/common.js";
 import { mediaPrefs } from "/static/device_check.js";
+import { learnIcePolicy } from "/static/ice_policy.js";
 import { t } from "/static/i18n.js";
 
 /** After admission, how long to wait for the doctor's offer before asking for one. */
@@ -30,7 +31,10 @@ export class PatientCall {
     this.iceServers = [];
     /** When this page last asked for an offer (ms). */
     this.lastOfferRequest = 0;
-    socket.on("ice_servers", (p) => (this.iceServers = p.ice_servers || []));
+    socket.on("ice_servers", (p) => {
+      this.iceServers = p.ice_servers || [];
+      learnIcePolicy(p);
+    });
     socket.on("connect", () => this.requestOfferIfIdle());
     socket.on("offer", (p) => this.onOffer(p));
     socket.on("answer", () => {}); // the patient never offers

@@ -6,7 +6,10 @@ in progress. The server never looks inside an SDP beyond its size.
 
 The same two parties report how their call goes (``media_started``,
 ``call_quality``): kept once per side and call in the visit's call-quality
-summary (:mod:`telemed.call_quality`) and counted on ``/metrics``.
+summary (:mod:`telemed.call_quality`) and counted on ``/metrics``. They tell
+each other how their side of the call is (``call_status``: the connection's
+level, whether video is sent), relayed like the signaling, at most
+:data:`STATUS_RATE` a second per socket.
 """
 
 from __future__ import annotations
@@ -18,18 +21,25 @@ from pydantic import BaseModel
 
 from signaling import rooms
 from signaling._base import AuthedNamespace, event
+from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
-from signaling.ice import ice_servers
-from signaling.schemas import Candidate, Empty, MediaStarted, QualityReport, Sdp, VisitRef
+from signaling.ice import ice_config
+from signaling.schemas import CallStatus, Candidate, Empty, MediaStarted, QualityReport, Sdp, VisitRef
 from telemed import keys
 from telemed.call_quality import CallQuality, Report
-from telemed.exceptions import Conflict, Forbidden, NotFound
+from telemed.exceptions import Conflict, Forbidden, NotFound, RateLimited
 from telemed.tokens import Claims, Role
 from telemed.visits import State
 
 logger = logging.getLogger(__name__)
 
 PARTIES = frozenset({Role.PATIENT, Role.DOCTOR})
+
+#: ``call_status`` events a socket may send per second on average (a page sends
+#: one when its level or video changes, at most once a second)…
+STATUS_RATE = 1.0
+#: …and at once.
+STATUS_BURST = 5
 
 
 class CallNamespace(AuthedNamespace):
@@ -38,6 +48,8 @@ class CallNamespace(AuthedNamespace):
     def __init__(self, hub: Hub) -> None:
         super().__init__("/call", hub)
         self.quality = CallQuality(hub.redis)
+        #: Per-socket limits of ``call_status``, by sid.
+        self.status_buckets: dict[str, TokenBucket] = {}
 
     async def joined(self, sid: str, claims: Claims) -> None:
         if claims.role is Role.PATIENT:
@@ -45,10 +57,11 @@ class CallNamespace(AuthedNamespace):
             await self.enter_room(sid, rooms.patient(claims.visit))
         else:
             await self.enter_room(sid, rooms.user(claims.clinic, claims.sub))
-        await self.emit("ice_servers", {"ice_servers": ice_servers(self.hub.settings, claims.sub)}, to=sid)
+        await self.emit("ice_servers", ice_config(self.hub.settings, claims.sub), to=sid)
         await self._announce(claims, "joined")
 
     async def left(self, sid: str, claims: Claims) -> None:
+        self.status_buckets.pop(sid, None)
         await self._announce(claims, "left")
 
     async def _announce(self, claims: Claims, state: str) -> None:
@@ -70,7 +83,7 @@ class CallNamespace(AuthedNamespace):
 
     @event(Empty, PARTIES)
     async def on_get_ice_servers(self, sid: str, claims: Claims, p: Empty) -> dict[str, Any]:
-        return {"ice_servers": ice_servers(self.hub.settings, claims.sub)}
+        return ice_config(self.hub.settings, claims.sub)
 
     @event(Sdp, PARTIES)
     async def on_offer(self, sid: str, claims: Claims, p: Sdp) -> dict[str, Any]:
@@ -99,6 +112,15 @@ class CallNamespace(AuthedNamespace):
         await self._relay(claims, "hangup", p, {})
         return {}
 
+    @event(CallStatus, PARTIES)
+    async def on_call_status(self, sid: str, claims: Claims, p: CallStatus) -> dict[str, Any]:
+        """Own side of the call (level, video) for the other party's page."""
+        bucket = self.status_buckets.setdefault(sid, TokenBucket(STATUS_RATE, STATUS_BURST))
+        if not bucket.take():
+            raise RateLimited("slow down: at most one call_status a second")
+        await self._relay(claims, "call_status", p, {"level": p.level, "video": p.video, **_call_id(p.call_id)})
+        return {}
+
     @event(MediaStarted, PARTIES)
     async def on_media_started(self, sid: str, claims: Claims, p: MediaStarted) -> dict[str, Any]:
         """The page received the other side's first media of a call: kept once
@@ -117,7 +139,8 @@ class CallNamespace(AuthedNamespace):
         """What the page saw of its connection: each fact counted once per side and call."""
         await self._party(claims, p.visit_id)
         side = claims.role.value
-        report = Report(ice_failed=p.ice_failed, relay=p.relay, audio_only=p.fallback == "audio_only")
+        restart = (p.restart, p.restart_ms) if p.restart is not None and p.restart_ms is not None else None
+        report = Report(ice_failed=p.ice_failed, relay=p.relay, audio_only=p.fallback == "audio_only", restart=restart)
         new = await self.quality.report(p.visit_id, side, p.call_id, report)
         m = self.hub.metrics
         for name in new:
@@ -125,6 +148,8 @@ class CallNamespace(AuthedNamespace):
                 m.ice_failures.labels(side).inc()
             elif name in ("relay", "direct"):
                 m.call_paths.labels(side, name).inc()
+            elif name == "restart" and p.restart_ms is not None:
+                m.restart_time.labels(side).observe(p.restart_ms / 1000)
             else:
                 m.fallbacks.labels(side, name).inc()
         return {"recorded": new}

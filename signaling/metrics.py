@@ -47,6 +47,11 @@ class Metrics:
                                     ["role"], registry=r)
         self.call_paths = Counter("telemed_call_paths", "Calls by the path a side's media took: relay (TURN) or direct",
                                   ["role", "path"], registry=r)
+        self.restart_time = Histogram(
+            "telemed_call_restart_seconds",
+            "Time from the ICE restart that brought a dropped call back to media again (each recovery once), by the side that restarted",
+            ["role"], buckets=TIME_TO_MEDIA_BUCKETS, registry=r,
+        )
         self.fallbacks = Counter("telemed_call_fallbacks", "Calls in which a side gave up its video to keep the sound",
                                  ["role", "kind"], registry=r)
 

@@ -181,12 +181,30 @@ class QualityReport(Event):
     ice_failed: bool = Field(default=False, description="the connection failed (ICE state failed)")
     relay: bool | None = Field(default=None, description="the selected candidate pair is a TURN relay")
     fallback: Literal["audio_only"] | None = Field(default=None, description="video paused to keep the sound")
+    restart: int | None = Field(default=None, ge=1, le=1000, description="the call's nth recovery by ICE restarts (with restart_ms)")
+    restart_ms: MediaMs | None = Field(default=None, description="ms from the ICE restart that brought the call back to media again")
 
     @model_validator(mode="after")
     def _something(self) -> QualityReport:
-        if not self.ice_failed and self.relay is None and self.fallback is None:
-            raise ValueError("report ice_failed, relay or fallback")
+        if (self.restart is None) != (self.restart_ms is None):
+            raise ValueError("restart and restart_ms go together")
+        if not self.ice_failed and self.relay is None and self.fallback is None and self.restart is None:
+            raise ValueError("report ice_failed, relay, fallback or restart")
         return self
+
+
+class CallStatus(Event):
+    """How one party's side of the call is, for the other party's page: the
+    connection's level (web/call_quality.js) and whether it sends video."""
+
+    visit_id: Id
+    call_id: Id | None = None
+    level: Literal["good", "fair", "weak", "very_weak"] | None = Field(
+        default=None, description="the connection's level as the page measures it; none: not measured yet"
+    )
+    video: Literal["on", "camera_off", "paused", "audio_only"] = Field(
+        description="own video: sent, camera off, paused to keep the sound clear, or audio only by choice"
+    )
 
 
 # -- /media -------------------------------------------------------------------------
@@ -220,6 +238,21 @@ class SnapshotRequest(Event):
     role: Literal["patient", "doctor"] = "patient"
 
 
+# -- /guest (telemed/guests.py) ---------------------------------------------------------
+
+
+class GuestCheckIn(Event):
+    """A guest agrees to the visit (required) and answers about recording, in the
+    wording their page showed (checked as a patient's, telemed/consent.py)."""
+
+    visit_id: Id
+    consent_visit: Annotated[bool, AfterValidator(_must_be_true)]
+    consent_recording: bool
+    language: Language = Field(default=languages.DEFAULT, description="the language of the guest's page")
+    consent_version: ConsentVersion | None = None
+    consent_language: Language | None = None
+
+
 # -- HTTP ------------------------------------------------------------------------
 
 
@@ -244,6 +277,16 @@ class Resend(Event):
 class WalkIn(Event):
     name: Name
     reason: Reason = ""
+
+
+class GuestInvite(Event):
+    """``POST /api/visits/{visit}/guests``: invite a guest into the visit."""
+
+    kind: Literal["interpreter", "caregiver", "clinician"]
+    name: Name | None = Field(default=None, description="who they are (a clinician's name comes from the roster)")
+    language: Language | None = Field(default=None, description="an interpreter's language (required for them)")
+    direct_join: bool = Field(default=False, description="join without waiting in the lobby")
+    staff_sub: Id | None = Field(default=None, description="a clinician guest: the staff member's id on the roster")
 
 
 class Revoke(Event):

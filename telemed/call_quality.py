@@ -58,6 +58,9 @@ class Report:
     """The selected candidate pair goes through a TURN relay (True) or not (False)."""
     audio_only: bool = False
     """Video was paused to keep the sound clear."""
+    restart: tuple[int, int] | None = None
+    """The call's nth recovery and its time: (n, ms from the ICE restart that
+    brought the call back to media again). Kept once per n."""
 
 
 class CallQuality:
@@ -84,7 +87,7 @@ class CallQuality:
 
     async def report(self, visit_id: str, side: str, call_id: str | None, report: Report) -> list[str]:
         """Keep what ``report`` says; returns what was new for that side's call,
-        among ``ice_failed``, ``relay``, ``direct`` and ``audio_only``."""
+        among ``ice_failed``, ``relay``, ``direct``, ``audio_only`` and ``restart``."""
         pairs: list[tuple[str, str, str]] = []  # (name, field, value)
         if report.ice_failed:
             pairs.append(("ice_failed", _field("ice_failed", side, call_id), "1"))
@@ -93,6 +96,9 @@ class CallQuality:
             pairs.append((path, _field("path", side, call_id), path))
         if report.audio_only:
             pairs.append(("audio_only", _field("fallback", side, call_id), "audio_only"))
+        if report.restart is not None:
+            n, ms = report.restart
+            pairs.append(("restart", _field(f"restart.{n}", side, call_id), str(ms)))
         if not pairs:
             return []
         kept = await self._kept(visit_id, [(field, value) for _, field, value in pairs])

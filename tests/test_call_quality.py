@@ -93,9 +93,9 @@ async def test_media_started_is_validated(node: str, connect: Any, redis: aiored
 
 
 @pytest.mark.parametrize(("payload", "words"), [
-    ({}, "report ice_failed, relay or fallback"),
-    ({"ice_failed": False}, "report ice_failed, relay or fallback"),
-    ({"relay": None}, "report ice_failed, relay or fallback"),
+    ({}, "report ice_failed, relay, fallback or restart"),
+    ({"ice_failed": False}, "report ice_failed, relay, fallback or restart"),
+    ({"relay": None}, "report ice_failed, relay, fallback or restart"),
     ({"relay": "yes"}, "relay: Input should be a valid boolean"),
     ({"relay": 1}, "relay: Input should be a valid boolean"),
     ({"fallback": "video_off"}, "fallback: Input should be 'audio_only'"),
@@ -193,3 +193,93 @@ async def test_visit_json_holds_the_call_quality_summary(node: str, connect: Any
     for side in ("patient", "doctor"):
         assert set(quality[side]) == fields
         assert all(v is None or type(v) is int for v in quality[side].values())
+
+
+# -- call_status: each side's level and video, for the other party's page -------------------
+
+
+async def test_call_status_reaches_the_other_party_only(start_node: Any, connect: Any) -> None:
+    # The patient and the doctor on two nodes: the status crosses them as the signaling does.
+    a, b = await start_node(), await start_node()
+    doctor = await connect(b, token(Role.DOCTOR, sub="d1"), namespaces=["/queue", "/call"])
+    visit_id, patient_token = await create_visit(a, token(Role.NURSE))
+    patient = await connect(a, patient_token, namespaces=["/queue", "/call"])
+    await patient.ok("/queue", "check_in", {"reason": "r", "consent_visit": True, "consent_recording": False})
+    other_visit, other_patient, other_doctor = await visit_in_progress(a, connect, doctor_sub="d2")
+    await doctor.ok("/queue", "admit", {"visit_id": visit_id})
+
+    await patient.ok("/call", "call_status", {"visit_id": visit_id, "call_id": "c-1", "level": "weak", "video": "paused"})
+    got = await doctor.wait_for("/call", "call_status")
+    assert got == {"visit_id": visit_id, "from": "patient", "call_id": "c-1", "level": "weak", "video": "paused"}
+    await doctor.ok("/call", "call_status", {"visit_id": visit_id, "video": "on"})
+    got = await patient.wait_for("/call", "call_status")
+    assert got == {"visit_id": visit_id, "from": "doctor", "level": None, "video": "on"}
+    # The sentinel: the other visit's status reaches its own doctor, and only it.
+    await other_patient.ok("/call", "call_status", {"visit_id": other_visit, "level": "good", "video": "audio_only"})
+    assert (await other_doctor.wait_for("/call", "call_status"))["visit_id"] == other_visit
+    assert [e["visit_id"] for e in doctor.events[("/call", "call_status")]] == [visit_id]
+    assert other_patient.events[("/call", "call_status")] == []
+    assert len(patient.events[("/call", "call_status")]) == 1
+
+
+@pytest.mark.parametrize(("payload", "words"), [
+    ({"level": "weak"}, "video: Field required"),
+    ({"video": "frozen"}, "video: Input should be 'on', 'camera_off', 'paused' or 'audio_only'"),
+    ({"video": "on", "level": "bad"}, "level: Input should be 'good', 'fair', 'weak' or 'very_weak'"),
+    ({"video": "on", "level": 2}, "level: Input should be 'good', 'fair', 'weak' or 'very_weak'"),
+    ({"video": "on", "call_id": "a/b"}, "call_id: String should match pattern"),
+    ({"video": "on", "rtt_ms": 300}, "rtt_ms: Extra inputs are not permitted"),
+])  # fmt: skip
+async def test_call_status_is_validated(node: str, connect: Any, payload: dict[str, Any], words: str) -> None:
+    visit_id, patient, doctor = await visit_in_progress(node, connect)
+    reply = await patient.call("/call", "call_status", {"visit_id": visit_id, **payload})
+    assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
+    assert words in reply["error"]["message"]
+    # The sentinel: a valid status after the refused one is the first the doctor hears.
+    await patient.ok("/call", "call_status", {"visit_id": visit_id, "level": "very_weak", "video": "camera_off"})
+    got = await doctor.wait_for("/call", "call_status")
+    assert (got["level"], got["video"]) == ("very_weak", "camera_off")
+    assert len(doctor.events[("/call", "call_status")]) == 1
+
+
+async def test_call_status_only_from_the_visit_s_parties_while_it_runs(node: str, connect: Any) -> None:
+    visit_id, patient, doctor = await visit_in_progress(node, connect)
+    other_visit, other_patient, other_doctor = await visit_in_progress(node, connect, doctor_sub="d2")
+    for peer in (other_patient, other_doctor):
+        reply = await peer.call("/call", "call_status", {"visit_id": visit_id, "level": "weak", "video": "on"})
+        assert reply["ok"] is False and reply["error"]["code"] == "forbidden", reply
+    # A nurse cannot even connect to /call.
+    nurse_refused = False
+    try:
+        await connect(node, token(Role.NURSE), namespaces=["/call"])
+    except Exception:
+        nurse_refused = True
+    assert nurse_refused
+    await doctor.ok("/queue", "end", {"visit_id": visit_id})
+    late = await patient.call("/call", "call_status", {"visit_id": visit_id, "level": "weak", "video": "on"})
+    assert late["ok"] is False and late["error"]["code"] in ("conflict", "unauthorized"), late
+    # The sentinel: a status of the running visit arrives; none of the refused ones did.
+    await other_patient.ok("/call", "call_status", {"visit_id": other_visit, "level": "fair", "video": "on"})
+    await other_doctor.wait_for("/call", "call_status")
+    assert doctor.events[("/call", "call_status")] == [] and patient.events[("/call", "call_status")] == []
+
+
+async def test_call_status_is_rate_limited_per_socket(node: str, connect: Any) -> None:
+    from signaling.call_ns import STATUS_BURST
+
+    visit_id, patient, doctor = await visit_in_progress(node, connect)
+    replies = [await patient.call("/call", "call_status", {"visit_id": visit_id, "level": "weak", "video": "on"})
+               for _ in range(STATUS_BURST + 3)]
+    refused = [r for r in replies if not r["ok"]]
+    assert 1 <= len(refused) <= 3, replies  # the burst passes; a token may come back meanwhile
+    assert {r["error"]["code"] for r in refused} == {"rate_limited"}
+    # The sentinel, once a token is back: the doctor got exactly the accepted ones and it.
+    deadline = time.monotonic() + 10
+    while not (await patient.call("/call", "call_status", {"visit_id": visit_id, "level": "very_weak", "video": "on"}))["ok"]:
+        assert time.monotonic() < deadline, "the allowance never came back"
+        await asyncio.sleep(0.2)
+    await doctor.wait_for("/call", "call_status", lambda e: e["level"] == "very_weak")
+    assert len(doctor.events[("/call", "call_status")]) == len(replies) - len(refused) + 1
+    # The doctor's own socket has its own allowance.
+    await doctor.ok("/call", "call_status", {"visit_id": visit_id, "level": "good", "video": "on"})
+    await patient.wait_for("/call", "call_status")

@@ -1,16 +1,19 @@
 // The doctor's side of the call: the doctor's page makes every offer
-// (call.js), restarts ICE on a connection that drops, and starts over when
-// the patient's page asks for it (a `hangup`) or when a call does not
-// connect in time.
+// (call.js), restarts ICE on a connection that drops, again and again while
+// it stays down (call_recovery.js), and starts over when the patient's page
+// asks for it (a `hangup`), when a call does not connect in time, or when ICE
+// restarts have not brought it back for a long while.
 
+import { CallRecovery } from "/static/call_recovery.js";
 import { CallView } from "/static/call_view.js";
+import { request } from "/static/common.js";
 import { t } from "/static/i18n.js";
 import { learnIcePolicy } from "/static/ice_policy.js";
 
 /** A call not connected this long after its last offer is started over. */
 const CALL_WATCHDOG_MS = 20000;
-/** A call "disconnected" this long gets an ICE restart. */
-const ICE_RESTART_AFTER_MS = 4000;
+/** A call down this long despite its ICE restarts is started over (a new connection). */
+const NEW_CALL_AFTER_DOWN_MS = 60000;
 
 export class DoctorCall {
   /**
@@ -27,8 +30,11 @@ export class DoctorCall {
     this.iceServers = [];
     /** When the last offer went out (ms). */
     this.lastOfferAt = 0;
-    this.restartTimer = 0;
     this.reofferTimer = 0;
+    this.recovery = new CallRecovery({
+      restart: () => this.offer({ restart: true }),
+      report: (facts) => this.reportQuality(facts),
+    });
     this.watchdog = 0;
     socket.on("ice_servers", (p) => {
       this.iceServers = p.ice_servers || [];
@@ -77,7 +83,9 @@ export class DoctorCall {
       current.offer({ restart: true }).catch((err) => this.trouble(err));
       return;
     }
-    const call = this.view.newCall({ socket: this.socket, visitId, iceServers: this.iceServers, onState: (s) => this.onState(s) });
+    this.recovery.reset();
+    let call = null; // (states reported while the call is being made are the new call's)
+    call = this.view.newCall({ socket: this.socket, visitId, iceServers: this.iceServers, onState: (s) => this.onState(s, call) });
     call.offer().catch((err) => this.trouble(err));
   }
 
@@ -101,30 +109,39 @@ export class DoctorCall {
     this.scheduleNewCall(800);
   }
 
-  onState(s) {
-    clearTimeout(this.restartTimer);
-    if (s === "disconnected") {
-      this.restartTimer = setTimeout(() => this.offer({ restart: true }), ICE_RESTART_AFTER_MS);
-    } else if (s === "failed") {
-      this.offer({ restart: true });
-    }
+  onState(s, call) {
+    if (call && call !== this.view.call) return; // a call replaced meanwhile
+    this.recovery.stateChanged(this.view.call, s);
     const text = s === "new" || s === "connecting" ? t("doctor.call.calling") : undefined;
     this.view.showState(s, text);
   }
 
-  /** A call that does not connect in time is started over (lost offer, patient away). */
+  /** A `call_quality` report of the current call (a recovery's time). */
+  reportQuality(facts) {
+    const call = this.view.call;
+    const visitId = this.currentVisit();
+    if (!call || !visitId) return;
+    const body = { visit_id: visitId, ...facts };
+    if (call.callId) body.call_id = call.callId;
+    request(this.socket, "call_quality", body).catch(() => {});
+  }
+
+  /**
+   * A call that does not connect in time is started over (lost offer, patient
+   * away); so is one that ICE restarts have not brought back in a long while.
+   */
   check() {
     const call = this.view.call;
     if (!this.currentVisit() || !call) return;
     if (call.state === "connected") return;
-    if (Date.now() - this.lastOfferAt > CALL_WATCHDOG_MS) this.offer();
+    if (this.recovery.downFor() > NEW_CALL_AFTER_DOWN_MS || Date.now() - this.lastOfferAt > CALL_WATCHDOG_MS) this.offer();
   }
 
   /** Close the call (telling the patient's page when notify). */
   stop({ notify }) {
     clearInterval(this.watchdog);
-    clearTimeout(this.restartTimer);
     clearTimeout(this.reofferTimer);
+    this.recovery.reset();
     this.view.hangUp({ notify });
   }
 }

@@ -11,6 +11,12 @@
 // whose socket reconnected (the answer or the worker may be gone) is replaced:
 // a new peer connection, a new offer. The worker then closes the old leg and
 // records into a new file.
+//
+// The leg follows the call's audio-only rule: while the page's call does not
+// send its video (paused to keep the sound clear, or audio only by choice:
+// the CallView's "videopausedchange"), the leg sends none either (its video
+// sender's track is replaced by none, no renegotiation) and takes it up again
+// with the call; the microphone, which the transcript needs, goes on.
 
 import { ServerError, request } from "/static/common.js";
 import { t } from "/static/i18n.js";
@@ -82,8 +88,11 @@ export class ChartLeg {
    * @param onState called with (state, error?) on every change
    * @param language the speaker's language tag, for speech-to-text; empty: the
    *   server decides (the patient's leg uses the visit's language)
+   * @param follow an EventTarget whose "videopausedchange" events ({paused})
+   *   say when the call stops and resumes sending video (the page's CallView);
+   *   null: the leg always sends its video
    */
-  constructor({ socket, visitId, role, iceServers = [], onState = () => {}, language = "" }) {
+  constructor({ socket, visitId, role, iceServers = [], onState = () => {}, language = "", follow = null }) {
     this.socket = socket;
     this.visitId = visitId;
     this.role = role;
@@ -99,6 +108,26 @@ export class ChartLeg {
     this.timers = {};
     /** Answers that arrived before the acknowledgement of their offer, by job. */
     this.early = new Map();
+    /** True while the call does not send video: neither does the leg. */
+    this.videoPaused = Boolean(follow && follow.call && follow.call.videoPaused);
+    this.follow = follow;
+    this.onVideoPaused = (e) => this.setVideoPaused(Boolean(e.detail && e.detail.paused));
+    if (follow) follow.addEventListener("videopausedchange", this.onVideoPaused);
+  }
+
+  /** Stop sending own video on the leg (paused), or send it again; the audio goes on. */
+  setVideoPaused(paused) {
+    this.videoPaused = paused;
+    if (this.pc) this.applyVideoSending(this.pc);
+  }
+
+  applyVideoSending(pc) {
+    const camera = this.stream ? this.stream.getVideoTracks()[0] || null : null;
+    const wanted = this.videoPaused ? null : camera;
+    for (const transceiver of pc.getTransceivers()) {
+      if (transceiver.sender.track === wanted || transceiver.receiver.track.kind !== "video") continue;
+      transceiver.sender.replaceTrack(wanted).catch(() => {});
+    }
   }
 
   setState(state, error = null) {
@@ -144,6 +173,7 @@ export class ChartLeg {
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === "video") preferVp8(transceiver);
     }
+    if (this.videoPaused) this.applyVideoSending(pc);
     this.setState("offering");
     try {
       await pc.setLocalDescription(await pc.createOffer());
@@ -279,6 +309,7 @@ export class ChartLeg {
 
   /** Stop sending (visit over, or this page leaves the visit). */
   stop() {
+    if (this.follow) this.follow.removeEventListener("videopausedchange", this.onVideoPaused);
     this.generation++;
     this.clearTimers();
     this.dropPeer();

@@ -46,9 +46,10 @@ export class ChartSession {
    * Send own camera and microphone (the stream) to the visit's chart.
    * @param language the speaker's language for speech-to-text (the doctor's
    *   page passes its own; the patient's leaves it to the visit's language)
+   * @param follow the page's CallView: the leg sends no video while the call sends none
    */
-  send(visitId, stream, iceServers, { language = "" } = {}) {
-    this.leg = new ChartLeg({ socket: this.socket, visitId, role: this.role, iceServers, onState: this.onLegState, language });
+  send(visitId, stream, iceServers, { language = "", follow = null } = {}) {
+    this.leg = new ChartLeg({ socket: this.socket, visitId, role: this.role, iceServers, onState: this.onLegState, language, follow });
     this.leg.start(stream);
   }
 

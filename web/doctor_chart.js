@@ -19,13 +19,15 @@ export class DoctorChart {
    * @param token the staff token (to fetch the chart's copy of a snapshot)
    * @param currentVisit () => the doctor's visit in progress on this page, or null
    * @param iceServers () => the call's RTCConfiguration.iceServers
+   * @param callView the page's CallView (the chart leg follows its call's video pauses)
    */
-  constructor({ socket, notices, token, currentVisit, iceServers }) {
+  constructor({ socket, notices, token, currentVisit, iceServers, callView = null }) {
     this.socket = socket;
     this.notices = notices;
     this.token = token;
     this.currentVisit = currentVisit;
     this.iceServers = iceServers;
+    this.callView = callView;
     /** Whether the visit open on this page is recorded and transcribed (the patient's consent). */
     this.consent = false;
     this.session = new ChartSession({ socket, role: "doctor", onLegState: (s, err) => this.legState(s, err) });
@@ -94,7 +96,7 @@ export class DoctorChart {
     if (!consent) return;
     Promise.resolve(mediaReady).then((stream) => {
       if (this.currentVisit() !== visitId || this.session.leg || !stream) return;
-      this.session.send(visitId, stream, this.iceServers(), { language: this.speaks });
+      this.session.send(visitId, stream, this.iceServers(), { language: this.speaks, follow: this.callView });
     });
   }
 

@@ -33,7 +33,9 @@ export class DoctorVisit {
     this.chatView = null;
     const currentVisit = () => this.current;
     this.call = new DoctorCall({ socket: sockets["/call"], notices, currentVisit });
-    this.chart = new DoctorChart({ socket: sockets["/media"], notices, token, currentVisit, iceServers: () => this.call.iceServers });
+    this.chart = new DoctorChart({
+      socket: sockets["/media"], notices, token, currentVisit, iceServers: () => this.call.iceServers, callView: this.call.view,
+    });
     $("#admit-next").addEventListener("click", () => this.admit(null));
     $("#end-visit").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", true));
     $("#end-no").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", false));

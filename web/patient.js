@@ -206,7 +206,7 @@ async function startRecording(visit) {
   if (chart.leg || !visit.consent_recording) return;
   const stream = await parts.view.mediaReady;
   if (page.finished || chart.leg || !stream) return;
-  chart.send(visit.visit_id, stream, parts.call.iceServers);
+  chart.send(visit.visit_id, stream, parts.call.iceServers, { follow: parts.view });
 }
 
 function chartLegState(s, err) {

@@ -38,6 +38,18 @@ PACKETS = """async () => {
 }"""
 
 
+#: The level the page shows, and the call's figures over four seconds as call_quality.js reads them.
+LEVEL = """async () => {
+  const q = await import('/static/call_quality.js');
+  const pc = window.__pcs.filter((p) => p.connectionState === 'connected'
+    && p.getTransceivers().some((t) => t.direction === 'sendrecv')).pop();
+  const before = q.readStats(await pc.getStats());
+  await new Promise((r) => setTimeout(r, 4000));
+  const {counters, ...reading} = q.readStats(await pc.getStats(), before.counters);
+  return {level: document.querySelector('#call-quality').dataset.level, reading};
+}"""
+
+
 def packets(page: Page) -> dict[str, Any]:
     got: dict[str, Any] = page.evaluate(PACKETS)
     return got
@@ -219,6 +231,9 @@ def test_bad_network_pauses_video_keeps_audio(impaired_ui: UI, impaired: Impaire
     expect(remote).to_have_text("Video paused to keep the sound clear. You can still hear the patient.", timeout=30_000)
     expect(doctor.locator("#peer-quality")).to_have_text(re.compile(r"^The patient’s connection: (very )?weak$"))
     assert packets(patient)["videoSending"] is False
+    # Once video is paused, what is left (sound at 5 % loss, 600 ms round trip) is weak, not very weak.
+    level = poll(patient, LEVEL, lambda got: got["level"] == "weak", "patient: weak once video is paused", timeout=60)
+    assert level["reading"]["lossPct"] < 12 and level["reading"]["rttMs"] < 1500, level
     shoot(patient, "call-weak-patient")
     shoot(doctor, "call-weak-doctor")
 

@@ -213,6 +213,7 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     for page in (patient, doctor):
         expect(page.locator("#call-state")).to_have_attribute("data-state", "connected")
         expect(page.locator("#recording")).to_be_visible(timeout=60_000)
+        expect(page.locator("#call-quality")).to_be_visible()  # the connection's level, in the language too
     doctor.locator("#snapshot").click()
     expect(doctor.locator("#gallery li")).to_have_count(1)
     seen.look(patient, "call")

@@ -28,14 +28,15 @@ from signaling._ratelimit import TokenBucket
 from signaling.hub import Hub
 from telemed import replication
 from telemed.exceptions import BadRequest, Forbidden, RateLimited, TelemedError, Unauthorized, Unavailable
-from telemed.tokens import Claims, Role
+from telemed.tokens import NOT_GUESTS, Claims, Role
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Any, str, Claims, Any], Awaitable[dict[str, Any]]]
 
-ALL_ROLES = frozenset(Role)
+#: A namespace's default: every role but guests, who connect only where named (default deny).
+ALL_ROLES = NOT_GUESTS
 STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
 
 

@@ -17,6 +17,8 @@ from signaling.call_ns import CallNamespace
 from signaling.chart_browse import add_chart_browser_routes
 from signaling.chart_http import add_chart_routes
 from signaling.chat_ns import ChatNamespace
+from signaling.guests_http import add_guest_routes
+from signaling.guests_ns import GuestNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
 from signaling.hub import Hub
 from signaling.invite_http import add_invite_routes
@@ -24,6 +26,7 @@ from signaling.media_ns import MediaNamespace
 from signaling.notifier import QueueNotifier
 from signaling.queue_ns import QueueNamespace
 from telemed import keys
+from telemed.guests import GuestList
 from telemed.redis_client import redis_client
 from telemed.settings import Settings
 
@@ -67,7 +70,8 @@ def make_app(settings: Settings) -> web.Application:
     hub = Hub(settings=settings, redis=redis_client(settings), sio=sio)
     notifier = QueueNotifier(hub)
     queue_ns = QueueNamespace(hub, notifier)
-    namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub), MediaNamespace(hub))
+    guests = GuestList(hub.redis, settings)
+    namespaces = (queue_ns, ChatNamespace(hub), CallNamespace(hub), MediaNamespace(hub), GuestNamespace(hub, guests))
     for ns in namespaces:
         sio.register_namespace(ns)
 
@@ -88,6 +92,7 @@ def make_app(settings: Settings) -> web.Application:
     sio.attach(app, socketio_path="socket.io")
     add_routes(app, hub)
     add_invite_routes(app)
+    add_guest_routes(app, guests, queue_ns.sessions)
     add_chart_routes(app)
     add_admin_routes(app, queue_ns.sessions)
     add_chart_browser_routes(app)

@@ -31,7 +31,7 @@ from signaling.http import HUB, bearer
 from telemed import chart
 from telemed.chart import visit_folder
 from telemed.exceptions import Forbidden, NotFound, TelemedError, Unauthorized
-from telemed.tokens import ID_PATTERN, Claims, Role
+from telemed.tokens import ID_PATTERN, NOT_GUESTS, Claims, Role
 
 STAFF = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
 
@@ -67,7 +67,7 @@ async def caller(request: web.Request, address: str, ticket_for: str | None = No
             claims = tickets.check(hub.settings.secret, request.query["ticket"], request.match_info["visit"], ticket_for).claims
             await hub.check_live(claims)
             return claims
-        return await bearer(request, frozenset(Role))
+        return await bearer(request, NOT_GUESTS)
     except Unauthorized:
         await hub.count_auth_failure(address)
         raise

@@ -26,9 +26,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from telemed import _scripts, call_quality, chart, keys
+from telemed import _scripts, call_quality, chart, guests, keys
 from telemed.audit import AuditLog
-from telemed.chart import BundleError, ChartIndex, visit_folder
+from telemed.chart import BundleError, ChartIndex, participants, visit_folder
 from telemed.chart.index import ChartList, index_unlisted_clinics
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
@@ -223,6 +223,8 @@ class ChartKeeper:
         self._copied.pop(visit_id, None)
         messages = [chart.chat_line(m.to_dict()) for m in await self._chat_after(visit_id)]
         record = chart.visit_record(visit, history, messages, await call_quality.summary(self.redis, visit_id))
+        record["participants"] = participants.with_guests(record["participants"], visit,
+                                                          await guests.read_all(self.redis, visit_id))
         where = self.where(visit.clinic, visit_id)
 
         open_files = await asyncio.to_thread(chart.still_recording, where)

@@ -11,8 +11,9 @@ from signaling.schemas import ChatHistory, ChatSend
 from telemed.chat import HISTORY_PAGE
 from telemed.tokens import Claims, Role
 
-#: Admins manage a clinic; they do not take part in a patient's chat.
-CHATTERS = frozenset({Role.PATIENT, Role.NURSE, Role.DOCTOR})
+#: Admins manage a clinic; they do not take part in a patient's chat. Guests
+#: (telemed/guests.py) chat in their own visit once the doctor let them in.
+CHATTERS = frozenset({Role.PATIENT, Role.NURSE, Role.DOCTOR, Role.GUEST})
 
 
 class ChatNamespace(AuthedNamespace):
@@ -22,8 +23,9 @@ class ChatNamespace(AuthedNamespace):
         super().__init__("/chat", hub)
 
     async def joined(self, sid: str, claims: Claims) -> None:
-        if claims.role is Role.PATIENT:
+        if claims.role.visit_bound:
             assert claims.visit is not None
+            await self.hub.authorize_visit(claims, claims.visit, CHATTERS)  # a guest: let in by the doctor
             await self.enter_room(sid, rooms.patient(claims.visit))
         else:
             await self.enter_room(sid, rooms.staff(claims.clinic))

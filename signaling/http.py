@@ -26,7 +26,7 @@ from signaling.hub import Hub
 from telemed import appointments, clinic_config, keys, replication
 from telemed.exceptions import BadRequest, Forbidden, NotFound, RateLimited, TelemedError, Unauthorized, Unavailable
 from telemed.jwks import JwksError
-from telemed.tokens import ID_PATTERN, Claims, Role, mint
+from telemed.tokens import ID_PATTERN, NOT_GUESTS, Claims, Role, mint
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ async def get_queue(request: web.Request) -> web.Response:
 
 async def get_visit(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    claims = await bearer(request, frozenset(Role))
+    claims = await bearer(request, NOT_GUESTS)
     visit_id = request.match_info["visit"]
-    await hub.authorize_visit(claims, visit_id, frozenset(Role))
+    await hub.authorize_visit(claims, visit_id, NOT_GUESTS)
     visit = await hub.room.get(visit_id)
     return web.json_response({"visit": visit.for_patient() if claims.role is Role.PATIENT else visit.for_staff()})
 

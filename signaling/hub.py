@@ -15,10 +15,11 @@ import socketio
 
 from signaling.charts import ChartKeeper
 from signaling.metrics import Metrics
-from telemed import _scripts, keys
+from telemed import _scripts, guests, keys
 from telemed.audit import AuditLog
 from telemed.chat import ChatLog
 from telemed.exceptions import Forbidden, RateLimited, Unauthorized
+from telemed.guests import GuestState
 from telemed.jwks import KeySet
 from telemed.replication import Replication
 from telemed.settings import Settings
@@ -115,9 +116,13 @@ class Hub:
         """Check that ``claims`` may act on ``visit_id``; returns the visit's clinic."""
         if claims.role not in roles:
             raise Forbidden(f"a {claims.role.value} cannot do this")
-        if claims.role is Role.PATIENT:
+        if claims.role.visit_bound:  # a patient's or a guest's token: their own visit only
             if visit_id != claims.visit:
                 raise Forbidden("not your visit")
+            if claims.role is Role.GUEST and (
+                claims.guest is None or await guests.state_of(self.redis, visit_id, claims.guest) != GuestState.ADMITTED
+            ):
+                raise Forbidden("the doctor has not let you into the visit", reason="guest_not_admitted")
             return claims.clinic
         clinic = await self.room.clinic_of(visit_id)
         if clinic != claims.clinic:

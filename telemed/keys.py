@@ -57,6 +57,18 @@ def call_quality(visit_id: str) -> str:
     return f"{PREFIX}callq:{{{visit_id}}}"
 
 
+def guests(visit_id: str) -> str:
+    """Sorted set: the visit's guest ids by invitation time (:mod:`telemed.guests`)."""
+    return f"{PREFIX}guests:{{{visit_id}}}"
+
+
+def guest(visit_id: str, guest_id: str) -> str:
+    """Hash: one guest of a visit (kind, name, language, state, consent, times).
+    The guests' set name and the id, so the invite script finds each guest of the
+    set (same hash slot as the visit)."""
+    return f"{guests(visit_id)}:{guest_id}"
+
+
 def queue(clinic: str) -> str:
     """Sorted set of the clinic's queued visits; score = acuity * 1e15 + place (see _scripts.CHECK_IN)."""
     return f"{PREFIX}queue:{clinic}"

@@ -1,7 +1,8 @@
 """Access tokens: JWTs (PyJWT), minted HS256 with the server secret.
 
 A token carries ``sub``, ``name``, ``role``, ``clinic``, ``visit`` (patients
-only), ``exp`` and ``jti``, the way LiveKit and Jitsi issue them, so a clinic's
+and guests only), ``guest`` (guests only: their id in the visit's guest list,
+:mod:`telemed.guests`), ``exp`` and ``jti``, the way LiveKit and Jitsi issue them, so a clinic's
 own system can mint them with any JWT library: HS256 with the shared secret,
 or RS256/ES256 with a key of the clinic's published key set
 (:class:`Verifier`, ``TELEMED_JWKS``).
@@ -45,10 +46,27 @@ class Role(enum.StrEnum):
     NURSE = "nurse"
     DOCTOR = "doctor"
     ADMIN = "admin"
+    GUEST = "guest"
+    """Someone the doctor invited into one visit (an interpreter, a caregiver):
+    their token names the visit and their guest id (:mod:`telemed.guests`)."""
 
     @property
     def is_staff(self) -> bool:
-        return self is not Role.PATIENT
+        return self in STAFF_ROLES
+
+    @property
+    def visit_bound(self) -> bool:
+        """Tokens of this role carry a visit, and act on that visit only."""
+        return self in (Role.PATIENT, Role.GUEST)
+
+
+#: The clinic's own people.
+STAFF_ROLES = frozenset({Role.NURSE, Role.DOCTOR, Role.ADMIN})
+
+#: Every role but guests: what "any role" meant before guests, and still means
+#: where a guest has nothing to do (the queue, the charts, the call signaling of
+#: two). Guests are admitted only where a namespace or route names them.
+NOT_GUESTS = frozenset(Role) - {Role.GUEST}
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class Claims:
     exp: float
     jti: str
     visit: str | None = None
+    guest: str | None = None
+    """A guest token's guest id (:mod:`telemed.guests`); None for every other role."""
 
     def expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.exp
@@ -86,15 +106,23 @@ def mint(
     ttl: float,
     sub: str | None = None,
     visit: str | None = None,
+    guest: str | None = None,
 ) -> tuple[str, Claims]:
-    """Sign a token; returns it with its claims."""
+    """Sign a token; returns it with its claims. Patient and guest tokens need
+    a ``visit``; guest tokens a ``guest`` id too; no other token carries either."""
     check_id(clinic, "clinic")
-    if role is Role.PATIENT:
+    if role.visit_bound:
         if visit is None:
-            raise BadRequest("a patient token needs a visit")
+            raise BadRequest(f"a {role.value} token needs a visit")
         check_id(visit, "visit")
     elif visit is not None:
-        raise BadRequest("only patient tokens carry a visit")
+        raise BadRequest("only patient and guest tokens carry a visit")
+    if role is Role.GUEST:
+        if guest is None:
+            raise BadRequest("a guest token needs a guest id")
+        check_id(guest, "guest")
+    elif guest is not None:
+        raise BadRequest("only guest tokens carry a guest id")
     now = time.time()
     claims = Claims(
         sub=check_id(sub or new_id(), "sub"),
@@ -104,6 +132,7 @@ def mint(
         exp=float(int(now + ttl)),
         jti=new_id(),
         visit=visit,
+        guest=guest,
     )
     payload: dict[str, object] = {
         "sub": claims.sub,
@@ -116,6 +145,8 @@ def mint(
     }
     if visit is not None:
         payload["visit"] = visit
+    if guest is not None:
+        payload["guest"] = guest
     return jwt.encode(payload, secret.reveal(), algorithm=ALGORITHM), claims
 
 
@@ -146,7 +177,8 @@ def claims_of(payload: dict[str, Any]) -> Claims:
             clinic=check_id(payload["clinic"], "clinic"),
             exp=float(payload["exp"]),
             jti=str(payload["jti"])[:64],
-            visit=check_id(payload["visit"], "visit") if role is Role.PATIENT else None,
+            visit=check_id(payload["visit"], "visit") if role.visit_bound else None,
+            guest=check_id(payload["guest"], "guest") if role is Role.GUEST else None,
         )
     except (ValueError, KeyError, TypeError, BadRequest):
         raise Unauthorized("invalid token claims") from None

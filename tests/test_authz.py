@@ -4,10 +4,16 @@ Everything runs against a real node and real Redis (see ``conftest.py``). The
 socket table is data (:data:`GRID`): one row per event, target visit and visit
 state, one column per role. Every cell is one test; anything the table does not
 allow must be refused (default deny) and must leave Redis untouched.
+
+The guest columns (telemed/guests.py) are guests of the acting patient's visit
+("own"), seated before the visit moves: an interpreter with a link who joined
+directly (in the visit), a caregiver with a link waiting in the lobby, and a
+clinician guest (doctor d4 of the clinic, with their staff token, in the visit).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +34,29 @@ Connect = Callable[..., Awaitable[Peer]]
 CHECK_IN = {"reason": "sore throat", "consent_visit": True, "consent_recording": True}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
 MISSING_VISIT = "no-such-visit-0000"
+GUEST_CONSENT = {"consent_visit": True, "consent_recording": True}
+
+
+class GuestActor(enum.Enum):
+    """The guest columns of the table (see the module's docstring)."""
+
+    INTERPRETER = "interpreter"
+    LOBBY = "lobby"
+    CLINICIAN = "clinician"
+
+
+Actor = Role | GuestActor
+
+
+def role_of(actor: Actor) -> Role:
+    """The role of an actor's token (a clinician guest's is their staff token)."""
+    if isinstance(actor, Role):
+        return actor
+    return Role.DOCTOR if actor is GuestActor.CLINICIAN else Role.GUEST
+
+
+def sub_of(actor: Actor) -> str:
+    return "d4" if actor is GuestActor.CLINICIAN else {Role.DOCTOR: "d1", Role.NURSE: "n1", Role.ADMIN: "a1"}.get(role_of(actor), "")
 
 #: Clinic of each target visit, and who admits it when it is brought to in_visit:
 #: "own" is the acting patient's visit (admitted by the acting doctor d1), "same"
@@ -98,6 +127,7 @@ async def snapshot(redis: aioredis.Redis, visit_id: str | None) -> dict[str, Any
         out["chat"] = await redis.xlen(keys.chat(visit_id))
         out["history"] = await redis.lrange(keys.visit_history(visit_id), 0, -1)
         out["call_quality"] = await redis.hgetall(keys.call_quality(visit_id))
+        out["guests"] = {k: await redis.hgetall(k) for k in sorted(await redis.keys(keys.guest(visit_id, "*")))}
     return out
 
 
@@ -110,6 +140,7 @@ class World:
         self.visits: dict[str, tuple[str, str]] = {}
         self._patients: dict[str, Peer] = {}
         self._doctors: dict[str, Peer] = {}
+        self.guest_tokens: dict[GuestActor, str] = {}
 
     async def visit(self, key: str) -> str:
         if key not in self.visits:
@@ -152,8 +183,29 @@ class World:
         await doctor.ok("/queue", "end", {"visit_id": visit_id})
         return visit_id
 
-    def actor_token(self, role: Role) -> str:
-        return self.patient_token("own") if role is Role.PATIENT else staff_token(role)
+    async def seat_guests(self) -> None:
+        """Invite the guest columns into the own visit (by nurse n1) and let them join."""
+        visit_id = await self.visit("own")
+        # d4 signs in once, so the clinic's roster knows them (a clinician guest is chosen from it).
+        await self.connect(self.url, token(Role.DOCTOR, "c1", sub="d4", name="Dr Guest"), namespaces=["/queue"])
+        bodies = {
+            GuestActor.INTERPRETER: {"kind": "interpreter", "name": "Interpreter", "language": "es", "direct_join": True},
+            GuestActor.LOBBY: {"kind": "caregiver", "name": "Caregiver"},
+            GuestActor.CLINICIAN: {"kind": "clinician", "staff_sub": "d4", "direct_join": True},
+        }
+        for actor, body in bodies.items():
+            status, data = await http("POST", f"{self.url}/api/visits/{visit_id}/guests", staff_token(Role.NURSE), body)
+            assert status == 201, data
+            tok = data["guest_link"].split("#t=", 1)[1] if data["guest_link"] else token(Role.DOCTOR, "c1", sub="d4")
+            self.guest_tokens[actor] = tok
+            peer = await self.connect(self.url, tok, namespaces=["/guest"])
+            await peer.ok("/guest", "join", {"visit_id": visit_id, **GUEST_CONSENT})
+            await peer.close()
+
+    def actor_token(self, actor: Actor) -> str:
+        if isinstance(actor, GuestActor):
+            return self.guest_tokens[actor]
+        return self.patient_token("own") if actor is Role.PATIENT else staff_token(actor)
 
 
 # -- the socket table ---------------------------------------------------------------------
@@ -167,11 +219,14 @@ NAMESPACE = {
     **dict.fromkeys(["get_roster", "claim", "release"], "/queue"),
     **dict.fromkeys(["send", "history"], "/chat"),
     **dict.fromkeys(["offer", "answer", "candidate", "hangup", "ready", "get_ice_servers"], "/call"),
-    **dict.fromkeys(["media_started", "call_quality"], "/call"),
+    **dict.fromkeys(["media_started", "call_quality", "call_status"], "/call"),
     **dict.fromkeys(["leg_offer", "snapshot", "status", "caption_language", "captions"], "/media"),
+    **dict.fromkeys(["get_guest", "join", "leave_visit", "participants"], "/guest"),
 }
 
 ROLES = (Role.PATIENT, Role.NURSE, Role.DOCTOR, Role.ADMIN)
+#: The table's columns: the roles, then the guests.
+ACTORS: tuple[Actor, ...] = (*ROLES, *GuestActor)
 
 #: Who may open each namespace at all.
 NAMESPACE_ROLES = {
@@ -179,6 +234,7 @@ NAMESPACE_ROLES = {
     "/chat": {Role.PATIENT, Role.NURSE, Role.DOCTOR},
     "/call": {Role.PATIENT, Role.DOCTOR},
     "/media": {Role.PATIENT, Role.DOCTOR},
+    "/guest": {Role.NURSE, Role.DOCTOR, Role.GUEST},
 }
 
 # Targets: "own" the acting patient's visit (for a doctor, the visit they admitted
@@ -188,117 +244,135 @@ NAMESPACE_ROLES = {
 # visit (it acts on the patient's own visit / the staff member's clinic).
 # State: the state the target (or, for "-"/"next", the patient's own visit) is in.
 _queue_like = [  # triage and route: clinical staff of the clinic, on a queued visit
-    ("own", "waiting", FORBIDDEN, OK, OK, FORBIDDEN),
-    ("same", "waiting", FORBIDDEN, OK, OK, FORBIDDEN),
-    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("missing", "-", FORBIDDEN, NOT_FOUND, NOT_FOUND, FORBIDDEN),
-    ("own", "in_visit", FORBIDDEN, CONFLICT, CONFLICT, FORBIDDEN),
+    ("own", "waiting", FORBIDDEN, OK, OK, FORBIDDEN, REFUSED, REFUSED, OK),
+    ("same", "waiting", FORBIDDEN, OK, OK, FORBIDDEN, REFUSED, REFUSED, OK),
+    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED, REFUSED, FORBIDDEN),
+    ("missing", "-", FORBIDDEN, NOT_FOUND, NOT_FOUND, FORBIDDEN, REFUSED, REFUSED, NOT_FOUND),
+    ("own", "in_visit", FORBIDDEN, CONFLICT, CONFLICT, FORBIDDEN, REFUSED, REFUSED, CONFLICT),
 ]
 _claim = [  # claim and release: nurses of the clinic (who is with whom)
-    ("own", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
-    ("same", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
-    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("missing", "-", FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN),
+    ("own", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN, REFUSED, REFUSED, FORBIDDEN),
+    ("same", "waiting", FORBIDDEN, OK, FORBIDDEN, FORBIDDEN, REFUSED, REFUSED, FORBIDDEN),
+    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED, REFUSED, FORBIDDEN),
+    ("missing", "-", FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN, REFUSED, REFUSED, FORBIDDEN),
 ]
 _signal = [  # offer, answer, candidate, hangup: the patient and the admitting doctor, in_visit only
-    ("own", "in_visit", OK, REFUSED, OK, REFUSED),
-    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "waiting", CONFLICT, REFUSED, CONFLICT, REFUSED),
-    ("same", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
-    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
-    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
+    ("own", "in_visit", OK, REFUSED, OK, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "waiting", CONFLICT, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
+    ("same", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
+    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED, REFUSED, REFUSED, NOT_FOUND),
+    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
 ]
 _snapshot = [  # the doctor of the visit in progress (no worker runs here: no leg, not_found)
-    ("own", "in_visit", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
-    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
-    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
-    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
+    ("own", "in_visit", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
+    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED, REFUSED, REFUSED, NOT_FOUND),
+    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
 ]
 _caption_language = [  # the doctor of the visit in progress (no worker here: applies from the next leg)
-    ("own", "in_visit", FORBIDDEN, REFUSED, OK, REFUSED),
-    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED),
-    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED),
-    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED),
+    ("own", "in_visit", FORBIDDEN, REFUSED, OK, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "waiting", FORBIDDEN, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
+    ("missing", "-", FORBIDDEN, REFUSED, NOT_FOUND, REFUSED, REFUSED, REFUSED, NOT_FOUND),
+    ("own", "ended", REFUSED, REFUSED, CONFLICT, REFUSED, REFUSED, REFUSED, CONFLICT),
 ]
 _captions = [  # the patient of the visit turns their own captions on (any time before it ends)
-    ("own", "created", OK, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "waiting", OK, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "in_visit", OK, REFUSED, FORBIDDEN, REFUSED),
-    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("missing", "-", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED),
-    ("own", "ended", REFUSED, REFUSED, FORBIDDEN, REFUSED),
+    ("own", "created", OK, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "waiting", OK, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "in_visit", OK, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("same", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("other", "in_visit", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("missing", "-", FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
+    ("own", "ended", REFUSED, REFUSED, FORBIDDEN, REFUSED, REFUSED, REFUSED, FORBIDDEN),
 ]
 _chat = [  # send and history: the patient of the visit, nurses and doctors of its clinic
-    ("own", "waiting", OK, OK, OK, REFUSED),
-    ("same", "waiting", FORBIDDEN, OK, OK, REFUSED),
-    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED),
-    ("missing", "-", FORBIDDEN, NOT_FOUND, NOT_FOUND, REFUSED),
+    ("own", "waiting", OK, OK, OK, REFUSED, OK, REFUSED, OK),
+    ("same", "waiting", FORBIDDEN, OK, OK, REFUSED, FORBIDDEN, REFUSED, OK),
+    ("other", "waiting", FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED, FORBIDDEN, REFUSED, FORBIDDEN),
+    ("missing", "-", FORBIDDEN, NOT_FOUND, NOT_FOUND, REFUSED, FORBIDDEN, REFUSED, NOT_FOUND),
+]
+_guest_elsewhere = [  # /guest events on a visit the actor is no guest of
+    ("same", "waiting", REFUSED, FORBIDDEN, FORBIDDEN, REFUSED, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ("other", "waiting", REFUSED, FORBIDDEN, FORBIDDEN, REFUSED, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ("missing", "-", REFUSED, FORBIDDEN, FORBIDDEN, REFUSED, FORBIDDEN, FORBIDDEN, FORBIDDEN),
 ]
 
 # fmt: off
-#        event              target     state       patient    nurse      doctor     admin
-GRID: list[tuple[str, str, str, str, str, str, str]] = [
+#        event              target     state       patient    nurse      doctor     admin      interp.    lobby      clinician
+GRID: list[tuple[str, ...]] = [
     # /queue ------------------------------------------------------------------------------------
-    ("check_in",        "-",       "created",  OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("check_in",        "-",       "waiting",  CONFLICT,  FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("leave",           "-",       "waiting",  OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("leave",           "-",       "in_visit", CONFLICT,  FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("get_queue",       "-",       "waiting",  FORBIDDEN, OK,        OK,        OK),
-    ("get_visit",       "own",     "waiting",  OK,        OK,        OK,        OK),
-    ("get_visit",       "same",    "waiting",  FORBIDDEN, OK,        OK,        OK),
-    ("get_visit",       "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("get_visit",       "missing", "-",        FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND),
-    ("get_visit",       "own",     "ended",    REFUSED,   OK,        OK,        OK),
+    ("check_in",         "-",       "created",  OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("check_in",         "-",       "waiting",  CONFLICT,  FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("leave",            "-",       "waiting",  OK,        FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("leave",            "-",       "in_visit", CONFLICT,  FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("get_queue",        "-",       "waiting",  FORBIDDEN, OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
+    ("get_visit",        "own",     "waiting",  OK,        OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
+    ("get_visit",        "same",    "waiting",  FORBIDDEN, OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
+    ("get_visit",        "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("get_visit",        "missing", "-",        FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND, REFUSED,   REFUSED,   NOT_FOUND),
+    ("get_visit",        "own",     "ended",    REFUSED,   OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
     *[("triage", *row) for row in _queue_like],
     *[("route", *row) for row in _queue_like],
-    ("admit",           "own",     "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN),
-    ("admit",           "same",    "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN),
-    ("admit",           "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("admit",           "missing", "-",        FORBIDDEN, FORBIDDEN, NOT_FOUND, FORBIDDEN),
-    ("admit",           "next",    "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN),
-    ("admit",           "own",     "in_visit", FORBIDDEN, FORBIDDEN, CONFLICT,  FORBIDDEN),
-    ("admit",           "same",    "in_visit", FORBIDDEN, FORBIDDEN, CONFLICT,  FORBIDDEN),
-    ("end",             "own",     "waiting",  FORBIDDEN, OK,        OK,        OK),
-    ("end",             "same",    "waiting",  FORBIDDEN, OK,        OK,        OK),
-    ("end",             "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("end",             "missing", "-",        FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND),
-    ("end",             "own",     "in_visit", FORBIDDEN, FORBIDDEN, OK,        OK),
-    ("end",             "same",    "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
-    ("end",             "other",   "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),
-    ("end",             "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  CONFLICT),
-    ("get_roster",      "-",       "waiting",  FORBIDDEN, OK,        OK,        OK),
+    ("admit",            "own",     "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN, REFUSED,   REFUSED,   OK),
+    ("admit",            "same",    "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN, REFUSED,   REFUSED,   OK),
+    ("admit",            "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("admit",            "missing", "-",        FORBIDDEN, FORBIDDEN, NOT_FOUND, FORBIDDEN, REFUSED,   REFUSED,   NOT_FOUND),
+    ("admit",            "next",    "waiting",  FORBIDDEN, FORBIDDEN, OK,        FORBIDDEN, REFUSED,   REFUSED,   OK),
+    ("admit",            "own",     "in_visit", FORBIDDEN, FORBIDDEN, CONFLICT,  FORBIDDEN, REFUSED,   REFUSED,   CONFLICT),
+    ("admit",            "same",    "in_visit", FORBIDDEN, FORBIDDEN, CONFLICT,  FORBIDDEN, REFUSED,   REFUSED,   CONFLICT),
+    ("end",              "own",     "waiting",  FORBIDDEN, OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
+    ("end",              "same",    "waiting",  FORBIDDEN, OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
+    ("end",              "other",   "waiting",  FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("end",              "missing", "-",        FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND, REFUSED,   REFUSED,   NOT_FOUND),
+    ("end",              "own",     "in_visit", FORBIDDEN, FORBIDDEN, OK,        OK,        REFUSED,   REFUSED,   FORBIDDEN),
+    ("end",              "same",    "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, OK,        REFUSED,   REFUSED,   FORBIDDEN),
+    ("end",              "other",   "in_visit", FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   FORBIDDEN),
+    ("end",              "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  CONFLICT,  REFUSED,   REFUSED,   CONFLICT),
+    ("get_roster",       "-",       "waiting",  FORBIDDEN, OK,        OK,        OK,        REFUSED,   REFUSED,   OK),
     *[("claim", *row) for row in _claim],
     *[("release", *row) for row in _claim],
     # /chat -------------------------------------------------------------------------------------
     *[("send", *row) for row in _chat],
-    ("send",            "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  REFUSED),
+    ("send",             "own",     "ended",    REFUSED,   CONFLICT,  CONFLICT,  REFUSED,   REFUSED,   REFUSED,   CONFLICT),
     *[("history", *row) for row in _chat],
     # /call -------------------------------------------------------------------------------------
-    *[(ev, *row) for ev in ("offer", "answer", "candidate", "hangup", "ready") for row in _signal],
+    *[(ev, *row) for ev in ("offer", "answer", "candidate", "hangup", "ready", "call_status") for row in _signal],
     *[(ev, *row) for ev in ("media_started", "call_quality") for row in _signal],  # the same parties report
-    ("get_ice_servers", "-",       "created",  OK,        REFUSED,   OK,        REFUSED),
+    ("get_ice_servers",  "-",       "created",  OK,        REFUSED,   OK,        REFUSED,   REFUSED,   REFUSED,   OK),
     # /media ------------------------------------------------------------------------------------
     *[("leg_offer", *row) for row in _signal],
     *[("snapshot", *row) for row in _snapshot],
-    ("status",          "own",     "in_visit", OK,        REFUSED,   OK,        REFUSED),
-    ("status",          "same",    "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),  # another doctor: no captions
-    ("status",          "other",   "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED),
-    ("status",          "missing", "-",        FORBIDDEN, REFUSED,   NOT_FOUND, REFUSED),
+    ("status",           "own",     "in_visit", OK,        REFUSED,   OK,        REFUSED,   REFUSED,   REFUSED,   FORBIDDEN),
+    ("status",           "same",    "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   FORBIDDEN),  # another doctor: no captions
+    ("status",           "other",   "in_visit", FORBIDDEN, REFUSED,   FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   FORBIDDEN),
+    ("status",           "missing", "-",        FORBIDDEN, REFUSED,   NOT_FOUND, REFUSED,   REFUSED,   REFUSED,   NOT_FOUND),
     *[("caption_language", *row) for row in _caption_language],
     *[("captions", *row) for row in _captions],
+    # /guest: a guest of the visit (the nurse n1 and the doctor d1 are none) -------------------
+    ("get_guest",        "own",     "created",  REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   OK,        OK,        OK),
+    ("get_guest",        "own",     "ended",    REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   OK),
+    *[("get_guest", *row) for row in _guest_elsewhere],
+    ("join",             "own",     "waiting",  REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   CONFLICT,  OK,        CONFLICT),
+    ("join",             "own",     "ended",    REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   CONFLICT),
+    *[("join", *row) for row in _guest_elsewhere],
+    ("leave_visit",      "own",     "in_visit", REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   OK,        OK,        OK),
+    ("leave_visit",      "own",     "ended",    REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   CONFLICT),
+    *[("leave_visit", *row) for row in _guest_elsewhere],
+    ("participants",     "own",     "in_visit", REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   OK,        FORBIDDEN, OK),
+    ("participants",     "own",     "ended",    REFUSED,   FORBIDDEN, FORBIDDEN, REFUSED,   REFUSED,   REFUSED,   OK),
+    *[("participants", *row) for row in _guest_elsewhere],
 ]
 # fmt: on
 
 CELLS = [
     pytest.param(role, event, target, state, expected, id=f"{role.value}-{event}-{target}-{state}")
     for event, target, state, *outcomes in GRID
-    for role, expected in zip(ROLES, outcomes, strict=True)
+    for role, expected in zip(ACTORS, outcomes, strict=True)
 ]
 
 
@@ -306,17 +380,18 @@ def test_grid_covers_every_event() -> None:
     """The table names every handler of every namespace (no event left to chance)."""
     from signaling.call_ns import CallNamespace
     from signaling.chat_ns import ChatNamespace
+    from signaling.guests_ns import GuestNamespace
     from signaling.media_ns import MediaNamespace
     from signaling.queue_ns import QueueNamespace
 
     handlers: dict[str, str] = {}
     for cls, ns in ((QueueNamespace, "/queue"), (ChatNamespace, "/chat"), (CallNamespace, "/call"),
-                    (MediaNamespace, "/media")):
+                    (MediaNamespace, "/media"), (GuestNamespace, "/guest")):
         names = [n[3:] for n in dir(cls) if n.startswith("on_") and hasattr(getattr(cls, n), "__telemed_event__")]
         handlers.update(dict.fromkeys(names, ns))
     assert handlers == NAMESPACE
     assert {e for e, *_ in GRID} == set(NAMESPACE)
-    assert all(len(row) == 3 + len(ROLES) for row in GRID)
+    assert all(len(row) == 3 + len(ACTORS) for row in GRID)
 
 
 def payload(event: str, visit_id: str | None) -> dict[str, Any]:
@@ -339,12 +414,17 @@ def payload(event: str, visit_id: str | None) -> dict[str, Any]:
         "answer": {**ref, "sdp": "v=0 table answer"},
         "candidate": {**ref, "candidate": CANDIDATE},
         "hangup": ref,
+        "call_status": {**ref, "level": "good", "video": "on"},
         "ready": ref,
         "get_ice_servers": {},
         "media_started": {**ref, "audio_ms": 640},
         "call_quality": {**ref, "relay": True},
         "leg_offer": {**ref, "sdp": "v=0 table leg"},
         "snapshot": ref,
+        "get_guest": ref,
+        "join": {**ref, **GUEST_CONSENT},
+        "leave_visit": ref,
+        "participants": ref,
         "status": ref,
         "caption_language": {**ref, "language": "ko"},
         "captions": {**ref, "on": True},
@@ -352,10 +432,11 @@ def payload(event: str, visit_id: str | None) -> dict[str, Any]:
 
 
 async def check_effect(
-    world: World, role: Role, event: str, target: str, visit_id: str | None, reply: dict[str, Any], redis: aioredis.Redis
+    world: World, actor: Actor, event: str, target: str, visit_id: str | None, reply: dict[str, Any], redis: aioredis.Redis
 ) -> None:
     """What an allowed event must have done."""
     own = world.visits["own"][0]
+    role = role_of(actor)
     if event == "check_in":
         assert reply["visit"]["visit_id"] == own and reply["visit"]["state"] == "waiting"
     elif event == "leave":
@@ -365,7 +446,7 @@ async def check_effect(
         assert reply["clinic"] == "c1" and ids == [own]  # never another clinic's patient
     elif event == "get_roster":
         subs = {m["sub"] for m in reply["staff"]}
-        assert {"n1", "d1", "a1"} >= subs and "dx" not in subs  # the clinic's own staff only
+        assert {"n1", "d1", "a1", "d4"} >= subs and "dx" not in subs  # the clinic's own staff only
     elif event == "claim":
         assert reply["others"] == [] and await redis.hexists(keys.triage_claims("c1"), f"{visit_id}|n1")
     elif event == "release":
@@ -383,7 +464,7 @@ async def check_effect(
     elif event == "admit":
         expected_id = own if target == "next" else visit_id
         assert reply["visit"]["visit_id"] == expected_id
-        assert reply["visit"]["state"] == "in_visit" and reply["visit"]["doctor"] == "d1"
+        assert reply["visit"]["state"] == "in_visit" and reply["visit"]["doctor"] == sub_of(actor)
         assert isinstance(reply["ice_servers"], list)
     elif event == "end":
         assert reply["visit"]["state"] == "ended"
@@ -392,7 +473,7 @@ async def check_effect(
         assert stored and stored[0][1]["text"] == "hello from the table" and reply["duplicate"] is False
     elif event == "history":
         assert [m["text"] for m in reply["messages"]] == [f"seed in {target}"]
-    elif event in ("offer", "answer", "candidate", "hangup", "ready"):
+    elif event in ("offer", "answer", "candidate", "hangup", "ready", "call_status"):
         # Relayed to the other party of the visit.
         other = await (world.doctor("own") if role is Role.PATIENT else world.patient("own"))
         got = await other.wait_for("/call", event, lambda d: d["visit_id"] == visit_id and d["from"] == role.value)
@@ -412,17 +493,28 @@ async def check_effect(
     elif event == "leg_offer":
         jobs = await redis.xrange("tm:media:jobs")
         assert [(f["job"], f["visit"], f["role"]) for _, f in jobs] == [(reply["job"], visit_id, role.value)]
+    elif event == "get_guest":
+        assert reply["guest"]["visit_id"] == own and reply["guest"]["kind"] == {
+            GuestActor.INTERPRETER: "interpreter", GuestActor.LOBBY: "caregiver", GuestActor.CLINICIAN: "clinician"}[actor]
+    elif event == "join":
+        assert reply["guest"]["state"] == "waiting" and reply["guest"]["consent_visit"] is True
+    elif event == "leave_visit":
+        assert reply["guest"]["state"] == "left"
+    elif event == "participants":
+        assert [p["type"] for p in reply["participants"]][-2:] == ["guest", "guest"]  # the interpreter, the clinician
     else:  # pragma: no cover
         raise AssertionError(event)
 
 
 @pytest.mark.parametrize(("role", "event", "target", "state", "expected"), CELLS)
 async def test_authorization_table(
-    node: str, connect: Connect, redis: aioredis.Redis, role: Role, event: str, target: str, state: str, expected: str
+    node: str, connect: Connect, redis: aioredis.Redis, role: Actor, event: str, target: str, state: str, expected: str
 ) -> None:
     ns = NAMESPACE[event]
     world = World(node, connect)
     await world.visit("own")  # the acting patient's link
+    if isinstance(role, GuestActor):
+        await world.seat_guests()
     visit_id: str | None
     if target in VISIT_CLINIC:
         visit_id = await world.bring(target, state)
@@ -445,8 +537,9 @@ async def test_authorization_table(
 
     tok = world.actor_token(role)
     if expected == REFUSED:
-        # Refused for the role, or (a patient whose visit ended) for a dead token.
-        reason = "forbidden" if role not in NAMESPACE_ROLES[ns] else "unauthorized"
+        # A patient's or guest's token whose visit ended is dead (checked first); else
+        # refused for the role, or (a guest the doctor has not let in, at /chat) for their state.
+        reason = "unauthorized" if state == "ended" and role_of(role).visit_bound else "forbidden"
         await assert_refused_by_namespace(node, {"token": tok}, [ns], reason)
         return
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from telemed import languages
 from telemed.chart.fhir_codes import (
     FILE_SYSTEM,
+    GUEST_RESOURCE,
     RESOURCE_OF_ROLE,
     SHA256_EXTENSION,
     SUBJECT_SYSTEM,
@@ -200,10 +201,12 @@ class _Person:
     name: str
     url: str = ""
     """The bundle entry of the person's own resource (the patient's), if there is one."""
+    kind: str = ""
+    """A guest's kind (``interpreter``, ``caregiver``, ``clinician``); empty for others."""
 
     def ref(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "type": RESOURCE_OF_ROLE[self.role],
+            "type": GUEST_RESOURCE[self.kind] if self.kind else RESOURCE_OF_ROLE[self.role],
             "identifier": {"system": SUBJECT_SYSTEM, "value": self.sub},
         }
         if self.url:
@@ -235,12 +238,20 @@ class _Chart:
         self.files = files
         self.base_url = base_url.rstrip("/")
         self.people: list[_Person] = []
+        #: Each person's ``visit.json`` entry (times in and out, consent), by (role, sub).
+        self.entries: dict[tuple[str, str], Mapping[str, Any]] = {}
         for i, p in enumerate(visit.get("participants") or []):
             where = f"visit.json participants[{i}]"
             p = _mapping(p, where)
             person = _person(p.get("role"), p.get("sub"), p.get("name"), where)
+            kind = p.get("kind") if p.get("type") == "guest" else None
+            if kind is not None:
+                if kind not in GUEST_RESOURCE:
+                    raise BundleError(f"{where}: unknown guest kind {kind!r}")
+                person = replace(person, kind=str(kind))
             if all((q.role, q.sub) != (person.role, person.sub) for q in self.people):
                 self.people.append(person)
+                self.entries[(person.role, person.sub)] = p
         # The patient is a resource of the bundle (their language is there), referenced by URL too.
         self.patient = next((p for p in self.people if p.role == "patient"), None)
         if self.patient is not None:

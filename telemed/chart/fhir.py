@@ -75,6 +75,7 @@ from telemed.chart._fhir_input import (
     _mapping,
     _opt_time,
     _period,
+    _Person,
     _person,
     _str,
     _time,
@@ -93,6 +94,7 @@ from telemed.chart.fhir_codes import (
     ESI_ANSWERS,
     ESI_CODE,
     ESI_PRIORITY,
+    GUEST_PARTICIPANT_TYPE,
     LOINC,
     MEDIA_TYPE,
     OBSERVATION_CATEGORY,
@@ -183,11 +185,7 @@ def _encounter(chart: _Chart) -> Encounter:
     reason = _str(visit, "reason", "visit.json", required=False).strip()
     if reason:
         data["reasonCode"] = [{"text": reason}]
-    participants = [
-        {"type": [_coding(PARTICIPATION_TYPE, *PARTICIPANT_TYPE[p.role])], "individual": p.ref()}
-        for p in chart.people
-        if p.role in PARTICIPANT_TYPE
-    ]
+    participants = [_participant(chart, p) for p in chart.people if p.kind or p.role in PARTICIPANT_TYPE]
     if participants:
         data["participant"] = participants
     end_reason = visit.get("end_reason")
@@ -196,6 +194,19 @@ def _encounter(chart: _Chart) -> Encounter:
     if _scheduled_at(visit) is not None:
         data["appointment"] = [{"reference": chart.full_url("appointment")}]
     return _make(Encounter, data, "visit.json")
+
+
+def _participant(chart: _Chart, person: _Person) -> dict[str, Any]:
+    """An Encounter participant: their type (a guest's by kind: an interpreter is a
+    ``TRANSLATOR``), who, and when they were in the visit (``time_in``/``time_out``)."""
+    code = GUEST_PARTICIPANT_TYPE[person.kind] if person.kind else PARTICIPANT_TYPE[person.role]
+    out: dict[str, Any] = {"type": [_coding(PARTICIPATION_TYPE, *code)], "individual": person.ref()}
+    entry = chart.entries.get((person.role, person.sub)) or {}
+    where = f"visit.json participants ({person.role} {person.sub})"
+    time_in, time_out = _opt_time(entry, "time_in", where), _opt_time(entry, "time_out", where)
+    if time_in is not None:
+        out["period"] = _period(time_in, time_out, where)
+    return out
 
 
 def _language_concept(tag: str) -> dict[str, Any]:
@@ -303,7 +314,23 @@ def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
         return  # never asked (the patient did not check in)
     if chart.patient is None:
         raise BundleError("visit.json: a consent is recorded but no participant is the patient")
-    version = _str(consent, "version", "visit.json consent", required=False).strip()
+    yield from _consent_pair(chart, consent, at, "visit.json consent", "")
+    for person in chart.people:
+        given = chart.entries.get((person.role, person.sub), {}).get("consent") if person.kind else None
+        if given is None:
+            continue
+        where = f"visit.json participants ({person.kind} {person.sub}) consent"
+        given = _mapping(given, where)
+        guest_at = _opt_time(given, "at", where)
+        if guest_at is not None:  # a guest who answered the consent: their own pair, they the performer
+            yield from _consent_pair(chart, given, guest_at, where, person.sub, performer=person)
+
+
+def _consent_pair(chart: _Chart, consent: Mapping[str, Any], at: float, where: str, key: str,
+                  performer: _Person | None = None) -> Iterator[tuple[str, Consent]]:
+    """The visit and recording Consents of one person (the patient; ``performer``: a guest)."""
+    assert chart.patient is not None
+    version = _str(consent, "version", where, required=False).strip()
     policy: dict[str, Any] = (
         {"policy": [{"uri": CONSENT_POLICY + quote(version, safe="")}]}
         if version
@@ -323,10 +350,10 @@ def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
             },
         ),
     )
-    for key, scope, scope_display, provision in kinds:
-        given = consent.get(key)
+    for which, scope, scope_display, provision in kinds:
+        given = consent.get(which)
         if not isinstance(given, bool):
-            raise BundleError(f"visit.json consent: {key!r} must be true or false, not {given!r}")
+            raise BundleError(f"{where}: {which!r} must be true or false, not {given!r}")
         data = {
             "status": "active" if given else "rejected",
             "scope": _coding(CONSENT_SCOPE, scope, scope_display),
@@ -336,7 +363,10 @@ def _consents(chart: _Chart) -> Iterator[tuple[str, Consent]]:
             **policy,
             "provision": {"type": "permit", **provision},
         }
-        yield chart.full_url("consent", key), _make(Consent, data, f"visit.json consent.{key}")
+        if performer is not None:
+            data["performer"] = [performer.ref()]
+        url_key = f"{key}/{which}" if key else which
+        yield chart.full_url("consent", url_key), _make(Consent, data, f"{where}.{which}")
 
 
 def _wording(consent: Mapping[str, Any], version: str) -> dict[str, Any]:

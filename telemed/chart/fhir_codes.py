@@ -73,9 +73,21 @@ APPOINTMENT_MINUTES = 15
 RECORDING_STATUS = {"recording": "in-progress", "complete": "completed", "interrupted": "stopped"}
 
 #: Token role -> resource type of its references, and the Encounter participant type of staff.
-RESOURCE_OF_ROLE = {"patient": "Patient", "nurse": "Practitioner", "doctor": "Practitioner", "admin": "Practitioner"}
+RESOURCE_OF_ROLE = {"patient": "Patient", "nurse": "Practitioner", "doctor": "Practitioner", "admin": "Practitioner",
+                    "guest": "RelatedPerson"}
 PARTICIPANT_TYPE = {
     "doctor": ("PPRF", "primary performer"),
     "nurse": ("SPRF", "secondary performer"),
     "admin": ("PART", "Participation"),
+}
+
+#: A guest's kind (telemed/guests.py) -> their resource and Encounter participant
+#: type (v3-ParticipationType): an interpreter is a translator (a Practitioner: the
+#: clinic engaged them), a caregiver a RelatedPerson taking part, a clinician guest
+#: a consultant (a Practitioner of the clinic, keeping their staff role's sub).
+GUEST_RESOURCE = {"interpreter": "Practitioner", "caregiver": "RelatedPerson", "clinician": "Practitioner"}
+GUEST_PARTICIPANT_TYPE = {
+    "interpreter": ("TRANSLATOR", "Translator"),
+    "caregiver": ("PART", "Participation"),
+    "clinician": ("CON", "consultant"),
 }

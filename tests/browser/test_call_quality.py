@@ -145,9 +145,11 @@ def test_patient_chooses_audio_only(ui: UI, node: Node, clinic: str) -> None:
     # Both see their connection in words; the doctor sees the patient's too.
     for page in (patient, doctor):
         expect(page.locator("#call-quality")).to_be_visible()
-        expect(page.locator("#call-quality")).to_have_text(re.compile(r"^Your connection is (good|fair)"))
-    expect(doctor.locator("#peer-quality")).to_have_text(re.compile(r"^The patient’s connection: (good|fair)$"))
-    expect(patient.locator("#peer-quality")).to_have_text(re.compile(r"^The doctor’s connection: (good|fair)$"))
+        # (Loopback is good, but a loaded machine may decode few frames: any level, in words.)
+        expect(page.locator("#call-quality")).to_have_text(re.compile(r"^Your connection is (good|fair|weak|very weak)"))
+        expect(page.locator("#call-quality")).to_have_attribute("data-level", re.compile(r"^(good|fair|weak|very_weak)$"))
+    expect(doctor.locator("#peer-quality")).to_have_text(re.compile(r"^The patient’s connection: (good|fair|weak|very weak)$"))
+    expect(patient.locator("#peer-quality")).to_have_text(re.compile(r"^The doctor’s connection: (good|fair|weak|very weak)$"))
     expect(doctor.locator("#remote-paused")).to_be_hidden()
     shoot(patient, "call-quality-patient")
     shoot(doctor, "call-quality-doctor")
@@ -208,7 +210,7 @@ DIRECT_TURN = """(() => {
 def test_bad_network_pauses_video_keeps_audio(impaired_ui: UI, impaired: Impaired) -> None:
     ui, node = impaired_ui, impaired.node
     clinic = "c-weak-1"
-    _, link = node.create_visit(clinic, "Tomas Far")
+    visit_id, link = node.create_visit(clinic, "Tomas Far")
     patient = ui.page("patient", phone=True)
     doctor = ui.page("doctor")
     doctor.context.add_init_script(DIRECT_TURN % (impaired.relay.port, impaired.turn.port))
@@ -258,4 +260,10 @@ def test_bad_network_pauses_video_keeps_audio(impaired_ui: UI, impaired: Impaire
     poll(doctor, PACKETS, lambda p: p["framesDecoded"] > frames + 30, "doctor: the patient's video is back", timeout=60)
     expect(patient.locator("#call-quality")).not_to_have_attribute("data-level", weak, timeout=60_000)
     media_flows(doctor, "doctor after the bad path")
+
+    # The fallback and the relayed path are in the visit's call-quality summary.
+    end_visit(doctor)
+    quality = wait_visit_json(node.chart(clinic, visit_id))["call_quality"]
+    assert quality["patient"]["audio_only"] == 1 and quality["patient"]["relayed"] == 1, quality
+    assert quality["patient"]["calls_started"] == 1 and quality["doctor"]["calls_started"] == 1, quality
     ui.assert_clean()

@@ -31,11 +31,20 @@ bad       150 kbit/s      300 ms        5 %     ± 40 ms
 blocked   nothing passes (UDP blocked: a firewall, a dead network)
 ========  ==============  ============  ======  ==========
 
+**Per party.** A client's path may get a profile of its own by who the client
+is: the relay reads the ``USERNAME`` of the client's TURN requests (the TURN
+REST scheme's ``<expiry>:<user>``) and a rule (:meth:`ImpairedRelay.match`)
+whose text the username contains gives that path its profile, from that
+request on (the first, unauthenticated Allocate goes with the default). So
+"the patient on 3G, the doctor and the media worker on a good network" is
+the 3g profile with rules for the doctor's and the worker's users.
+
 Run as a program (``python -m tests.netem --port P --upstream HOST:PORT``) the
 relay serves until its standard input closes and takes commands there, one a
 line, each answered on standard output: ``profile NAME`` (answers ``ok NAME``
-once every path has the new profile) and ``totals`` (answers the summed
-:class:`LinkStats` of both directions as one JSON line). The browser tests run
+once every path without a rule of its own has the new profile), ``match TEXT
+NAME`` (a rule, see above; answers ``ok TEXT NAME``) and ``totals`` (answers
+the summed :class:`LinkStats` of both directions as one JSON line). The browser tests run
 it so inside their network namespace (tests/browser/_impaired.py), away from
 the test process's event loop and its GIL.
 """
@@ -189,6 +198,27 @@ class _Flow:
     down: Link
     transport: asyncio.DatagramTransport | None = None
     pending: list[bytes] = field(default_factory=list)
+    user: str | None = None
+    """The TURN username of the client's requests, once one carried it."""
+
+
+#: STUN's magic cookie (RFC 5389), and the USERNAME attribute's type.
+_COOKIE = b"\x21\x12\xa4\x42"
+_USERNAME = 0x0006
+
+
+def stun_username(data: bytes) -> str | None:
+    """The USERNAME attribute of a STUN message (TURN requests are STUN), or None."""
+    if len(data) < 20 or data[0] & 0xC0 or data[4:8] != _COOKIE:
+        return None
+    end = min(len(data), 20 + int.from_bytes(data[2:4], "big"))
+    at = 20
+    while at + 4 <= end:
+        kind, length = int.from_bytes(data[at : at + 2], "big"), int.from_bytes(data[at + 2 : at + 4], "big")
+        if kind == _USERNAME:
+            return data[at + 4 : at + 4 + length].decode("utf-8", "replace")
+        at += 4 + (length + 3) // 4 * 4
+    return None
 
 
 class ImpairedRelay:
@@ -202,6 +232,7 @@ class ImpairedRelay:
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
         self.seed = seed
         self.flows: dict[tuple[str, int], _Flow] = {}
+        self.rules: dict[str, Profile] = {}
         self.port = 0
         self._listener: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -226,11 +257,30 @@ class ImpairedRelay:
         return f"turn:127.0.0.1:{self.port}?transport=udp"
 
     def set_profile(self, profile: Profile | str) -> None:
-        """Change the impairment of every path, now and for new clients."""
+        """Change the impairment of every path, now and for new clients (but
+        the paths a :meth:`match` rule gives a profile of their own)."""
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
         for flow in self.flows.values():
-            flow.up.set(self.profile.up)
-            flow.down.set(self.profile.down)
+            self._apply(flow)
+
+    def match(self, text: str, profile: Profile | str) -> None:
+        """Paths of clients whose TURN username contains ``text`` get ``profile``
+        (now, and as soon as a client's request shows its username)."""
+        self.rules[text] = PROFILES[profile] if isinstance(profile, str) else profile
+        for flow in self.flows.values():
+            self._apply(flow)
+
+    def profile_of(self, flow: _Flow) -> Profile:
+        if flow.user is not None:
+            for text, profile in self.rules.items():
+                if text in flow.user:
+                    return profile
+        return self.profile
+
+    def _apply(self, flow: _Flow) -> None:
+        profile = self.profile_of(flow)
+        flow.up.set(profile.up)
+        flow.down.set(profile.down)
 
     def totals(self) -> tuple[LinkStats, LinkStats]:
         """The stats of every client's path summed: (up, down)."""
@@ -252,6 +302,9 @@ class ImpairedRelay:
             task = self._loop.create_task(self._open(flow))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if flow.user is None and (user := stun_username(data)) is not None:
+            flow.user = user
+            self._apply(flow)
         self._pass(flow.up, data, lambda: self._send_upstream(flow, data))
 
     async def _open(self, flow: _Flow) -> None:
@@ -322,11 +375,14 @@ async def serve(port: int, upstream: tuple[str, int], profile: str, seed: int) -
             if words[:1] == ["profile"] and len(words) == 2 and words[1] in PROFILES:
                 relay.set_profile(words[1])
                 answer = f"ok {words[1]}"
+            elif words[:1] == ["match"] and len(words) == 3 and words[2] in PROFILES:
+                relay.match(words[1], words[2])
+                answer = f"ok {words[1]} {words[2]}"
             elif words == ["totals"]:
                 up, down = relay.totals()
                 answer = json.dumps({"up": dataclasses.asdict(up), "down": dataclasses.asdict(down), "profile": relay.profile.name})
             else:
-                answer = f"error: {line.strip()!r} is not a command (profile {'|'.join(PROFILES)}, totals)"
+                answer = f"error: {line.strip()!r} is not a command (profile NAME, match TEXT NAME, totals; NAME: {'|'.join(PROFILES)})"
             print(answer, flush=True)
     finally:
         await relay.close()

@@ -266,3 +266,49 @@ async def test_the_relay_as_a_program_switches_profiles_on_command() -> None:
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 10)  # input closed: the relay exits
         server.close()
+
+
+def stun_request(username: str | None) -> bytes:
+    """A STUN binding request (what a TURN request looks like), with a USERNAME when given."""
+    from aioice import stun
+
+    message = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    if username is not None:
+        message.attributes["USERNAME"] = username
+    message.attributes["SOFTWARE"] = "telemed-test"
+    return bytes(message)
+
+
+def test_the_turn_username_is_read_from_a_stun_request() -> None:
+    from tests.netem import stun_username
+
+    assert stun_username(stun_request("1800000000:doctor-7")) == "1800000000:doctor-7"
+    assert stun_username(stun_request(None)) is None
+    assert stun_username(b"\x40\x00\x00\x04abcd") is None  # TURN ChannelData: media, not STUN
+    assert stun_username(b"\x80" + bytes(30)) is None  # RTP
+
+
+async def test_a_rule_gives_one_party_s_path_a_profile_of_its_own(scenes: Any) -> None:
+    # Everyone's path is cut but the doctor's, known by the TURN username of its requests.
+    relay, echo, transport, client = await scenes(Profile("cut", Impairment(loss=1.0), Impairment()))
+    relay.match(":doctor-", "clean")
+    loop = asyncio.get_running_loop()
+    other = Client()
+    other_transport, _ = await loop.create_datagram_endpoint(lambda: other, remote_addr=relay.address)
+    try:
+        other_transport.sendto(stun_request("1800000000:patient-1"))  # the patient's: cut
+        transport.sendto(stun_request("1800000000:doctor-1"))  # the doctor's first request: clean from then on
+        transport.sendto(b"media")
+        await client.wait_for(2)
+        await until(lambda: relay.totals()[0].lost == 1)
+        assert [data for data, _ in client.got][1] == b"media" and other.got == [] and echo.received == 2
+        # A rule that changes later applies at once to the paths it names.
+        relay.match(":doctor-", "blocked")
+        transport.sendto(b"gone")
+        await until(lambda: relay.totals()[0].lost == 2)
+        relay.match(":patient-", "clean")
+        other_transport.sendto(b"sentinel")
+        await other.wait_for(1)
+        assert other.got[0][0] == b"sentinel" and echo.received == 3
+    finally:
+        other_transport.close()

@@ -118,6 +118,13 @@ class RelayProcess:
         assert self.command(f"profile {name}") == f"ok {name}"
         self.profile = name
 
+    def match(self, text: str, name: str) -> None:
+        """Paths of clients whose TURN username contains ``text`` (a user id:
+        ``<expiry>:<user>``) get profile ``name`` instead of the default."""
+        if name not in PROFILES or not text or any(c.isspace() for c in text):
+            raise ValueError(f"match {text!r} {name!r}: a text without spaces and one of {', '.join(PROFILES)}")
+        assert self.command(f"match {text} {name}") == f"ok {text} {name}"
+
     def totals(self) -> dict[str, Any]:
         """What crossed the relay so far: ``{"up": {...}, "down": {...}, "profile"}``
         (up: from the clients to coturn; counters of :class:`tests.netem.LinkStats`)."""
@@ -151,6 +158,12 @@ class Impaired:
     def set_profile(self, name: str) -> None:
         """good / 3g / bad / blocked (or clean: nothing added), for every party's path, now."""
         self.relay.set_profile(name)
+
+    def match(self, text: str, name: str) -> None:
+        """A profile of its own for the paths of the clients whose TURN user
+        contains ``text`` (e.g. a doctor's token ``sub``; ``:worker-`` for the
+        media worker), so one party can be on a weak network and not the other."""
+        self.relay.match(text, name)
 
     @property
     def profile(self) -> str:

@@ -176,6 +176,11 @@ def test_patient_chooses_audio_only(ui: UI, node: Node, clinic: str) -> None:
     assert packets(patient)["videoSending"] is True
     frames = packets(doctor)["framesDecoded"]
     poll(doctor, PACKETS, lambda p: p["framesDecoded"] > frames + 20, "doctor: the patient's video is back")
+    # The doctor turns the camera off: the patient reads so instead of a black picture.
+    doctor.get_by_role("button", name="Turn camera off").click()
+    expect(patient.locator("#remote-paused")).to_have_text("The doctor’s camera is off.")
+    doctor.get_by_role("button", name="Turn camera on").click()
+    expect(patient.locator("#remote-paused")).to_be_hidden()
 
     # Both pages reported how the call went: in visit.json once the visit ends.
     end_visit(doctor)

@@ -47,6 +47,7 @@ PAGE_POLICIES: Mapping[str, str] = {
     "patient.html": CALL_PAGE,
     "staff.html": CALL_PAGE,
     "walk_in.html": FORM_PAGE,
+    "guest.html": CALL_PAGE,
 }
 
 #: Pages carry health data: no caching by shared caches, no Referer, no framing.

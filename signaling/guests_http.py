@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from signaling import rooms, schemas
-from signaling.http import HUB, bearer, body
+from signaling.http import HUB, bearer, body, page
 from signaling.hub import Hub
 from signaling.sessions import SIGNED_OUT, StaffSessions
 from telemed.exceptions import BadRequest, Conflict, Forbidden, NotFound
@@ -192,6 +192,7 @@ def add_guest_routes(app: web.Application, guests: GuestList, sessions: StaffSes
 
     app[GUESTS] = guests
     app[CLOSE_REVOKED] = close_revoked
+    app.router.add_get("/guest", page("guest.html"))
     app.router.add_post("/api/visits/{visit}/guests", invite)
     app.router.add_get("/api/visits/{visit}/guests", list_guests)
     app.router.add_post("/api/visits/{visit}/guests/{guest}/admit", admit)

@@ -11,7 +11,7 @@ from telemed.settings import Settings
 from telemed.tokens import Role
 from tests.conftest import token
 
-PAGES = {"/": "index.html", "/visit": "patient.html", "/staff": "staff.html", "/clinic/c1": "walk_in.html"}
+PAGES = {"/": "index.html", "/visit": "patient.html", "/staff": "staff.html", "/clinic/c1": "walk_in.html", "/guest": "guest.html"}
 
 
 async def test_every_page_is_served_with_its_policy_and_the_page_headers(node: str, settings: Settings) -> None:

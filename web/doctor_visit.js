@@ -9,6 +9,7 @@ import { languageLabel } from "/static/clinic_text.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { DoctorCall } from "/static/doctor_call.js";
 import { DoctorChart } from "/static/doctor_chart.js";
+import { GuestsPanel } from "/static/guests_panel.js";
 import { formatNumber, formatUnit, t } from "/static/i18n.js";
 import { acuityBadge, endReasonText } from "/static/staff_labels.js";
 
@@ -36,6 +37,8 @@ export class DoctorVisit {
     this.chart = new DoctorChart({
       socket: sockets["/media"], notices, token, currentVisit, iceServers: () => this.call.iceServers, callView: this.call.view,
     });
+    this.guests = new GuestsPanel({ token, notices });
+    this.queueSocket.on("guests", (message) => this.guests.apply(message));
     $("#admit-next").addEventListener("click", () => this.admit(null));
     $("#end-visit").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", true));
     $("#end-no").addEventListener("click", () => toggleConfirm("#end-confirm", "#end-visit", false));
@@ -71,6 +74,7 @@ export class DoctorVisit {
     const same = this.current === visit.visit_id;
     this.current = visit.visit_id;
     showFacts(visit);
+    this.guests.open(visit.visit_id);
     showScreen("visit", { focus: !same });
     this.chats.markRead(visit.visit_id);
     // Already open: the admit ack and the `visit` event both get here, and the

@@ -7,7 +7,9 @@
 import {
   $,
   Notices,
+  callRoute,
   forgetToken,
+  h,
   openSockets,
   readClaims,
   readToken,
@@ -25,6 +27,7 @@ import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
 import { t } from "/static/i18n.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { PatientCall } from "/static/patient_call.js";
+import { peopleList } from "/static/people.js";
 import { PatientCaptions } from "/static/patient_captions.js";
 import { WaitingRoom } from "/static/waiting_room.js";
 
@@ -63,6 +66,7 @@ function start() {
 }
 
 function connectToClinic(token) {
+  page.token = token;
   const { sockets } = openSockets(token, ["/queue", "/chat", "/call", "/media"]);
   page.sockets = sockets;
   watchSockets(sockets, {
@@ -98,6 +102,7 @@ function connectToClinic(token) {
     if (!page.finished) showConnection($("#connection"), "reconnecting");
   });
   queue.on("visit", applyVisit);
+  queue.on("participants", (p) => page.visit && p.visit_id === page.visit.visit_id && showPeople(p.participants));
   queue.on("position", (p) => {
     if (page.visit && p.visit_id === page.visit.visit_id) parts.waiting.applyPosition(p);
   });
@@ -189,6 +194,7 @@ function enterVisit(visit, { admittedNow }) {
     const tapped = !navigator.userActivation || navigator.userActivation.hasBeenActive;
     if (navigator.vibrate && tapped) navigator.vibrate([200, 100, 200]);
     parts.call.openLocal();
+    loadPeople(visit.visit_id);
     startRecording(visit);
     parts.captions.show(visit);
   }
@@ -217,6 +223,24 @@ function chartLegState(s, err) {
   } else if (s === "connected") {
     $("#recording-note").hidden = true;
   }
+}
+
+/** Who else is in the visit and why ("Interpreter — Spanish"), on the call screen once someone joins. */
+async function loadPeople(visitId) {
+  const reply = await callRoute(page.token, "GET", `/api/visits/${encodeURIComponent(visitId)}/participants`).catch(() => null);
+  if (reply && reply.ok) showPeople(reply.data.participants);
+}
+
+function showPeople(participants) {
+  let panel = $("#people-panel");
+  if (!panel) {
+    panel = h("div", { id: "people-panel", class: "panel", hidden: true },
+      h("h2", { id: "people-title", text: t("people.title") }), h("div", { id: "people-slot" }));
+    $("#call-chat-slot").closest(".panel").before(panel);
+  }
+  const others = participants.filter((p) => p.type !== "patient");
+  $("#people-slot").replaceChildren(peopleList(others, { id: "people", label: t("people.title") }));
+  panel.hidden = !participants.some((p) => p.type === "guest");
 }
 
 // -- the end ---------------------------------------------------------------------------------

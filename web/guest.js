@@ -1,0 +1,201 @@
+// A guest's page (/guest#t=<token>): an interpreter or a caregiver the doctor
+// invited. Welcome (who invited them, as what), the device check
+// (device_check.js, as the patient's), their own consent (the visit, and
+// separately recording: the patient's wording and version, checked by the
+// server as a patient's), the lobby until the doctor lets them in, then the
+// visit: who is in it and the visit's chat. The video for guests comes with
+// the calls of more than two (not yet): the page says so.
+// Removed, ended or invalid links end the page with plain words.
+
+import { $, Notices, forgetToken, openSockets, readClaims, readToken, request, showConnection, showScreen } from "/static/common.js";
+import { watchSockets } from "/static/connection.js";
+import { ChatClient, ChatView } from "/static/chat.js";
+import { visitLanguage } from "/static/check_in.js";
+import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
+import { t } from "/static/i18n.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
+import { peopleList, roleText } from "/static/people.js";
+
+const TOKEN_KEY = "telemed.guest.token";
+
+const notices = new Notices($("#notices"));
+
+const page = {
+  token: null,
+  claims: null,
+  manager: null,
+  socket: null,
+  /** The guest as last told ({guest_id, kind, name, language, state, ...}). */
+  guest: null,
+  chat: null,
+  device: null,
+  screen: "connecting",
+  finished: false,
+};
+
+function go(screen) {
+  page.screen = screen;
+  showScreen(screen);
+}
+
+function start() {
+  const token = readToken(TOKEN_KEY);
+  page.claims = token ? readClaims(token) : null;
+  if (!token || !page.claims || page.claims.role !== "guest" || !page.claims.visit) {
+    showEnd("invalid");
+    return;
+  }
+  page.token = token;
+  const { manager, sockets } = openSockets(token, ["/guest"]);
+  page.manager = manager;
+  page.socket = sockets["/guest"];
+  watchSockets(sockets, { notices, busyText: t("page.busy"), onRefused: refused, over: () => page.finished });
+  page.socket.on("connect", () => {
+    showConnection($("#connection"), "online", t("page.connected"));
+    // After a reconnect: where the guest is now (the first connect also sends `guest`).
+    if (page.guest) request(page.socket, "get_guest", { visit_id: page.claims.visit }).then((r) => applyGuest(r.guest), () => {});
+  });
+  page.socket.on("disconnect", () => {
+    if (!page.finished) showConnection($("#connection"), "reconnecting");
+  });
+  page.socket.on("guest", applyGuest);
+  page.socket.on("participants", (p) => showPeople(p.participants));
+  page.socket.on("error", (err) => {
+    if (err && err.code === "unauthorized") refused({ code: err.code, serverMessage: err.message || "" });
+  });
+  page.device = new DeviceCheck({ onDone: () => go("consent") });
+  $("#welcome-next").addEventListener("click", () => go("device"));
+  $("#consent-back").addEventListener("click", () => go("device"));
+  $("#consent-form").addEventListener("submit", (e) => join(e));
+  $("#consent-visit").addEventListener("change", () => {
+    if ($("#consent-visit").checked) $("#consent-error").hidden = true;
+  });
+  $("#lobby-leave").addEventListener("click", leave);
+  $("#in-leave").addEventListener("click", leave);
+  $("#rejoin").addEventListener("click", () => go("consent"));
+  window.addEventListener("pageshow", (e) => e.persisted && location.reload());
+}
+
+/** Every `guest` event and reply: move to the screen of the guest's state. */
+function applyGuest(guest) {
+  const first = page.guest === null;
+  page.guest = { ...(page.guest || {}), ...guest };
+  if (first) {
+    const role = roleText({ type: "guest", ...page.guest });
+    const by = page.guest.invited_by_name;
+    $("#welcome-by").replaceChildren(...(by ? tNodes("guest.welcome.by", { name: untranslated(by), role }) : [t("guest.welcome.by_clinic", { role })]));
+  }
+  const state = page.guest.state;
+  if (state === "removed") showEnd("removed");
+  else if (state === "admitted") enterVisit();
+  else if (state === "waiting") {
+    closeChat();
+    go("lobby");
+    document.title = t("guest.lobby.title");
+  } else if (state === "left") {
+    closeChat();
+    go("left");
+  } else if (first || page.screen === "connecting") {
+    go("welcome");
+  }
+}
+
+async function join(event) {
+  event.preventDefault();
+  if (!$("#consent-visit").checked) {
+    $("#consent-error").hidden = false;
+    $("#consent-visit").focus();
+    return;
+  }
+  const button = $("#join");
+  button.disabled = true;
+  button.textContent = t("guest.joining");
+  try {
+    const reply = await request(page.socket, "join", {
+      visit_id: page.claims.visit,
+      consent_visit: true,
+      consent_recording: $("#consent-recording").checked,
+      language: visitLanguage(),
+      consent_version: t("consent.version"),
+    });
+    page.device.stop();
+    applyGuest(reply.guest);
+  } catch (err) {
+    notices.error(t("guest.join_failed", { reason: err.message }), "join");
+  } finally {
+    button.disabled = false;
+    button.textContent = t("guest.join");
+  }
+}
+
+async function leave() {
+  try {
+    const reply = await request(page.socket, "leave_visit", { visit_id: page.claims.visit });
+    applyGuest(reply.guest);
+  } catch (err) {
+    notices.error(t("guest.leave_failed", { reason: err.message }), "leave");
+  }
+}
+
+function enterVisit() {
+  if (page.screen !== "in") {
+    go("in");
+    document.title = t("guest.in.title");
+  }
+  openChat();
+  request(page.socket, "participants", { visit_id: page.claims.visit }).then((r) => showPeople(r.participants), () => {});
+}
+
+function showPeople(participants) {
+  const shown = participants.filter((p) => p.state !== "waiting" || p.type !== "guest");
+  $("#people-slot").replaceChildren(peopleList(shown, { id: "people", label: t("people.title") }));
+}
+
+/** The visit's chat, on its own socket: the server lets a guest in only once admitted. */
+function openChat() {
+  if (page.chat) return;
+  const socket = page.manager.socket("/chat", { auth: { token: page.token } });
+  const me = { sub: page.claims.sub, role: "guest", name: page.claims.name || t("chat.you") };
+  let view = null;
+  const client = new ChatClient(socket, {
+    me,
+    onChange: () => view && view.render(),
+    onError: (err) => notices.error(t("patient_chat.failed", { reason: err.message }), "chat"),
+  });
+  view = new ChatView(client, page.claims.visit, { title: t("guest.chat_title"), me, placeholder: t("guest.chat_placeholder") });
+  $("#guest-chat-slot").replaceChildren(view.el);
+  view.render();
+  page.chat = { socket, view };
+}
+
+function closeChat() {
+  if (!page.chat) return;
+  page.chat.socket.disconnect();
+  page.chat = null;
+  $("#guest-chat-slot").replaceChildren();
+}
+
+/** The server refused the link: removed (revoked), the visit ended, or not valid. */
+function refused(refusal) {
+  const text = refusal.serverMessage || "";
+  showEnd(/revoked|removed/.test(text) ? "removed" : /ended|cancelled|missed/.test(text) ? "ended" : "invalid");
+}
+
+/** The page's end: title and sentence of guest.<ending>.*; the link is forgotten. */
+function showEnd(ending) {
+  if (page.finished) return;
+  page.finished = true;
+  const title = t(`guest.${ending}.title`);
+  $("#refused-title").textContent = title;
+  $("#refused-text").textContent = t(`guest.${ending}.text`);
+  if (page.device) page.device.stop();
+  closeChat();
+  if (page.socket) page.socket.disconnect();
+  forgetToken(TOKEN_KEY);
+  forgetMediaPrefs();
+  showConnection($("#connection"), "closed", t("guest.page_closed"));
+  go("refused");
+  document.title = title;
+}
+
+start();

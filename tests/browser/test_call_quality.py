@@ -244,17 +244,20 @@ def test_bad_network_pauses_video_keeps_audio(impaired_ui: UI, impaired: Impaire
     shoot(patient, "call-weak-patient")
     shoot(doctor, "call-weak-doctor")
 
-    # Audio continues: the doctor receives at least 90 % of the patient's audio packets (each
-    # page's count read half a second apart: the packets in flight count in both windows).
-    sent0 = packets(patient)["audioSent"]
-    doctor.wait_for_timeout(500)
-    got0 = packets(doctor)["audioReceived"]
-    poll(patient, PACKETS, lambda p: p["audioSent"] > sent0 + 1500, "patient: 1,500 audio packets sent", timeout=90)
-    sent1 = packets(patient)["audioSent"]
-    doctor.wait_for_timeout(500)
-    got1 = packets(doctor)["audioReceived"]
-    sent, got = sent1 - sent0, got1 - got0
-    assert got >= 0.9 * sent, f"the doctor received {got} of {sent} audio packets"
+    # Audio continues both ways: each page receives at least 90 % of the audio packets the other
+    # sent (the senders' counts read half a second before the receivers': the packets in flight
+    # count in both windows).
+    def counts() -> tuple[int, int, int, int]:
+        p_sent, d_sent = packets(patient)["audioSent"], packets(doctor)["audioSent"]
+        doctor.wait_for_timeout(500)
+        return p_sent, d_sent, packets(doctor)["audioReceived"], packets(patient)["audioReceived"]
+
+    before = counts()
+    poll(patient, PACKETS, lambda p: p["audioSent"] > before[0] + 1500, "patient: 1,500 audio packets sent", timeout=90)
+    after = counts()
+    p_sent, d_sent, d_got, p_got = (a - b for a, b in zip(after, before, strict=True))
+    assert d_got >= 0.9 * p_sent, f"the doctor received {d_got} of the patient's {p_sent} audio packets"
+    assert p_got >= 0.9 * d_sent, f"the patient received {p_got} of the doctor's {d_sent} audio packets"
     expect(own).to_have_attribute("data-reason", "network")  # still paused on the bad path
 
     # The path recovers: video comes back by itself.

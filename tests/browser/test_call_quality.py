@@ -275,3 +275,32 @@ def test_bad_network_pauses_video_keeps_audio(impaired_ui: UI, impaired: Impaire
     assert quality["patient"]["audio_only"] == 1 and quality["patient"]["relayed"] == 1, quality
     assert quality["patient"]["calls_started"] == 1 and quality["doctor"]["calls_started"] == 1, quality
     ui.assert_clean()
+
+
+@pytest.mark.timeout(300)
+def test_audio_only_lasts_into_a_new_call(ui: UI, node: Node, clinic: str) -> None:
+    _, link = node.create_visit(clinic, "Omar Still")
+    patient = ui.page("patient", phone=True)
+    doctor = ui.page("doctor")
+    check_in(patient, link, "Rash", recording=False)
+    doctor.goto(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Sato")))
+    admit(doctor, "Omar Still")
+    media_flows(doctor, "doctor")
+    patient.get_by_role("button", name="Switch to audio only").click()
+    expect(doctor.locator("#remote-paused")).to_have_attribute("data-video", "audio_only")
+
+    # The doctor's page reloads: a new call, which the patient answers without video, as chosen.
+    doctor.reload()
+    expect(doctor.get_by_role("heading", name="Visit with Omar Still")).to_be_visible()
+    expect(doctor.locator("#remote-paused")).to_have_attribute("data-video", "audio_only")
+    expect(doctor.locator("#call-state")).to_have_attribute("data-state", "connected")
+    first = packets(doctor)
+    poll(doctor, PACKETS, lambda p: p["audioReceived"] > first["audioReceived"] + 150, "doctor: audio in the new call")
+    assert packets(patient)["videoSending"] is False
+
+    # Video back within that call (no renegotiation): the doctor decodes the patient's frames.
+    patient.get_by_role("button", name="Turn video back on").click()
+    expect(doctor.locator("#remote-paused")).to_be_hidden()
+    frames = packets(doctor)["framesDecoded"]
+    poll(doctor, PACKETS, lambda p: p["framesDecoded"] > frames + 20, "doctor: the patient's video in the new call")
+    ui.assert_clean()

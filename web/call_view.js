@@ -64,6 +64,9 @@ export function mountStage(slot, { peer, tapVerb, stateText = "" }) {
   );
 }
 
+/** Where a patient's choice of audio only is kept for the visit (this tab only: a reload keeps it). */
+const AUDIO_ONLY_KEY = "telemed.patient.audioOnly";
+
 /** The events of the current Call that a CallView passes on. */
 const CALL_EVENTS = ["videopausedchange", "quality"];
 
@@ -97,7 +100,10 @@ export class CallView extends EventTarget {
     /** The person chose audio only (kept for the next calls of the visit). */
     this.audioOnly = false;
     this.audioOnlyButton = document.getElementById("toggle-audio-only");
-    if (this.audioOnlyButton) this.audioOnlyButton.addEventListener("click", () => this.setAudioOnly(!this.audioOnly));
+    if (this.audioOnlyButton) {
+      this.audioOnlyButton.addEventListener("click", () => this.setAudioOnly(!this.audioOnly));
+      if (sessionStorage.getItem(AUDIO_ONLY_KEY) === "1") this.setAudioOnly(true);
+    }
     /** performance.now() when own media started opening (the admit); the next new call measures from it. */
     this.openedAt = null;
     /** /call sockets listened to for the other party's `call_status`. */
@@ -193,8 +199,12 @@ export class CallView extends EventTarget {
   setAudioOnly(on) {
     this.audioOnly = Boolean(on);
     if (this.audioOnlyButton) {
-      this.audioOnlyButton.textContent = t(this.audioOnly ? "stage.audio_only.off" : "stage.audio_only.on");
+      const key = this.audioOnly ? "stage.audio_only.off" : "stage.audio_only.on";
+      this.audioOnlyButton.dataset.i18n = key;
+      this.audioOnlyButton.textContent = t(key);
       this.audioOnlyButton.dataset.off = String(this.audioOnly);
+      if (this.audioOnly) sessionStorage.setItem(AUDIO_ONLY_KEY, "1");
+      else sessionStorage.removeItem(AUDIO_ONLY_KEY);
     }
     if (this.call) this.call.setAudioOnly(this.audioOnly);
     this.showOwnQuality();
@@ -241,13 +251,14 @@ export class CallView extends EventTarget {
     this.showPeer(null);
   }
 
-  /** Release own camera and microphone and empty both pictures. */
+  /** Release own camera and microphone and empty both pictures (and forget a choice of audio only). */
   release() {
     stopStream(this.media);
     this.media = null;
     this.mediaReady = null;
     this.local.srcObject = null;
     this.clearRemote();
+    if (this.audioOnlyButton) sessionStorage.removeItem(AUDIO_ONLY_KEY); // the visit is over
   }
 
   /** Show the call's state (RTCPeerConnection.connectionState, or idle), in words. */

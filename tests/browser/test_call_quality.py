@@ -298,6 +298,13 @@ def test_audio_only_lasts_into_a_new_call(ui: UI, node: Node, clinic: str) -> No
     poll(doctor, PACKETS, lambda p: p["audioReceived"] > first["audioReceived"] + 150, "doctor: audio in the new call")
     assert packets(patient)["videoSending"] is False
 
+    # The patient's page reloads: the choice lasts (this tab), the next call is audio only too.
+    patient.reload()
+    expect(patient.get_by_role("button", name="Turn video back on")).to_be_visible()
+    expect(patient.locator("#call-state")).to_have_attribute("data-state", "connected")
+    expect(doctor.locator("#remote-paused")).to_have_attribute("data-video", "audio_only")
+    assert packets(patient)["videoSending"] is False
+
     # Video back within that call (no renegotiation): the doctor decodes the patient's frames.
     patient.get_by_role("button", name="Turn video back on").click()
     expect(doctor.locator("#remote-paused")).to_be_hidden()

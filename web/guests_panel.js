@@ -6,7 +6,7 @@
 
 import { $, h } from "/static/common.js";
 import { languageNameHere, t } from "/static/i18n.js";
-import { untranslated } from "/static/i18n_nodes.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { callApi } from "/static/invite_api.js";
 import { linkBox } from "/static/invite_view.js";
 import { roleText, stateText } from "/static/people.js";
@@ -134,7 +134,7 @@ export class GuestsPanel {
     try {
       const reply = await callApi(this.token, "POST", url);
       this.upsert(reply.guest);
-      this.status.textContent = t(`guests.${action}.done`, { name: guest.name });
+      this.status.replaceChildren(...tNodes(`guests.${action}.done`, { name: untranslated(guest.name) }));
     } catch (err) {
       this.status.textContent = t("guests.failed", { reason: err.message });
     }
@@ -157,7 +157,7 @@ export class GuestsPanel {
     const id = `guest-${guest.guest_id}`;
     const actions = h("div", { class: "actions guest-actions" });
     const confirm = h("div", { class: "problem", id: `${id}-confirm`, hidden: true },
-      h("p", { text: t("guests.remove.confirm", { name: guest.name }) }),
+      h("p", {}, ...tNodes("guests.remove.confirm", { name: untranslated(guest.name) })),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "btn btn-danger", text: t("guests.remove.yes"), on: { click: () => this.act(guest, "remove") } }),
         h("button", { type: "button", class: "btn", text: t("guests.remove.no"), on: { click: () => { confirm.hidden = true; remove.hidden = false; remove.focus(); } } }),

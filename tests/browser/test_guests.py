@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from telemed.tokens import Role
 from tests.browser.conftest import UI, Node, shoot
 from tests.browser.steps import admit, assert_labelled, check_in, send_chat
+from tests.browser.test_languages import PSEUDO, Tour, localized
 
 
 @pytest.mark.timeout(300)
@@ -105,3 +106,52 @@ def test_an_interpreter_joins_and_is_removed(ui: UI, node: Node, clinic: str) ->
     again = ui.page("guest-again", phone=True)
     again.goto(guest_link)
     expect(again.get_by_role("heading", name="The doctor removed you from the visit")).to_be_visible()
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("lang", ["es", PSEUDO])
+def test_the_guest_screens_in_the_language(ui: UI, node: Node, clinic: str, lang: str) -> None:
+    """The doctor's guest panel and every screen of the guest's page in ``lang``:
+    photographed, audited, and (pseudo-language) without a word not from a catalogue."""
+    seen = Tour(lang, ["Lin Mei", "Dr. Okafor", "Marta Ruiz", clinic])
+    _, link = node.create_visit(clinic, "Lin Mei")
+    patient = ui.page("patient", phone=True)
+    check_in(patient, link, "Fever")
+    doctor = ui.page("doctor", phone=True)
+    doctor.goto(localized(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Okafor")), lang))
+    doctor.locator("#queue-body [data-action=admit]").first.click()
+    expect(doctor.locator("[data-screen=visit]")).to_be_visible()
+    doctor.locator("#guest-invite").click()
+    doctor.locator("#guest-submit").click()
+    expect(doctor.locator("#guest-form-error")).to_be_visible()
+    seen.look(doctor, "guests-form")
+    doctor.locator("#guest-name").fill("Marta Ruiz")
+    doctor.locator("#guest-language").select_option("es")
+    doctor.locator("#guest-submit").click()
+    guest_link = doctor.locator("#guest-link").input_value()
+    seen.look(doctor, "guests-link")
+
+    guest = ui.page("guest", phone=True)
+    guest.goto(localized(guest_link, lang))
+    expect(guest.locator("[data-screen=welcome]")).to_be_visible()
+    seen.look(guest, "guest-welcome")
+    guest.locator("#welcome-next").click()
+    guest.locator("#device-start").click()
+    guest.locator("#device-next").click()
+    guest.locator("#join").click()
+    expect(guest.locator("#consent-error")).to_be_visible()
+    seen.look(guest, "guest-consent")
+    guest.locator("#consent-visit").check()
+    guest.locator("#join").click()
+    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
+    seen.look(guest, "guest-lobby")
+    row = doctor.locator("#guests-list li[data-state=waiting]")
+    row.locator("button.btn-primary").click()
+    expect(guest.locator("[data-screen=in]")).to_be_visible()
+    expect(guest.locator("#people li")).to_have_count(3)
+    seen.look(guest, "guest-in")
+    seen.look(doctor, "guests-panel")
+    guest.locator("#in-leave").click()
+    expect(guest.locator("[data-screen=left]")).to_be_visible()
+    seen.look(guest, "guest-left")
+    assert not seen.problems, f"{lang}: {len(seen.problems)} problems\n\n" + "\n\n".join(seen.problems)

@@ -309,7 +309,11 @@ def main() -> None:
             for node in nodes:
                 node.terminate()
             for node in nodes:
-                node.wait(timeout=15)
+                try:
+                    node.wait(timeout=15)
+                except subprocess.TimeoutExpired:  # a node too busy to stop (a loaded machine): not left behind
+                    node.kill()
+                    node.wait()
     print(line)
 
 

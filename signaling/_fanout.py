@@ -95,14 +95,19 @@ def install(eio: Any) -> bool:
     return True
 
 
+#: Headers of unmasked final text frames by payload length (126 and over: 2 bytes of length follow).
+_SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+_MEDIUM_HEADER = bytes((0x81, 126))
+
+
 def frame(packet: str) -> bytes:
     """The websocket frame of the engine.io MESSAGE carrying this Socket.IO packet."""
     data = ("4" + packet).encode()
     n = len(data)
     if n < 126:
-        return bytes((0x81, n)) + data
+        return _SHORT_HEADERS[n] + data
     if n < 65536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + data
+        return _MEDIUM_HEADER + n.to_bytes(2, "big") + data
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + data
 
 

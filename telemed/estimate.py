@@ -125,7 +125,7 @@ class ClinicLoad:
         return max(0, self.doctors_on_duty - len(self.busy_for_s))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WaitEstimate:
     """What one patient is shown."""
 
@@ -154,21 +154,47 @@ def visit_length(load: ClinicLoad) -> tuple[float, float]:
 
 def estimate_waits(ranks: Sequence[int], load: ClinicLoad) -> list[WaitEstimate]:
     """The estimate for each 0-based queue rank (one call for a push round:
-    the doctors' day is replayed once, up to the largest rank asked for)."""
+    the doctors' day is replayed once, up to the largest rank asked for).
+
+    A node asks for thousands of ranks per round, so past the replayed ones
+    (:meth:`_Replay.quantiles`' extrapolation and :func:`_range`) the
+    arithmetic is inlined here: the same operations in the same order, so the
+    same estimates (tests/test_estimate.py compares them), ~4x cheaper."""
     if load.doctors_on_duty <= 0:
         return [NO_DOCTOR for _ in ranks]
     free = load.free
-    waiting = [r for r in ranks if r >= free]
-    if not waiting:
+    top = max(ranks, default=-1)
+    if top < free:
         return [SHORTLY for _ in ranks]
-    replay = _Replay(load, min(max(waiting) + 1, REPLAY_RANKS))
+    replay = _Replay(load, min(top + 1, REPLAY_RANKS))
     # where each level's patients end in the queue: a rank's level by bisection
     ends = list(itertools.accumulate(load.queued_by_acuity))
     allowance = [LATER_URGENT.get(level, 0.0) for level in range(1, len(ends) + 1)]
     allowance.append(LATER_URGENT[DEFAULT_ACUITY])  # beyond the counts (they were read apart)
-    return [
-        SHORTLY if r < free else _range(*replay.quantiles(r), allowance[bisect.bisect_right(ends, r)]) for r in ranks
-    ]
+    replayed = replay.replayed
+    last = len(replayed) - 1
+    last_low, last_mean, last_high = replayed[last]
+    cycle, doctors, spread = replay.cycle, replay.doctors, _Z_HIGH * replay.sd_per_visit
+    bisect_right, sqrt, ceil, make, kind = bisect.bisect_right, math.sqrt, math.ceil, WaitEstimate, WaitKind.RANGE
+    out: list[WaitEstimate] = []
+    for r in ranks:
+        if r < free:
+            out.append(SHORTLY)
+            continue
+        if r <= last:
+            low, expected, high = replayed[r]
+        else:  # _Replay.quantiles past the replayed ranks
+            more = r - last
+            shift = more * cycle / doctors
+            width = spread * sqrt(more) / doctors
+            low, expected, high = last_low + shift - width, last_mean + shift, last_high + shift + width
+        # _range
+        high += allowance[bisect_right(ends, r)] * expected
+        step = 300 if high <= 3600 else 900 if high <= 3 * 3600 else 1800
+        low_s = int((low if low > 0.0 else 0.0) // step) * step
+        high_s = int(ceil(high / step)) * step
+        out.append(make(kind, low_s, high_s if high_s > low_s + step else low_s + step, round(expected)))
+    return out
 
 
 class _Replay:

@@ -54,7 +54,7 @@ async def test_a_leg_whose_video_pauses_keeps_recording_its_audio(
         await browser.accept(await worker.handle_offer(job(visit, await browser.offer())))
         await browser.wait_connected()
         leg = worker.legs[(visit, "patient")]
-        await until(lambda: leg.file is not None and leg.taps["video"].frames > 30, "the leg records video")
+        await until(lambda: leg.file is not None and leg.taps["video"].frames > 45, "the leg records video")
         camera = next(s for s in browser.pc.getSenders() if s.track is not None and s.track.kind == "video")
         # What replaceTrack(null) does to the wire, in aiortc: the sender stays (its RTCP
         # goes on), its frames are dropped before they are encoded, no RTP leaves.
@@ -65,7 +65,8 @@ async def test_a_leg_whose_video_pauses_keeps_recording_its_audio(
         await asyncio.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused_at)))
         seen = leg.taps["video"].frames
         camera._enabled = True  # the call's video is back: the leg's too
-        await until(lambda: leg.taps["video"].frames > seen + 30, "the video comes back on the same leg")
+        paused_for = time.monotonic() - paused_at
+        await until(lambda: leg.taps["video"].frames > seen + 45, "the video comes back on the same leg")
         assert worker.legs[(visit, "patient")] is leg  # the same leg, the same file
     finally:
         await browser.close()
@@ -82,9 +83,10 @@ async def test_a_leg_whose_video_pauses_keeps_recording_its_audio(
     # The video: a hole as long as the pause, frames on both sides of it, in order.
     gaps = [b - a for a, b in zip(got.video_pts, got.video_pts[1:], strict=False)]
     hole = max(gaps)
-    assert PAUSE_S - 0.3 <= hole <= PAUSE_S + 1.5, hole
+    assert paused_for - 0.3 <= hole <= paused_for + 1.0, (hole, paused_for)
     before = gaps.index(hole) + 1
-    assert before > 30 and len(got.video_pts) - before > 30, (before, len(got.video_pts))
+    # (a frame or two of each side may not reach the file: before its first keyframe, at the close)
+    assert before >= 25 and len(got.video_pts) - before >= 25, (before, len(got.video_pts))
     assert got.counters == sorted(set(got.counters))
     # The audio covers the hole: the file's sound runs on from before the pause to after it.
     assert got.audio_start is not None and got.audio_start <= got.video_pts[before - 1] and got.audio_end >= got.video_pts[before]

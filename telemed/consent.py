@@ -52,6 +52,23 @@ CURRENT: dict[str, str] = {
 #: Catalogue keys of the wording.
 KEYS = ("consent.version", "consent.visit", "consent.recording")
 
+#: A visit's guests (an interpreter, a caregiver: telemed/guests.py) agree to a
+#: wording of their own (their voice and image, into the patient's record), kept
+#: the same way under the keys ``guest_consent.*``.
+GUEST_WORDINGS: dict[tuple[str, str], str] = {
+    ("en", "2026-11"): "7cc5a4f465ac3563a2b8f747753501ad4b9dbda4e782bac7eaf9fd66a4c63b10",
+    ("es", "2026-11"): "e44bb25f8c166adc48e8fda127acf7925c44bd527d9d87e8a2e9a3c1503d7e3c",
+    ("ko", "2026-11"): "a41524d841550ccaedeff73a5541bd514d194f028382dc289b4f4af2a9b8e228",
+    ("zh-CN", "2026-11"): "2522eef52aab8c7ca8a1bbf26e9ceb7719f051b739b80315a0ae83924833be19",
+}
+GUEST_CURRENT: dict[str, str] = {
+    "en": "2026-11",
+    "es": "2026-11",
+    "ko": "2026-11",
+    "zh-CN": "2026-11",
+}
+GUEST_KEYS = ("guest_consent.version", "guest_consent.visit", "guest_consent.recording")
+
 
 class ConsentOutdated(BadRequest):
     """The check-in names a consent wording the server does not know (an old
@@ -81,8 +98,9 @@ def current(language: str) -> str | None:
     return CURRENT.get(language)
 
 
-def resolve(language: str, version: str | None = None, consent_language: str | None = None) -> Consent:
-    """The wording a check-in agreed to.
+def resolve(language: str, version: str | None = None, consent_language: str | None = None, *,
+            guest: bool = False) -> Consent:
+    """The wording a check-in agreed to (``guest``: a guest's, :data:`GUEST_WORDINGS`).
 
     :param language: the patient's language (a canonical tag).
     :param version: the ``consent.version`` the page showed; None: the current one.
@@ -91,17 +109,18 @@ def resolve(language: str, version: str | None = None, consent_language: str | N
         its own, English (the pages show English where a catalogue lacks a key).
     :raises ConsentOutdated: no such wording (in plain words for the patient).
     """
+    table, current = (GUEST_WORDINGS, GUEST_CURRENT) if guest else (WORDINGS, CURRENT)
     if consent_language is None:
-        consent_language = languages.best_match(language, tuple(CURRENT)) or languages.DEFAULT
-    version = version or CURRENT.get(consent_language)
-    sha = WORDINGS.get((consent_language, version)) if version else None
+        consent_language = languages.best_match(language, tuple(current)) or languages.DEFAULT
+    version = version or current.get(consent_language)
+    sha = table.get((consent_language, version)) if version else None
     if sha is None or version is None:
         raise ConsentOutdated(
             "The consent wording has changed. Please read it again.",
             reason="consent_outdated",
             language=consent_language,
             version=version,
-            current=CURRENT.get(consent_language),
+            current=current.get(consent_language),
         )
     return Consent(consent_language, version, sha)
 
@@ -146,18 +165,19 @@ class Wording:
         return digest(self.visit, self.recording)
 
 
-def wordings(folder: Path) -> dict[str, Wording | list[str]]:
-    """Per catalogue language: its wording, or the consent keys it lacks
+def wordings(folder: Path, names: tuple[str, str, str] = KEYS) -> dict[str, Wording | list[str]]:
+    """Per catalogue language: its wording (``names``: the keys of version, visit,
+    recording; :data:`GUEST_KEYS` for the guests'), or the consent keys it lacks
     (a language whose catalogue has none of them is left out)."""
     out: dict[str, Wording | list[str]] = {}
     for language, keys in read_catalogues(folder).items():
-        present = [k for k in KEYS if isinstance(keys.get(k), str) and keys[k]]
+        present = [k for k in names if isinstance(keys.get(k), str) and keys[k]]
         if not present:
             continue
-        if len(present) < len(KEYS):
-            out[language] = [k for k in KEYS if k not in present]
+        if len(present) < len(names):
+            out[language] = [k for k in names if k not in present]
             continue
-        out[language] = Wording(language, keys["consent.version"], keys["consent.visit"], keys["consent.recording"])
+        out[language] = Wording(language, keys[names[0]], keys[names[1]], keys[names[2]])
     return out
 
 
@@ -185,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(w, list):
             print(f"{language}: the catalogue lacks {', '.join(w)}", file=sys.stderr)
             status = 1
+    guests = {lang: w for lang, w in wordings(args.digests, GUEST_KEYS).items() if isinstance(w, Wording)}
+    if guests:
+        print("GUEST_WORDINGS = {")
+        for language, w in sorted(guests.items()):
+            print(f'    ("{language}", "{w.version}"): "{w.sha256}",')
+        print("}")
     return status
 
 

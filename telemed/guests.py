@@ -371,7 +371,7 @@ class GuestList:
         now: float | None = None,
     ) -> Guest:
         """The guest agreed to the visit (and answered about recording), in the
-        wording their page showed (checked as a patient's, :func:`telemed.consent.resolve`):
+        guests' wording their page showed (checked as a patient's, :func:`telemed.consent.resolve`):
         into the lobby, or straight into the visit if the doctor allowed it."""
         if consent_visit is not True:
             raise BadRequest("consent to the video visit is required", fields=["consent_visit"])
@@ -380,7 +380,7 @@ class GuestList:
             consent_language = None if consent_language is None else languages.canonical(consent_language)
         except ValueError as exc:
             raise BadRequest(f"language: {exc}", fields=["language"]) from None
-        agreed = consent.resolve(language, consent_version, consent_language)
+        agreed = consent.resolve(language, consent_version, consent_language, guest=True)
         now = time.time() if now is None else now
         r = await self._replication.eval(
             self._check_in,

@@ -175,3 +175,14 @@ def test_the_model_or_wording_that_serves_a_speaker() -> None:
     assert languages.best_match("zh", {"zh-CN", "en"}) == "zh-CN"
     assert languages.best_match("en-GB", {"en", "ko"}) == "en"
     assert languages.best_match("es", {"en", "ko"}) is None
+
+
+@pytest.mark.parametrize("language", sorted(consent.GUEST_CURRENT))
+def test_the_guests_wording_is_known_with_its_digest(language: str) -> None:
+    """The guests' own wording (guest_consent.*, web/guest.html) is kept the same way."""
+    wording = wordings(LOCALES, consent.GUEST_KEYS)[language]
+    assert isinstance(wording, Wording), f"the {language} catalogue lacks {wording}"
+    assert consent.GUEST_WORDINGS.get((language, wording.version)) == wording.sha256, (
+        f"the {language} guests' consent wording changed but its guest_consent.version ({wording.version}) did not")
+    assert consent.GUEST_CURRENT[language] == wording.version
+    assert consent.resolve(language, guest=True).sha256 == wording.sha256

@@ -11,7 +11,7 @@ import jwt
 import pytest
 import redis.asyncio as aioredis
 
-from telemed import keys
+from telemed import consent, keys
 from telemed.chart import visit_folder
 from telemed.settings import Settings
 from telemed.tokens import Role
@@ -93,7 +93,7 @@ async def test_an_interpreter_is_invited_consents_waits_and_is_let_in(node: str,
     assert (reply["guest"]["state"], reply["guest"]["consent_recording"]) == ("waiting", False)
     await visit.doctor.wait_for("/queue", "guests", lambda g: g["guests"][0]["state"] == "waiting")
     stored = await redis.hgetall(keys.guest(visit.id, gid))
-    assert (stored["consent_version"], stored["consent_language"]) == ("2026-11", "en")
+    assert (stored["consent_version"], stored["consent_language"]) == ("2026-11", "en")  # the guests' wording
 
     await visit.act(gid, "admit")
     await guest.wait_for("/guest", "guest", lambda g: g["state"] == "admitted")
@@ -320,6 +320,7 @@ async def test_the_chart_lists_every_participant(node: str, connect: Connect, se
     marta = people[("guest", "interpreter")]
     assert (marta["name"], marta["language"], marta["type"]) == ("Marta Ruiz", "es", "guest")
     assert marta["consent"]["visit"] is True and marta["consent"]["recording"] is True
+    assert marta["consent"]["version"] == "2026-11" and marta["consent"]["sha256"] == consent.GUEST_WORDINGS[("en", "2026-11")]
     assert marta["time_in"] is not None and marta["time_out"] == record["times"]["ended"]
     luis = people[("guest", "caregiver")]
     assert luis["time_in"] is None and luis["time_out"] is None and luis["state"] == "left"

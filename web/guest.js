@@ -1,8 +1,8 @@
 // A guest's page (/guest#t=<token>): an interpreter or a caregiver the doctor
 // invited. Welcome (who invited them, as what), the device check
 // (device_check.js, as the patient's), their own consent (the visit, and
-// separately recording: the patient's wording and version, checked by the
-// server as a patient's), the lobby until the doctor lets them in, then the
+// separately recording: the guests' wording, guest_consent.*, whose version the
+// server checks as a patient's), the lobby until the doctor lets them in, then the
 // visit: who is in it and the visit's chat. The video for guests comes with
 // the calls of more than two (not yet): the page says so.
 // Removed, ended or invalid links end the page with plain words.
@@ -116,7 +116,7 @@ async function join(event) {
       consent_visit: true,
       consent_recording: $("#consent-recording").checked,
       language: visitLanguage(),
-      consent_version: t("consent.version"),
+      consent_version: t("guest_consent.version"),
     });
     page.device.stop();
     applyGuest(reply.guest);

@@ -32,9 +32,11 @@ from telemed.visits import Visit
 _ORDER = {"patient": 0, "doctor": 1, "nurse": 2, "admin": 3}
 
 
-def _consent(agreed_visit: bool, recording: bool, version: str, language: str, at: float | None) -> dict[str, Any]:
+def _consent(agreed_visit: bool, recording: bool, version: str, language: str, at: float | None,
+             *, guest: bool = False) -> dict[str, Any]:
+    table = consent.GUEST_WORDINGS if guest else consent.WORDINGS
     return {"visit": agreed_visit, "recording": recording, "version": version, "language": language or None,
-            "sha256": consent.WORDINGS.get((language, version)), "at": at}
+            "sha256": table.get((language, version)), "at": at}
 
 
 def _guest_entry(guest: Guest, ended_at: float | None) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def _guest_entry(guest: Guest, ended_at: float | None) -> dict[str, Any]:
         "state": guest.state.value,
         "invited_by": guest.invited_by,
         "consent": _consent(guest.consent_visit, guest.consent_recording, guest.consent_version,
-                            guest.consent_language, guest.checked_in_at),
+                            guest.consent_language, guest.checked_in_at, guest=True),
         "time_in": guest.joined_at,
         "time_out": guest.left_at if guest.joined_at is not None else None,
     }

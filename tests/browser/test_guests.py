@@ -57,7 +57,7 @@ def test_an_interpreter_joins_and_is_removed(ui: UI, node: Node, clinic: str) ->
     guest.get_by_role("button", name="It works, continue").click()
     guest.get_by_role("button", name="Join the visit").click()
     expect(guest.get_by_text("Please agree to the video visit to continue.")).to_be_visible()
-    guest.get_by_label("I agree to have this visit by video").check()
+    guest.get_by_label("I agree to take part in this video visit").check()
     shoot(guest, "guests-guest-consent")
     guest.get_by_role("button", name="Join the visit").click()
     expect(guest.get_by_role("heading", name="Waiting for the doctor to let you in")).to_be_visible()

@@ -116,14 +116,20 @@ export class DoctorCall {
     this.view.showState(s, text);
   }
 
-  /** A `call_quality` report of the current call (a recovery's time). */
-  reportQuality(facts) {
+  /**
+   * A `call_quality` report of the current call (a recovery's time), tried
+   * again a few times if it does not get through (the server keeps it once).
+   */
+  reportQuality(facts, tries = 3) {
     const call = this.view.call;
     const visitId = this.currentVisit();
     if (!call || !visitId) return;
     const body = { visit_id: visitId, ...facts };
     if (call.callId) body.call_id = call.callId;
-    request(this.socket, "call_quality", body).catch(() => {});
+    request(this.socket, "call_quality", body).catch((err) => {
+      const final = err && ["bad_request", "forbidden", "not_found", "conflict"].includes(err.code);
+      if (!final && tries > 1) setTimeout(() => call === this.view.call && this.reportQuality(facts, tries - 1), 1000);
+    });
   }
 
   /**

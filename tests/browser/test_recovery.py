@@ -40,6 +40,16 @@ def restarts_observed(text: str, side: str) -> int:
     return int(float(found.group(1))) if found else 0
 
 
+#: The ICE username fragment the doctor's page last offered (an ICE restart makes a new one), as the patient's call has it.
+OFFERED_UFRAG = """() => {
+  const pcs = (window.__pcs || []).filter((pc) => pc.connectionState !== 'closed'
+    && pc.getTransceivers().some((t) => t.direction === 'sendrecv' || t.direction === 'recvonly'));
+  const pc = pcs[pcs.length - 1];
+  const found = pc && pc.remoteDescription && /a=ice-ufrag:(\\S+)/.exec(pc.remoteDescription.sdp);
+  return found ? found[1] : null;
+}"""
+
+
 def call_id(page: Page) -> int:
     stats = page.evaluate(CALL_STATS)
     assert stats and stats["state"] == "connected", stats
@@ -64,7 +74,9 @@ def test_udp_blocked_then_restored_the_call_comes_back_by_itself(blocked_s: int,
     pcs = {"patient": call_id(patient), "doctor": call_id(doctor)}
     for page in (patient, doctor):
         page.evaluate(MARK)
-    restarts_before = {side: restarts_observed(metrics(impaired), side) for side in ("patient", "doctor")}
+    restarts_before = restarts_observed(metrics(impaired), "doctor")
+    ufrag_before = patient.evaluate(OFFERED_UFRAG)
+    assert ufrag_before
 
     # -- UDP blocked: both pages lose the call (seen, not assumed) -------------------------------
     impaired.set_profile("blocked")
@@ -87,11 +99,18 @@ def test_udp_blocked_then_restored_the_call_comes_back_by_itself(blocked_s: int,
     for page in (patient, doctor):
         assert page.evaluate(MARKED) == "still here"
     expect(doctor.locator("#call-state")).to_have_attribute("data-state", "connected")
-    # The time from the restart that brought the call back to media again, on /metrics.
-    deadline = time.monotonic() + 30
-    while restarts_observed(text := metrics(impaired), "doctor") <= restarts_before["doctor"]:
-        assert time.monotonic() < deadline, [line for line in text.splitlines() if "restart" in line]
-        time.sleep(0.5)
+    # Past ICE failure only an ICE restart brings the call back. After 10 s mostly one
+    # does too (made 4 s after the call went "disconnected"), but on a slow machine the
+    # block may end before it, and the connection then resumes by itself.
+    restarted = patient.evaluate(OFFERED_UFRAG) != ufrag_before
+    if blocked_s > 30:
+        assert restarted
+    if restarted:
+        # The time from the restart that brought the call back to media again, on /metrics.
+        deadline = time.monotonic() + 30
+        while restarts_observed(text := metrics(impaired), "doctor") <= restarts_before:
+            assert time.monotonic() < deadline, [line for line in text.splitlines() if "restart" in line]
+            time.sleep(0.5)
     # The chart legs (replaced by the pages when they drop) record again.
     leg_sends(patient, "patient's leg after the block", timeout=120)
     leg_sends(doctor, "doctor's leg after the block", timeout=120)

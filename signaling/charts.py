@@ -31,6 +31,7 @@ from telemed import _scripts, call_quality, chart, guests, keys
 from telemed.audit import AuditLog
 from telemed.chart import BundleError, ChartIndex, participants, visit_folder
 from telemed.chart.index import ChartList, index_unlisted_clinics
+from telemed.chart.record import complete_chat
 from telemed.chat import ChatLog, Message
 from telemed.exceptions import NotFound
 from telemed.media_protocol import keys as media_keys
@@ -102,7 +103,10 @@ class ChartKeeper:
     async def _flush_chat(self) -> None:
         """Copy the due visits' new messages: read from Redis here, then written
         in one thread job for all of them (a job per visit, ~50 a second under
-        load, each handed the GIL back and forth with the loop)."""
+        load, each handed the GIL back and forth with the loop), without fsync:
+        each fsync took 10-40 ms on the development machine, more than the
+        bench's 50 visits a second allow, and the copy made at the end of the
+        visit (:meth:`finalise`) syncs the file, with every line before it."""
         due, self._chat_due = self._chat_due, {}
         batch: list[tuple[str, Path, list[dict[str, Any]], str]] = []
         for visit_id, clinic in due.items():
@@ -123,7 +127,8 @@ class ChartKeeper:
             for _, where, messages, _ in batch:
                 try:
                     with chart.locked(where):
-                        chart.append_chat(where, messages)
+                        # no fsync: Redis keeps the messages until the end's copy, which syncs
+                        chart.append_chat(where, messages, durable=False)
                     failed.append(None)
                 except OSError as exc:
                     failed.append(type(exc).__name__)
@@ -269,7 +274,7 @@ class ChartKeeper:
         def write() -> None:
             with chart.locked(where):
                 chart.write_json(where / chart.VISIT, record)
-                chart.append_chat(where, messages)
+                complete_chat(where, messages)
             try:
                 chart.seal(where, self.settings.public_url, self.audit)
             except BundleError:

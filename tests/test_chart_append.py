@@ -53,3 +53,19 @@ def test_a_last_line_longer_than_the_first_read_is_found(tmp_path: Path) -> None
     chart.append_chat(tmp_path, messages[:2])
     assert chart.append_chat(tmp_path, messages) == 1
     assert _ids(tmp_path) == [m["id"] for m in messages]
+
+
+def test_copies_without_fsync_then_the_end_s_copy_leaves_every_message(tmp_path: Path) -> None:
+    messages = [_message(n) for n in range(6)]
+    assert chart.append_chat(tmp_path, messages[:2], durable=False) == 2
+    assert record.complete_chat(tmp_path, messages) == 4
+    assert _ids(tmp_path) == [m["id"] for m in messages]
+
+
+def test_the_end_s_copy_fills_a_gap_before_the_last_line(tmp_path: Path) -> None:
+    """Lines lost by a copy without fsync, while later lines were copied after
+    them: the end's copy rewrites the file with every message, in order."""
+    messages = [_message(n) for n in range(6)]
+    chart.append_chat(tmp_path, [messages[0], messages[3]], durable=False)  # 1 and 2 lost in a crash
+    assert record.complete_chat(tmp_path, messages) == 4
+    assert _ids(tmp_path) == [m["id"] for m in messages]

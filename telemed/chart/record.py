@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from telemed import consent
-from telemed.chart.files import fsync_dir, parse_lines
+from telemed.chart.files import atomic_write, fsync_dir, parse_lines
 from telemed.chart.layout import CHAT, FORMAT
 from telemed.visits import Visit
 
@@ -108,15 +108,21 @@ def _last_id(fd: int, size: int) -> tuple[int, int]:
         chunk *= 4
 
 
-def append_chat(where: Path, messages: Iterable[dict[str, Any]]) -> int:
+def append_chat(where: Path, messages: Iterable[dict[str, Any]], *, durable: bool = True) -> int:
     """Append the chat lines ``chat.jsonl`` lacks (by stream id: those after its
-    last line) in one write, and fsync it; returns how many were added. Call
+    last line) in one write, and fsync it (and the folder); returns how many were added. Call
     under :func:`locked`. Reads only the end of the file (the whole of it was
     read, parsed and rewritten at every copy before: for a node copying ~50
     visits' chat a second, that work in a thread held the event loop's GIL).
     A last line torn by a crash is skipped by readers and not glued onto: the
     new lines start on a line of their own, and the torn message is written
-    again (it is after the last complete line)."""
+    again (it is after the last complete line).
+
+    ``durable=False`` leaves the flush to disk to the kernel (no fsync): for
+    the copies made while the visit runs, whose messages Redis keeps until
+    the chart is written at the end, with fsync, by this same function. A
+    line such a copy loses in a crash is after the last line left, so the next
+    copy writes it again."""
     path = where / CHAT
     where.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
@@ -131,9 +137,30 @@ def append_chat(where: Path, messages: Iterable[dict[str, Any]]) -> int:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+        if durable:
+            os.fsync(fd)  # with the lines copies without it wrote before
     finally:
         os.close(fd)
-    if not size:
-        fsync_dir(where)  # a new file's name is durable too
+    if durable:
+        fsync_dir(where)  # the file's name too (a copy without fsync may have made it)
     return len(new)
+
+
+def complete_chat(where: Path, messages: list[dict[str, Any]]) -> int:
+    """The copy at the end of the visit: ``messages`` is the whole stored chat.
+    Appends what ``chat.jsonl`` lacks and syncs it (:func:`append_chat`); if a
+    message before its last line is missing (a copy without fsync lost lines
+    in a crash of the machine holding the folder while a node that had copied
+    later lines went on), the file is rewritten atomically with every message
+    in stream order. Returns how many lines were added. Call under :func:`locked`."""
+    added = append_chat(where, messages)
+    path = where / CHAT
+    have = {str(entry.get("id")) for entry in parse_lines(path.read_bytes(), CHAT)}
+    missing = [m for m in messages if str(m["id"]) not in have]
+    if missing:
+        lines = {str(entry["id"]): entry for entry in parse_lines(path.read_bytes(), CHAT) if "id" in entry}
+        lines.update((str(m["id"]), m) for m in messages)
+        ordered = sorted(lines.values(), key=lambda m: _stream_id(str(m["id"])))
+        atomic_write(path, b"".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for m in ordered))
+        added += len(missing)
+    return added

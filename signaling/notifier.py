@@ -33,6 +33,7 @@ from socketio import packet
 from signaling import _fanout, rooms
 from signaling.hub import Hub
 from signaling.staff_roster import StaffRoster
+from telemed import _gc
 from telemed.estimate import WaitKind
 from telemed.visits import Visit
 from telemed.waiting_room import Position, Positions, visits_of
@@ -254,6 +255,7 @@ class QueueNotifier:
             return
         gen = self._push_gen[clinic] = self._push_gen.get(clinic, 0) + 1
         positions = await self.hub.room.positions(clinic, list(here))
+        _gc.settle()  # thousands of positions, alive until the round ends: no young pass walks them
         if self._push_gen[clinic] != gen:
             return  # a newer push read the queue after this one
         self.hub.metrics.set_queue_length(clinic, positions.length)
@@ -337,6 +339,7 @@ class QueueNotifier:
             # made a part at a time too: 5,000 visits at once held the loop ~50 ms
             for v in visits_of(queue[start : start + STAFF_ROWS_AT_ONCE]):
                 rows.append({**v.for_staff(), "position": len(rows) + 1})
+            _gc.settle()  # the rows live until the queue is sent
         snapshot: dict[str, object] = {
             "clinic": clinic,
             "version": version,

@@ -37,10 +37,12 @@ async def test_survivors_are_frozen_and_frozen_garbage_is_freed_by_the_full_pass
     weakref.finalize(garbage, freed.set)
     task = asyncio.create_task(_gc.keep_frozen(freeze_every=0.01, full_every=0.2))
     try:
-        while any(o is kept for o in gc.get_objects()):
-            await asyncio.sleep(0.005)  # frozen: out of the collector's passes
+        async with asyncio.timeout(5):  # fails the test if the survivor is never frozen
+            while any(o is kept for o in gc.get_objects()):
+                await asyncio.sleep(0.005)  # frozen: out of the collector's passes
         del garbage  # a cycle nobody refers to, frozen with the rest
         await asyncio.wait_for(freed.wait(), 5)  # the full pass unfreezes and collects it
+        assert freed.is_set()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -9,6 +9,8 @@ pages' own settings.
 - ``GET /api/clinics/{clinic}/audit``: the audit trail's verification status
   (verified in a thread, cached briefly) and the clinic's last events (ids and
   actions only), with the retention in force;
+- ``GET /api/clinics/{clinic}/name``: the clinic's display name, for every page
+  of the clinic (patients and guests too);
 - ``GET /api/staff/config``: what every staff page needs from the server (the
   inactivity lock).
 """
@@ -131,14 +133,18 @@ async def put_settings(request: web.Request) -> web.Response:
         raise BadRequest("The settings could not be read; reload the page and try again.") from None
     if not isinstance(data, dict) or not data:
         raise BadRequest("Send at least one setting to change.")
-    clinic_config.validate(data)  # the plain-word refusals
+    checked = clinic_config.validate(data)  # the plain-word refusals
+    # The text settings are checked by clinic_config alone (length, characters); the schema takes the rest.
+    texts = {name: checked[name] for name in clinic_config.TEXTS if name in checked}
     try:
-        change = ClinicSettingsChange.model_validate(data)
+        change = ClinicSettingsChange.model_validate({k: v for k, v in data.items() if k not in texts})
     except ValidationError:  # pragma: no cover - validate() refuses first
         raise BadRequest("One of the settings is not valid.") from None
-    changes = change.model_dump(exclude_none=True)
+    changes = {**change.model_dump(exclude_none=True), **texts}
     config = await clinic_config.set(hub.redis, hub.settings, clinic, changes)
-    target = "+".join(f"{name}={value}" for name, value in sorted(clinic_config.validate(changes).items()))
+    # The audit trail keeps which settings changed and the values, but a name as "display_name" only.
+    target = "+".join(name if name in texts else f"{name}={value}"
+                      for name, value in sorted(clinic_config.validate(changes).items()))
     await _audit(hub, Action.SETTINGS, claims, target)
     logger.info("clinic %s settings changed by %s: %s", clinic, claims.sub, ",".join(sorted(changes)))
     return web.json_response({**_settings_reply(hub, config), "changed": sorted(changes)})
@@ -184,6 +190,17 @@ async def get_audit(request: web.Request) -> web.Response:
     return web.json_response({"audit": status, "retention": hub.settings.retention})
 
 
+async def clinic_name(request: web.Request) -> web.Response:
+    """The clinic's display name for any page of the clinic (patient, guest, staff):
+    "Video visit with <name>"; null when the admin has not set one."""
+    hub = request.app[HUB]
+    claims = await bearer(request, frozenset(Role))
+    if request.match_info["clinic"] != claims.clinic:
+        raise Forbidden("That is not your clinic.")
+    config = await clinic_config.get(hub.redis, hub.settings, claims.clinic)
+    return web.json_response({"display_name": config.display_name or None})
+
+
 async def staff_config(request: web.Request) -> web.Response:
     """What a staff page needs from the server before it shows health data."""
     hub = request.app[HUB]
@@ -207,4 +224,5 @@ def add_admin_routes(app: web.Application, sessions: StaffSessions) -> None:
     app.router.add_get("/api/clinics/{clinic}/sessions", get_sessions)
     app.router.add_post("/api/clinics/{clinic}/sessions/{session}/sign-out", sign_out)
     app.router.add_get("/api/clinics/{clinic}/audit", get_audit)
+    app.router.add_get("/api/clinics/{clinic}/name", clinic_name)
     app.router.add_get("/api/staff/config", staff_config)

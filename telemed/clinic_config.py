@@ -10,6 +10,7 @@ once on every node and worker.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import cast
@@ -33,6 +34,12 @@ LIMITS: dict[str, tuple[float, float, str]] = {
 #: The on/off values, with their human names (for messages and the audit trail).
 FLAGS = {"walk_in": "Walk-in", "captions_to_patient": "Captions to the patient"}
 
+#: Longest clinic display name (characters): it must fit a phone's top bar in "Video visit with <name>".
+DISPLAY_NAME_MAX = 60
+
+#: The text values (stored as given, after :func:`display_name`'s check).
+TEXTS = ("display_name",)
+
 
 @dataclass(frozen=True)
 class ClinicConfig:
@@ -52,6 +59,10 @@ class ClinicConfig:
 
     no_show_after: float
     """A scheduled patient not checked in this long after the time is a no-show, in seconds."""
+
+    display_name: str = ""
+    """The clinic's name as patients and guests read it ("Video visit with <name>"); empty: the
+    pages say "Video visit" only."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -76,6 +87,8 @@ def _decode(base: ClinicConfig, stored: Mapping[str, str]) -> ClinicConfig:
             continue
         if f.name in FLAGS:
             values[f.name] = raw == "1"
+        elif f.name in TEXTS:
+            values[f.name] = raw
         else:
             try:
                 values[f.name] = float(raw)
@@ -91,8 +104,25 @@ async def get(redis: aioredis.Redis, settings: Settings, clinic: str) -> ClinicC
     return _decode(defaults(settings, clinic), stored)
 
 
+def display_name(value: object) -> str:
+    """A clinic display name as stored: surrounding spaces trimmed; empty clears it.
+
+    :raises BadRequest: not text, longer than :data:`DISPLAY_NAME_MAX`, or holding a
+        control or formatting character (a line break, a tab, a direction override), in plain words.
+    """
+    if not isinstance(value, str):
+        raise BadRequest("The clinic name must be text.", field="display_name")
+    name = value.strip()
+    if len(name) > DISPLAY_NAME_MAX:
+        raise BadRequest(f"The clinic name can be at most {DISPLAY_NAME_MAX} characters long.", field="display_name")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for c in name):
+        raise BadRequest("The clinic name must be one line of plain text, without special characters.",
+                         field="display_name")
+    return name
+
+
 def validate(changes: Mapping[str, object]) -> dict[str, str]:
-    """Check the changes and return them as stored (``"1"``/``"0"``, seconds).
+    """Check the changes and return them as stored (``"1"``/``"0"``, seconds, text).
 
     :raises BadRequest: an unknown name or a value out of bounds, in plain words.
     """
@@ -107,6 +137,8 @@ def validate(changes: Mapping[str, object]) -> dict[str, str]:
             if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
                 raise BadRequest(message, field=name)
             out[name] = repr(float(value))
+        elif name == "display_name":
+            out[name] = display_name(value)
         else:
             raise BadRequest("That is not a clinic setting.", field=name)
     return out

@@ -38,7 +38,7 @@ async def test_settings_default_to_the_process_and_change_without_restart(node: 
     status, data = await http("GET", f"{node}/api/clinics/c1/settings", ADMIN)
     assert status == 200, data
     assert data["settings"] == {"walk_in": False, "captions_to_patient": False, "link_lifetime": 86400.0,
-                                "check_in_window": 900.0, "no_show_after": 900.0}
+                                "check_in_window": 900.0, "no_show_after": 900.0, "display_name": ""}
     assert await walk_in(node) == 404
     status, data = await http("PUT", f"{node}/api/clinics/c1/settings", ADMIN, {"walk_in": True, "link_lifetime": 3600})
     assert status == 200, data

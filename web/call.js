@@ -18,6 +18,12 @@
 // is too low, resumed with hysteresis). The Call is an EventTarget:
 // "quality" (detail {level}), "videopausedchange" (detail {paused, reason:
 // "network" | "chosen" | null}).
+//
+// In a call of more than two (mesh.js) there is one Call per other party:
+// `peer` is that party ("doctor", "patient" or a guest's id) and each
+// signaling message and `call_status` the Call sends carries `to` (left out
+// between the patient and the doctor, the pair a message without `to` means,
+// so that pair works as before the mesh).
 
 import { request } from "/static/common.js";
 import { FallbackRule, LevelSmoother, QualityMonitor, levelOf } from "/static/call_quality.js";
@@ -54,10 +60,14 @@ export class Call extends EventTarget {
    * @param onState called with the connection state
    * @param startedAt performance.now() of the admit (or of this call's start), for `media_started`
    * @param audioOnly the person chose audio only: send no video
+   * @param peer the party on the other end (null: the other of patient and doctor)
+   * @param to the party put in each message's `to` (null: none, the patient-doctor pair)
    */
-  constructor({ socket, visitId, iceServers, localStream, onRemoteStream, onState, startedAt, audioOnly = false }) {
+  constructor({ socket, visitId, iceServers, localStream, onRemoteStream, onState, startedAt, audioOnly = false, peer = null, to = null }) {
     super();
     this.socket = socket;
+    this.peer = peer;
+    this.to = to;
     this.visitId = visitId;
     this.localStream = localStream;
     this.onRemoteStream = onRemoteStream;
@@ -93,6 +103,8 @@ export class Call extends EventTarget {
     this.lastStatus = "";
     this.lastStatusAt = 0;
     this.statusTimer = 0;
+    /** The mesh's cap of the video sent on this connection (bit/s), or null. */
+    this.videoCap = null;
   }
 
   connectionChanged() {
@@ -100,6 +112,7 @@ export class Call extends EventTarget {
     if (s === "connected") {
       this.monitor.start();
       this.sendStatus();
+      if (this.videoCap) this.capVideo(this.videoCap);
     } else if (s === "failed" && !this.reported.iceFailed) {
       this.reported.iceFailed = true;
       this.report({ ice_failed: true });
@@ -188,6 +201,17 @@ export class Call extends EventTarget {
     const body = { visit_id: this.visitId, ...facts };
     if (this.callId) body.call_id = this.callId;
     request(this.socket, "call_quality", body).catch(() => {});
+  }
+
+  /** A message body with this call's `to` (if it has one). */
+  addressed(body) {
+    return this.to ? { ...body, to: this.to } : body;
+  }
+
+  /** Own microphone as the other side should hear of it: "on" or "muted". */
+  get audioState() {
+    const track = this.localStream && this.localStream.getAudioTracks()[0];
+    return track && track.enabled && track.readyState === "live" ? "on" : "muted";
   }
 
   /** One getStats reading (QualityMonitor): the level, the relay, the fallback. */
@@ -286,14 +310,14 @@ export class Call extends EventTarget {
 
   sendStatus({ onlyIfChanged = false } = {}) {
     if (this.closed) return;
-    const body = { visit_id: this.visitId, video: this.videoState };
+    const body = { visit_id: this.visitId, video: this.videoState, audio: this.audioState };
     if (this.callId) body.call_id = this.callId;
     if (this.level) body.level = this.level;
     const text = JSON.stringify(body);
     if (onlyIfChanged && text === this.lastStatus) return;
     this.lastStatus = text;
     this.lastStatusAt = performance.now();
-    request(this.socket, "call_status", body).catch(() => {
+    request(this.socket, "call_status", this.addressed(body)).catch(() => {
       this.lastStatus = ""; // refused (too many, or the socket was away): the next change sends again
     });
   }
@@ -301,6 +325,27 @@ export class Call extends EventTarget {
   /** `call_status` of the other side of this call. */
   handlePeerStatus(p) {
     this.peerVideo = p.video || null;
+    this.peerAudio = p.audio || null;
+  }
+
+  /**
+   * Cap the video sent on this connection (bit/s; null: no cap), as the
+   * mesh's budget asks; kept and applied again once the sender exists.
+   */
+  capVideo(maxBitrate) {
+    this.videoCap = maxBitrate;
+    if (this.closed) return Promise.resolve();
+    const transceiver = this.pc.getTransceivers().find((tr) => tr.receiver.track.kind === "video");
+    if (!transceiver) return Promise.resolve();
+    const params = transceiver.sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) return Promise.resolve(); // not negotiated yet
+    const wanted = maxBitrate ?? undefined;
+    if (params.encodings.every((e) => e.maxBitrate === wanted)) return Promise.resolve();
+    for (const encoding of params.encodings) {
+      if (wanted === undefined) delete encoding.maxBitrate;
+      else encoding.maxBitrate = wanted;
+    }
+    return transceiver.sender.setParameters(params).catch(() => {});
   }
 
   /** Send own tracks on the transceivers of the call (one audio, one video). */
@@ -333,7 +378,7 @@ export class Call extends EventTarget {
       const offer = await this.pc.createOffer({ iceRestart: restart });
       await this.pc.setLocalDescription(offer);
       if (this.closed) return;
-      await request(this.socket, "offer", { visit_id: this.visitId, sdp: this.pc.localDescription.sdp, restart, call_id: this.callId });
+      await request(this.socket, "offer", this.addressed({ visit_id: this.visitId, sdp: this.pc.localDescription.sdp, restart, call_id: this.callId }));
     });
   }
 
@@ -357,7 +402,7 @@ export class Call extends EventTarget {
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       if (this.closed) return; // a newer offer replaced this connection meanwhile
-      await request(this.socket, "answer", { visit_id: this.visitId, sdp: this.pc.localDescription.sdp });
+      await request(this.socket, "answer", this.addressed({ visit_id: this.visitId, sdp: this.pc.localDescription.sdp }));
     });
   }
 
@@ -385,7 +430,7 @@ export class Call extends EventTarget {
     if (body) {
       for (const key of Object.keys(body)) if (body[key] === null || body[key] === undefined) delete body[key];
     }
-    request(this.socket, "candidate", { visit_id: this.visitId, candidate: body }).catch(() => {});
+    request(this.socket, "candidate", this.addressed({ visit_id: this.visitId, candidate: body })).catch(() => {});
   }
 
 
@@ -407,6 +452,6 @@ export class Call extends EventTarget {
     clearTimeout(this.statusTimer);
     this.pc.close();
     this.onState("closed");
-    if (notify) request(this.socket, "hangup", { visit_id: this.visitId }).catch(() => {});
+    if (notify) request(this.socket, "hangup", this.addressed({ visit_id: this.visitId })).catch(() => {});
   }
 }

@@ -1,9 +1,11 @@
-// The call as both pages show it (patient's and doctor's alike): own camera
-// and microphone in the small picture, the other party's video on the stage,
-// the microphone and camera buttons, and the call's state line. It holds the
-// current Call (call.js) and the page's own MediaStream. Who offers, and when
-// a call is started over, is each side's business (doctor_call.js,
-// patient_call.js).
+// The call as every page shows it (patient's, doctor's, guest's alike): own
+// camera and microphone in the small picture, the others' videos in tiles
+// (tiles.js: the speaker's or the pinned one large), the microphone and
+// camera buttons, and the call's state line. It holds the Calls (call.js),
+// one per other party, and the page's own MediaStream. Who offers, and when a
+// call is started over, is the mesh's business (mesh.js); the "main" party
+// (the doctor for the patient and guests, the patient for the doctor) is the
+// one whose call the state line, the quality lines and the chart leg follow.
 //
 // mountStage() puts the state line and the stage into the page; the page's
 // HTML has the microphone and camera buttons (#toggle-mic, #toggle-cam, among
@@ -22,7 +24,14 @@
 import { $, h } from "/static/common.js";
 import { Call, callStateText } from "/static/call.js";
 import { t } from "/static/i18n.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { openMedia, playVideo, stopStream } from "/static/media.js";
+import { Tiles, nameOf, tileElement } from "/static/tiles.js";
+
+/** How often the others' audio levels are read to find who speaks (ms). */
+const SPEAKER_POLL_MS = 1000;
+/** An audio level (0..1) above which someone counts as speaking. */
+const SPEAKING_LEVEL = 0.02;
 
 /**
  * Put the call's status line (call state, recording indicator) and its stage
@@ -51,13 +60,13 @@ export function mountStage(slot, { peer, tapVerb, stateText = "" }) {
       ),
       h("p", { id: "peer-quality", class: "call-quality peer-quality", role: "status", "aria-live": "polite", dataset: { level: "", peer: other }, hidden: true }),
       h("p", { id: "own-paused", class: "own-paused", role: "status", "aria-live": "polite", hidden: true }),
+      h("p", { id: "call-people", class: "call-people", role: "status", "aria-live": "polite", hidden: true }),
     ),
     h(
       "div",
-      { class: "stage" },
-      h("video", { id: "remote-video", class: "video video-remote", autoplay: true, playsinline: true, "aria-label": t(`stage.remote_video.${other}`) }),
-      h("p", { id: "remote-empty", class: "video-placeholder", text: t(`stage.waiting_video.${other}`) }),
-      h("p", { id: "remote-paused", class: "video-placeholder video-paused", role: "status", "aria-live": "polite", dataset: { video: "" }, hidden: true }),
+      { class: "stage tiles-stage", dataset: { count: "1" } },
+      h("div", { id: "tiles", class: "tiles", role: "group", "aria-label": t("tiles.label") }, tileElement(other, { main: true })),
+      h("p", { id: "you-left", class: "video-placeholder you-left", hidden: true, text: t("tiles.you_left") }),
       local,
       h("button", { id: "tap-to-play", type: "button", class: "btn btn-primary tap-to-play", hidden: true, text: t(`stage.tap_to_play.${tap}`) }),
     ),
@@ -77,13 +86,13 @@ export class CallView extends EventTarget {
     this.media = null;
     /** Resolves with `media` (or null) once opening it has finished; null before. */
     this.mediaReady = null;
-    /** The current Call; null when there is none. */
-    this.call = null;
+    /** The Calls by the party on their other end. */
+    this.byPeer = new Map();
     this.stateEl = $("#call-state");
-    this.remote = $("#remote-video");
-    this.remoteEmpty = $("#remote-empty");
-    this.local = $("#local-video");
     this.tapToPlay = $("#tap-to-play");
+    this.local = $("#local-video");
+    this.youLeft = $("#you-left");
+    this.people = $("#call-people");
     this.mic = $("#toggle-mic");
     this.cam = $("#toggle-cam");
     this.note = $("#call-media-note");
@@ -94,9 +103,12 @@ export class CallView extends EventTarget {
     this.qualityText = $("#call-quality-text");
     this.peerQuality = $("#peer-quality");
     this.ownPaused = $("#own-paused");
-    this.remotePaused = $("#remote-paused");
-    /** Who is on the other end: "doctor" or "patient" (mountStage). */
+    /** The main party on the other end: "doctor" or "patient" (mountStage). */
     this.peer = this.peerQuality.dataset.peer;
+    this.mainPeer = this.peer;
+    this.tiles = new Tiles($("#tiles"), { mainPeer: this.mainPeer, onNeedTap: () => (this.tapToPlay.hidden = false) });
+    /** What each party is, as `call_peers` told ({party, kind, name, language}). */
+    this.infos = new Map();
     /** The person chose audio only (kept for the next calls of the visit). */
     this.audioOnly = false;
     this.audioOnlyButton = document.getElementById("toggle-audio-only");
@@ -106,8 +118,28 @@ export class CallView extends EventTarget {
     }
     /** performance.now() when own media started opening (the admit); the next new call measures from it. */
     this.openedAt = null;
-    /** /call sockets listened to for the other party's `call_status`. */
+    /** /call sockets listened to for the others' `call_status`. */
     this.sockets = new Set();
+    this.speakerTimer = 0;
+    /** The loudest party of the last reading, and how many readings in a row. */
+    this.loudest = { party: null, times: 0 };
+  }
+
+  /** The main party's call (the state line, the quality lines and the chart leg follow it); else any live one. */
+  get call() {
+    const main = this.byPeer.get(this.mainPeer);
+    if (main && !main.closed) return main;
+    return this.calls()[0] || main || null;
+  }
+
+  /** Every live Call, one per other party. */
+  calls() {
+    return [...this.byPeer.values()].filter((c) => !c.closed);
+  }
+
+  /** Own camera and microphone (null: none). */
+  get localStream() {
+    return this.media;
   }
 
   /**
@@ -115,21 +147,24 @@ export class CallView extends EventTarget {
    * @param devices {videoDeviceId, audioDeviceId} chosen in the device check
    * @param without a note to show instead of opening anything (chat only), or null
    * @param problemNote (MediaProblem) => the note shown when opening fails
+   * @param stream a stream already open (the guest's device check) to use instead
    * @returns the promise of the stream, or of null
    */
-  openLocal({ devices = {}, without = null, problemNote }) {
+  openLocal({ devices = {}, without = null, problemNote, stream = null }) {
     if (!this.mediaReady) this.openedAt = performance.now();
-    this.mediaReady = this.mediaReady || this.startLocal(devices, without, problemNote);
+    this.mediaReady = this.mediaReady || this.startLocal(devices, without, problemNote, stream);
     return this.mediaReady;
   }
 
-  async startLocal(devices, without, problemNote) {
+  async startLocal(devices, without, problemNote, given) {
     if (without) {
       this.showMediaNote(without);
       return null;
     }
     try {
-      const opened = await openMedia(devices);
+      const opened = given
+        ? { stream: given, video: given.getVideoTracks().length > 0, audio: given.getAudioTracks().length > 0 }
+        : await openMedia(devices);
       this.media = opened.stream;
       this.local.srcObject = opened.stream;
       this.local.hidden = !opened.video;
@@ -157,11 +192,15 @@ export class CallView extends EventTarget {
   }
 
   /**
-   * A new peer connection for the visit; the old one (if any) is closed.
-   * onState hears the new connection's states only (starting with "new").
+   * A new peer connection with a party (the main one by default); its old one
+   * (if any) is closed. onState hears the new connection's states only
+   * (starting with "new").
+   * @param peer the party on the other end
+   * @param to the party put in the call's messages (null: none)
    */
-  newCall({ socket, visitId, iceServers, onState }) {
-    if (this.call) this.call.close();
+  newCall({ socket, visitId, iceServers, onState, peer = this.mainPeer, to = null }) {
+    const old = this.byPeer.get(peer);
+    if (old) old.close();
     if (!this.sockets.has(socket)) {
       this.sockets.add(socket);
       socket.on("call_status", (p) => this.onPeerStatus(p));
@@ -171,12 +210,14 @@ export class CallView extends EventTarget {
       visitId,
       iceServers,
       localStream: this.media,
-      onRemoteStream: (stream) => this.showRemote(stream),
+      onRemoteStream: (stream) => this.showRemote(stream, peer),
       onState: (s) => {
-        if (this.call === call) onState(s);
+        if (this.byPeer.get(peer) === call) onState(s);
       },
       startedAt: this.openedAt ?? performance.now(),
       audioOnly: this.audioOnly,
+      peer,
+      to,
     });
     this.openedAt = null; // later calls of the visit measure from their own start
     for (const name of CALL_EVENTS) {
@@ -186,16 +227,19 @@ export class CallView extends EventTarget {
         this.dispatchEvent(new CustomEvent(name, { detail: e.detail }));
       });
     }
-    this.call = call;
+    this.byPeer.set(peer, call);
+    this.tiles.ensure(peer, this.infos.get(peer) || null);
     this.showOwnQuality();
-    this.showPeer(null);
+    if (peer === this.mainPeer) this.showPeer(null);
+    this.tiles.setStatus(peer, null);
     // After newCall returns: the caller's onState may refer to the call it is given.
-    queueMicrotask(() => this.call === call && onState("new"));
+    queueMicrotask(() => this.byPeer.get(peer) === call && onState("new"));
     this.applyToggles();
+    this.watchSpeakers();
     return call;
   }
 
-  /** The person chose audio only (or video again): for this call and the next ones. */
+  /** The person chose audio only (or video again): for these calls and the next ones. */
   setAudioOnly(on) {
     this.audioOnly = Boolean(on);
     if (this.audioOnlyButton) {
@@ -206,11 +250,11 @@ export class CallView extends EventTarget {
       if (this.audioOnly) sessionStorage.setItem(AUDIO_ONLY_KEY, "1");
       else sessionStorage.removeItem(AUDIO_ONLY_KEY);
     }
-    if (this.call) this.call.setAudioOnly(this.audioOnly);
+    for (const call of this.calls()) call.setAudioOnly(this.audioOnly);
     this.showOwnQuality();
   }
 
-  /** Own connection's level and own paused video, in words. */
+  /** Own connection's level (the main call's) and own paused video, in words. */
   showOwnQuality() {
     const call = this.call;
     const level = call && !call.closed ? call.level : null;
@@ -223,41 +267,120 @@ export class CallView extends EventTarget {
     this.ownPaused.textContent = reason ? t(`stage.own_paused.${reason}`) : "";
   }
 
-  /** `call_status` from the other party: their level, and a note over their video when they send none. */
+  /** `call_status` from another party: their tile's flags; for the main party also their level. */
   onPeerStatus(p) {
-    const call = this.call;
+    const party = p.from || this.mainPeer;
+    const call = this.byPeer.get(party);
     if (!call || call.closed || p.visit_id !== call.visitId) return;
     if (p.call_id && call.callId && p.call_id !== call.callId) return; // of an earlier call
     call.handlePeerStatus(p);
-    this.showPeer(p);
+    this.tiles.setStatus(party, p);
+    if (party === this.mainPeer) this.showPeer(p);
   }
 
+  /** The main party's level in words (their note over the video is the tile's). */
   showPeer(p) {
     const level = p && p.level ? p.level : null;
     this.peerQuality.hidden = !level;
     this.peerQuality.dataset.level = level || "";
     this.peerQuality.textContent = level ? t(`stage.peer_quality.${this.peer}`, { level: t(`stage.level.${level}`) }) : "";
-    const video = p && ["paused", "audio_only", "camera_off"].includes(p.video) ? p.video : "";
-    this.remotePaused.hidden = !video;
-    this.remotePaused.dataset.video = video;
-    this.remotePaused.textContent = video ? t(`stage.remote_video_${video}.${this.peer}`) : "";
+    if (!p) this.tiles.setStatus(this.mainPeer, null);
   }
 
-  /** Close the call (telling the other page when notify); own camera stays on. */
+  // -- the people of the call ----------------------------------------------------------
+
+  /** A party's tile, with their name and why they are there once known (`call_peers`). */
+  ensureTile(party, info) {
+    if (info) this.infos.set(party, info);
+    this.tiles.ensure(party, info || this.infos.get(party) || null);
+  }
+
+  /** A party is no longer in the call: its tile goes. */
+  removeTile(party) {
+    this.tiles.remove(party);
+    this.infos.delete(party);
+  }
+
+  /** A note over a party's tile ("reconnecting", "left"; null: none). */
+  setTileNote(party, note) {
+    this.tiles.setNote(party, note);
+  }
+
+  /**
+   * Say in plain words what happened to someone ("Marta Ruiz left the call",
+   * "… is reconnecting", "… is back"), on the page and to screen readers.
+   */
+  announce(party, what) {
+    const info = this.infos.get(party) || null;
+    const name = info && info.name ? untranslated(info.name) : nameOf(party, info);
+    this.people.replaceChildren(...tNodes(`tiles.people.${what}`, { name }));
+    this.people.dataset.what = what;
+    this.people.dataset.party = party;
+    this.people.hidden = false;
+    if (what === "left") this.tiles.setNote(party, "left");
+    else if (what === "back") this.tiles.setNote(party, null);
+  }
+
+  /** This page left the call (or is back in it): the stage says so. */
+  showLeft(left) {
+    this.youLeft.hidden = !left;
+    this.youLeft.closest(".stage").dataset.left = String(left);
+    if (left) {
+      this.people.replaceChildren(t("tiles.you_left"));
+      this.people.dataset.what = "you_left";
+      this.people.hidden = false;
+    } else {
+      this.people.hidden = true;
+    }
+  }
+
+  /** Every second while in a call: the loudest of the others (two readings in a row) gets the large tile. */
+  watchSpeakers() {
+    if (this.speakerTimer) return;
+    this.speakerTimer = setInterval(() => this.readLevels(), SPEAKER_POLL_MS);
+  }
+
+  async readLevels() {
+    const calls = this.calls();
+    if (calls.length === 0) {
+      clearInterval(this.speakerTimer);
+      this.speakerTimer = 0;
+      return;
+    }
+    let best = { party: null, level: SPEAKING_LEVEL };
+    for (const call of calls) {
+      let level = 0;
+      try {
+        (await call.pc.getStats()).forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "audio") level = Math.max(level, s.audioLevel || 0);
+        });
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (call.peerAudio === "muted") level = 0;
+      if (level > best.level) best = { party: call.peer, level };
+    }
+    this.loudest = best.party === this.loudest.party ? { party: best.party, times: this.loudest.times + 1 } : { party: best.party, times: 1 };
+    if (this.loudest.party && this.loudest.times >= 2) this.tiles.setSpeaker(this.loudest.party);
+  }
+
+  // -- the end ---------------------------------------------------------------------------
+
+  /** Close every call (telling the other pages when notify); own camera stays on. */
   hangUp({ notify = false } = {}) {
-    if (this.call) this.call.close({ notify });
-    this.call = null;
+    for (const call of this.byPeer.values()) call.close({ notify });
+    this.byPeer.clear();
     this.showOwnQuality();
     this.showPeer(null);
   }
 
-  /** Release own camera and microphone and empty both pictures (and forget a choice of audio only). */
+  /** Release own camera and microphone and empty the pictures (and forget a choice of audio only). */
   release() {
     stopStream(this.media);
     this.media = null;
     this.mediaReady = null;
     this.local.srcObject = null;
-    this.clearRemote();
+    for (const party of [...this.tiles.tiles.keys()]) this.clearRemote(party);
     if (this.audioOnlyButton) sessionStorage.removeItem(AUDIO_ONLY_KEY); // the visit is over
   }
 
@@ -267,22 +390,20 @@ export class CallView extends EventTarget {
     this.stateEl.textContent = text || callStateText(s);
   }
 
-  async showRemote(stream) {
-    if (this.remote.srcObject !== stream) this.remote.srcObject = stream;
-    this.remoteEmpty.hidden = true;
-    if (!(await playVideo(this.remote))) this.tapToPlay.hidden = false;
+  showRemote(stream, party = this.mainPeer) {
+    return this.tiles.show(party, stream);
   }
 
   /** The browser wanted a tap before playing sound: this is it. */
   async playRemote() {
     this.tapToPlay.hidden = true;
-    if (!(await playVideo(this.remote))) this.tapToPlay.hidden = false;
+    if (!(await this.tiles.playAll())) this.tapToPlay.hidden = false;
   }
 
-  clearRemote() {
-    this.remote.srcObject = null;
-    this.remoteEmpty.hidden = false;
-    this.showPeer(null);
+  /** No video from a party now (the main one by default). */
+  clearRemote(party = this.mainPeer) {
+    this.tiles.clear(party);
+    if (party === this.mainPeer) this.showPeer(null);
   }
 
   flip(button) {
@@ -300,6 +421,6 @@ export class CallView extends EventTarget {
     for (const track of this.media.getTracks()) {
       track.enabled = track.kind === "audio" ? !micOff : !camOff;
     }
-    if (this.call) this.call.statusChanged(); // the other side shows "camera off"
+    for (const call of this.calls()) call.statusChanged(); // the others show "muted", "camera off"
   }
 }

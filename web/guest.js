@@ -3,8 +3,8 @@
 // (device_check.js, as the patient's), their own consent (the visit, and
 // separately recording: the guests' wording, guest_consent.*, whose version the
 // server checks as a patient's), the lobby until the doctor lets them in, then the
-// visit: who is in it and the visit's chat. The video for guests comes with
-// the calls of more than two (not yet): the page says so.
+// visit: who is in it, the call (guest_call.js: the same tiles as the
+// patient's and the doctor's) and the visit's chat.
 // Removed, ended or invalid links end the page with plain words.
 
 import { $, Notices, forgetToken, openSockets, readClaims, readToken, request, showConnection, showScreen } from "/static/common.js";
@@ -12,6 +12,7 @@ import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { visitLanguage } from "/static/check_in.js";
 import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
+import { GuestCall } from "/static/guest_call.js";
 import { t } from "/static/i18n.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { peopleList, roleText } from "/static/people.js";
@@ -28,6 +29,8 @@ const page = {
   /** The guest as last told ({guest_id, kind, name, language, state, ...}). */
   guest: null,
   chat: null,
+  /** The guest's call (GuestCall), made when first let in. */
+  call: null,
   device: null,
   screen: "connecting",
   finished: false,
@@ -90,10 +93,12 @@ function applyGuest(guest) {
   else if (state === "admitted") enterVisit();
   else if (state === "waiting") {
     closeChat();
+    stopCall();
     go("lobby");
     document.title = t("guest.lobby.title");
   } else if (state === "left") {
     closeChat();
+    stopCall();
     go("left");
   } else if (first || page.screen === "connecting") {
     go("welcome");
@@ -143,6 +148,7 @@ function enterVisit() {
     document.title = t("guest.in.title");
   }
   openChat();
+  startCall();
   request(page.socket, "participants", { visit_id: page.claims.visit }).then((r) => showPeople(r.participants), () => {});
 }
 
@@ -168,6 +174,28 @@ function openChat() {
   page.chat = { socket, view };
 }
 
+/** The call: own camera and microphone, and a connection with each person in it. */
+function startCall() {
+  if (!page.call) {
+    const socket = page.manager.socket("/call", { auth: { token: page.token } });
+    page.call = new GuestCall({
+      socket,
+      slot: $("#call-stage"),
+      visitId: page.claims.visit,
+      self: page.claims.guest,
+      active: () => page.screen === "in" && !page.finished,
+      onConnected: () => ($("#video-note").hidden = true),
+    });
+    // For whoever builds on the call (its controls): the guest's call object.
+    page.call.view.guestCall = page.call;
+  }
+  page.call.start();
+}
+
+function stopCall() {
+  if (page.call) page.call.stop();
+}
+
 function closeChat() {
   if (!page.chat) return;
   page.chat.socket.disconnect();
@@ -190,6 +218,7 @@ function showEnd(ending) {
   $("#refused-text").textContent = t(`guest.${ending}.text`);
   if (page.device) page.device.stop();
   closeChat();
+  stopCall();
   if (page.socket) page.socket.disconnect();
   forgetToken(TOKEN_KEY);
   forgetMediaPrefs();

@@ -1,17 +1,16 @@
-// The patient's side of the call: the doctor's page makes every offer and
-// the patient's page answers (call.js). A page that has no working call while
-// the visit is in progress asks the doctor's page for a new one (with a
-// `hangup`; see call.js for why).
+// The patient's side of the call: the patient comes last in the order of
+// offering (mesh.js), so the patient's page answers everyone's offers (the
+// doctor's, and each guest's). A page that has no working call while the
+// visit is in progress asks for one (a `hangup` to that party; see call.js
+// for why). The patient may leave the call (not the visit) and come back
+// (leave(), rejoin()).
 
-import { request } from "/static/common.js";
 import { mediaPrefs } from "/static/device_check.js";
-import { learnIcePolicy } from "/static/ice_policy.js";
 import { t } from "/static/i18n.js";
+import { Mesh } from "/static/mesh.js";
 
 /** After admission, how long to wait for the doctor's offer before asking for one. */
 const OFFER_GRACE_MS = 6000;
-/** At most one request for an offer this often. */
-const OFFER_REQUEST_EVERY_MS = 3000;
 
 export class PatientCall {
   /**
@@ -26,20 +25,37 @@ export class PatientCall {
     this.view = view;
     this.visit = visit;
     this.over = over;
-    this.onFirstOffer = onFirstOffer;
-    /** RTCConfiguration.iceServers from the server (the chart leg uses them too). */
-    this.iceServers = [];
-    /** When this page last asked for an offer (ms). */
-    this.lastOfferRequest = 0;
-    socket.on("ice_servers", (p) => {
-      this.iceServers = p.ice_servers || [];
-      learnIcePolicy(p);
+    const inVisit = () => {
+      const v = visit();
+      return Boolean(v && v.state === "in_visit" && !over());
+    };
+    this.mesh = new Mesh({
+      socket,
+      view,
+      self: "patient",
+      visitId: () => (visit() ? visit().visit_id : null),
+      active: inVisit,
+      acceptsOffers: () => !over(),
+      onFirstOffer,
+      onTrouble: (err) => this.trouble(err),
+      onMainState: (s, reason) => this.onState(s, reason),
     });
-    socket.on("connect", () => this.requestOfferIfIdle());
-    socket.on("offer", (p) => this.onOffer(p));
-    socket.on("answer", () => {}); // the patient never offers
-    socket.on("candidate", (p) => this.view.call && this.view.call.handleCandidate(p));
-    socket.on("hangup", (p) => this.onDoctorHangup(p));
+    this.inVisit = inVisit;
+  }
+
+  /** RTCConfiguration.iceServers from the server (the chart leg uses them too). */
+  get iceServers() {
+    return this.mesh.iceServers;
+  }
+
+  /** All live Call objects, one per other person. */
+  calls() {
+    return this.mesh.calls();
+  }
+
+  /** Own camera and microphone (null: none). */
+  get localStream() {
+    return this.view.localStream;
   }
 
   /** The call screen opened: own camera and microphone, as chosen in the device check. */
@@ -58,45 +74,24 @@ export class PatientCall {
    * Otherwise (the page was reloaded) ask the doctor's page for a new call now.
    */
   expectOffer({ admittedNow }) {
+    this.mesh.start();
     if (admittedNow) setTimeout(() => this.requestOfferIfIdle(), OFFER_GRACE_MS);
     else this.requestOfferIfIdle();
   }
 
-  /** The page has no working call while the visit is in progress: ask the doctor's page to start one. */
+  /** The page has no working call while the visit is in progress: ask for one. */
   requestOfferIfIdle() {
-    const visit = this.visit();
-    if (!visit || visit.state !== "in_visit" || !this.socket.connected) return;
-    const call = this.view.call;
-    if (call && !["failed", "closed"].includes(call.state)) return;
-    if (Date.now() - this.lastOfferRequest < OFFER_REQUEST_EVERY_MS) return;
-    this.lastOfferRequest = Date.now();
-    request(this.socket, "hangup", { visit_id: visit.visit_id }).catch(() => {});
+    if (this.inVisit()) this.mesh.requestOffers();
   }
 
-  async onOffer(offer) {
-    const visit = this.visit();
-    if (!visit || offer.visit_id !== visit.visit_id || this.over()) return;
-    const current = this.view.call;
-    if (offer.restart && current && !current.closed) {
-      current.handleOffer(offer).catch((err) => this.trouble(err));
-      return;
-    }
-    if (offer.restart) {
-      // An ICE restart for a connection this page does not have: ask for a new call.
-      this.lastOfferRequest = 0;
-      this.requestOfferIfIdle();
-      return;
-    }
-    this.onFirstOffer();
-    const call = this.view.newCall({
-      socket: this.socket,
-      visitId: visit.visit_id,
-      iceServers: this.iceServers,
-      onState: (s) => this.view.showState(s),
-    });
-    await this.view.mediaReady;
-    call.localStream = this.view.media;
-    call.handleOffer(offer).catch((err) => this.trouble(err));
+  /** Leave the call but stay in the visit: every connection closed, no offers asked for; the tiles say so. */
+  leave() {
+    return this.mesh.leave();
+  }
+
+  /** Back in the call after leave(): the others offer again. */
+  rejoin() {
+    return this.mesh.rejoin();
   }
 
   /** A failed step of the call: say so; the doctor's page starts over when it does not connect. */
@@ -105,11 +100,14 @@ export class PatientCall {
     this.view.showState("failed", t("visit_call.retrying"));
   }
 
-  onDoctorHangup(p) {
-    const visit = this.visit();
-    if (!this.view.call || (visit && p.visit_id !== visit.visit_id)) return;
-    this.view.hangUp();
-    this.view.clearRemote();
-    this.view.showState("closed", t("visit_call.doctor_left"));
+  /** The doctor's connection (the state line is theirs). */
+  onState(s, reason) {
+    if (reason === "left") this.view.showState("closed", t("visit_call.doctor_left"));
+    else this.view.showState(s);
+  }
+
+  /** The visit is over: close every connection. */
+  stop({ notify = false } = {}) {
+    this.mesh.stop({ notify });
   }
 }

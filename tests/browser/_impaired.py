@@ -199,19 +199,23 @@ def impaired_node(chromium: str, folders: pytest.TempPathFactory | Path, *, prof
         "TELEMED_ICE_POLICY": "relay",
         **settings,
     }
-    with dev_node(chromium, factory, name=name, **env) as node:
+    # ``helpers`` (the relay, then coturn) are stopped after the node: its worker's
+    # legs release their TURN allocations on the way out, and with coturn gone
+    # each release waits out STUN's retransmissions (about 30 s) until the node
+    # is killed. (coturn and the relay keep the node's namespace alive meanwhile.)
+    with contextlib.ExitStack() as helpers, dev_node(chromium, factory, name=name, **env) as node:
         turn = TurnServer(factory.mktemp("coturn"), secret, port=turn_port, netns_pid=node.netns_pid)
         turn.relay_range = (first + 2, first + 1 + TURN_RELAY_PORTS)
         turn.start()
+        helpers.callback(turn.stop)
+        relay = RelayProcess(relay_port, ("127.0.0.1", turn_port), profile=profile, seed=seed,
+                             netns_pid=node.netns_pid).start()
+        helpers.callback(relay.stop)
         try:
-            relay = RelayProcess(relay_port, ("127.0.0.1", turn_port), profile=profile, seed=seed,
-                                 netns_pid=node.netns_pid).start()
-            try:
-                yield Impaired(node, turn, relay)
-            finally:
-                relay.stop()
+            yield Impaired(node, turn, relay)
         finally:
-            turn.stop()
+            with contextlib.suppress(Exception):
+                relay.set_profile("good")  # a test may have left the paths blocked
 
 
 # -- pytest fixtures (import them into a test module) ----------------------------------------------

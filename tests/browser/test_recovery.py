@@ -1,10 +1,16 @@
-"""A network change in the middle of a visit: UDP blocked for 10 s, then
-restored (tests/browser/_impaired.py, profile ``blocked``); and for 45 s,
-past the point where the browsers give the connection up (ICE ``failed``,
-about 30 s). The doctor's page restarts ICE on its own, again and again
-while the path stays blocked, and the call comes back with media on both
-sides: the same peer connections (ICE restarts, not a new call), the pages
-never reloaded. The time it took is on /metrics; the chart legs come back too."""
+"""A network change in the middle of a visit: UDP blocked for 45 s, then
+restored (tests/browser/_impaired.py, profile ``blocked``), past the point
+where the browsers give the connection up (ICE ``failed``, about 30 s). The
+doctor's page restarts ICE on its own, again and again while the path stays
+blocked, and the call comes back with media on both sides: the same peer
+connections (ICE restarts, not a new call), the pages never reloaded. The
+time it took is on /metrics; the chart legs come back too.
+
+A 10 s block was a second case of this test; it asserted a subset of what the
+45 s block asserts (there a restart was optional: the connection may resume by
+itself before the first restart, made 4 s after "disconnected"), and the 45 s
+block goes through that first restart too, so it was dropped to save its
+minute of the suite."""
 
 from __future__ import annotations
 
@@ -56,11 +62,14 @@ def call_id(page: Page) -> int:
     return int(stats["id"])
 
 
+#: How long UDP stays blocked: past ICE failure (about 30 s).
+BLOCKED_S = 45
+
+
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("blocked_s", [10, 45])
-def test_udp_blocked_then_restored_the_call_comes_back_by_itself(blocked_s: int, impaired_ui: UI, impaired: Impaired) -> None:
+def test_udp_blocked_then_restored_the_call_comes_back_by_itself(impaired_ui: UI, impaired: Impaired) -> None:
     ui, node = impaired_ui, impaired.node
-    clinic = f"c-recovery-{blocked_s}"
+    clinic = "c-recovery"
     _, link = node.create_visit(clinic, "Ola Tunnel")
     patient = ui.page("patient", phone=True)
     doctor = ui.page("doctor")
@@ -86,9 +95,9 @@ def test_udp_blocked_then_restored_the_call_comes_back_by_itself(blocked_s: int,
     expect(doctor.locator("#call-state")).not_to_have_attribute("data-state", "connected")
     # The relay dropped what the parties kept sending meanwhile.
     assert impaired.totals()["up"]["lost"] > 0
-    if blocked_s > 30:  # the browsers give up the connection; the restarts go on
-        poll(doctor, CALL_STATS, lambda s: bool(s) and s["state"] == "failed", "doctor: the call fails", timeout=60)
-    time.sleep(max(0.0, blocked_s - (time.monotonic() - blocked_at)))  # the scenario: the block lasts that long
+    # The browsers give up the connection; the restarts go on.
+    poll(doctor, CALL_STATS, lambda s: bool(s) and s["state"] == "failed", "doctor: the call fails", timeout=60)
+    time.sleep(max(0.0, BLOCKED_S - (time.monotonic() - blocked_at)))  # the scenario: the block lasts that long
 
     # -- restored: the call comes back without anyone doing anything -----------------------------
     impaired.set_profile("good")
@@ -99,18 +108,13 @@ def test_udp_blocked_then_restored_the_call_comes_back_by_itself(blocked_s: int,
     for page in (patient, doctor):
         assert page.evaluate(MARKED) == "still here"
     expect(doctor.locator("#call-state")).to_have_attribute("data-state", "connected")
-    # Past ICE failure only an ICE restart brings the call back. After 10 s mostly one
-    # does too (made 4 s after the call went "disconnected"), but on a slow machine the
-    # block may end before it, and the connection then resumes by itself.
-    restarted = patient.evaluate(OFFERED_UFRAG) != ufrag_before
-    if blocked_s > 30:
-        assert restarted
-    if restarted:
-        # The time from the restart that brought the call back to media again, on /metrics.
-        deadline = time.monotonic() + 30
-        while restarts_observed(text := metrics(impaired), "doctor") <= restarts_before:
-            assert time.monotonic() < deadline, [line for line in text.splitlines() if "restart" in line]
-            time.sleep(0.5)
+    # Past ICE failure only an ICE restart brings the call back.
+    assert patient.evaluate(OFFERED_UFRAG) != ufrag_before
+    # The time from the restart that brought the call back to media again, on /metrics.
+    deadline = time.monotonic() + 30
+    while restarts_observed(text := metrics(impaired), "doctor") <= restarts_before:
+        assert time.monotonic() < deadline, [line for line in text.splitlines() if "restart" in line]
+        time.sleep(0.5)
     # The chart legs (replaced by the pages when they drop) record again.
     leg_sends(patient, "patient's leg after the block", timeout=120)
     leg_sends(doctor, "doctor's leg after the block", timeout=120)

@@ -17,6 +17,10 @@
 // the CallView's "videopausedchange"), the leg sends none either (its video
 // sender's track is replaced by none, no renegotiation) and takes it up again
 // with the call; the microphone, which the transcript needs, goes on.
+//
+// It also follows a switch of camera or microphone during the call (the
+// view's "localtrackchange", local_tracks.js): the new track takes the old
+// one's place on the leg's sender, so the record goes on with the new device.
 
 import { ServerError, request } from "/static/common.js";
 import { t } from "/static/i18n.js";
@@ -89,8 +93,10 @@ export class ChartLeg {
    * @param language the speaker's language tag, for speech-to-text; empty: the
    *   server decides (the patient's leg uses the visit's language)
    * @param follow an EventTarget whose "videopausedchange" events ({paused})
-   *   say when the call stops and resumes sending video (the page's CallView);
-   *   null: the leg always sends its video
+   *   say when the call stops and resumes sending video, and whose
+   *   "localtrackchange" events ({kind, track}) say that own camera or
+   *   microphone was switched (the page's CallView); null: the leg always
+   *   sends its video and the stream's first tracks
    */
   constructor({ socket, visitId, role, iceServers = [], onState = () => {}, language = "", follow = null }) {
     this.socket = socket;
@@ -112,7 +118,21 @@ export class ChartLeg {
     this.videoPaused = Boolean(follow && follow.call && follow.call.videoPaused);
     this.follow = follow;
     this.onVideoPaused = (e) => this.setVideoPaused(Boolean(e.detail && e.detail.paused));
-    if (follow) follow.addEventListener("videopausedchange", this.onVideoPaused);
+    this.onTrackChange = (e) => this.trackChanged(e.detail || {});
+    if (follow) {
+      follow.addEventListener("videopausedchange", this.onVideoPaused);
+      follow.addEventListener("localtrackchange", this.onTrackChange);
+    }
+  }
+
+  /** Own camera or microphone was switched: send the new track (video only while not paused). */
+  trackChanged({ kind, track }) {
+    if (!this.pc || !track) return;
+    const wanted = kind === "video" && this.videoPaused ? null : track;
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.receiver.track.kind !== kind || transceiver.sender.track === wanted) continue;
+      transceiver.sender.replaceTrack(wanted).catch(() => {});
+    }
   }
 
   /** Stop sending own video on the leg (paused), or send it again; the audio goes on. */
@@ -309,7 +329,10 @@ export class ChartLeg {
 
   /** Stop sending (visit over, or this page leaves the visit). */
   stop() {
-    if (this.follow) this.follow.removeEventListener("videopausedchange", this.onVideoPaused);
+    if (this.follow) {
+      this.follow.removeEventListener("videopausedchange", this.onVideoPaused);
+      this.follow.removeEventListener("localtrackchange", this.onTrackChange);
+    }
     this.generation++;
     this.clearTimers();
     this.dropPeer();

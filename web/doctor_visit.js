@@ -4,6 +4,7 @@
 // event).
 
 import { $, esiName, formatClock, h, request, showScreen, toggleConfirm } from "/static/common.js";
+import { CallControls } from "/static/call_controls.js";
 import { ChatView } from "/static/chat.js";
 import { languageLabel } from "/static/clinic_text.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
@@ -37,6 +38,8 @@ export class DoctorVisit {
     this.chart = new DoctorChart({
       socket: sockets["/media"], notices, token, currentVisit, iceServers: () => this.call.iceServers, callView: this.call.view,
     });
+    // Timer, full screen, camera switch and devices; "End visit" stays the bar's last button (the doctor's hang-up).
+    this.controls = new CallControls({ view: this.call.view, area: $("#call-area"), bar: $('[data-screen="visit"] .call-controls'), before: $("#end-visit") });
     this.guests = new GuestsPanel({ token, notices });
     this.queueSocket.on("guests", (message) => this.guests.apply(message));
     $("#admit-next").addEventListener("click", () => this.admit(null));
@@ -84,6 +87,7 @@ export class DoctorVisit {
     this.chatView = new ChatView(this.chats.client, visit.visit_id, { title: patientChatTitle(visit), me: this.me });
     $("#visit-chat-slot").replaceChildren(this.chatView.el);
     this.call.start();
+    this.controls.start();
     this.chart.start(visit, this.call.view.mediaReady);
   }
 
@@ -100,6 +104,7 @@ export class DoctorVisit {
   /** Close the call (telling the patient's page when notify), stop the chart leg, release the camera. */
   hangUp({ notify }) {
     this.call.stop({ notify });
+    this.controls.stop();
     this.chart.stop();
     this.call.view.release();
   }

@@ -4,8 +4,8 @@
 import { t } from "/static/i18n.js";
 
 /** Constraints for the call: modest video, fine on phones and slow links. */
-const VIDEO = { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
-const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+export const VIDEO = { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
+export const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
 export class MediaProblem extends Error {
   constructor(kind, title, text) {

@@ -20,6 +20,7 @@ import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { callStateText } from "/static/call.js";
 import { CallView, mountStage } from "/static/call_view.js";
+import { CallControls } from "/static/call_controls.js";
 import { AppointmentWait } from "/static/appointment.js";
 import { ChartSession } from "/static/chart_session.js";
 import { CheckInForm } from "/static/check_in.js";
@@ -96,6 +97,14 @@ function connectToClinic(token) {
     chart: new ChartSession({ socket: sockets["/media"], role: "patient", onLegState: chartLegState }),
     captions: new PatientCaptions({ socket: sockets["/media"], visit: () => page.visit }),
   };
+  parts.controls = new CallControls({
+    view,
+    area: $("#call-area"),
+    bar: $('[data-screen="call"] .call-controls'),
+    leaver: parts.call,
+    onLeave: () => parts.chart.leg && stopRecording(),
+    onRejoin: () => page.visit && startRecording(page.visit),
+  });
 
   queue.on("connect", () => showConnection($("#connection"), "online", t("page.connected")));
   queue.on("disconnect", () => {
@@ -194,6 +203,7 @@ function enterVisit(visit, { admittedNow }) {
     const tapped = !navigator.userActivation || navigator.userActivation.hasBeenActive;
     if (navigator.vibrate && tapped) navigator.vibrate([200, 100, 200]);
     parts.call.openLocal();
+    parts.controls.start();
     loadPeople(visit.visit_id);
     startRecording(visit);
     parts.captions.show(visit);
@@ -213,6 +223,12 @@ async function startRecording(visit) {
   const stream = await parts.view.mediaReady;
   if (page.finished || chart.leg || !stream) return;
   chart.send(visit.visit_id, stream, parts.call.iceServers, { follow: parts.view });
+}
+
+/** Out of the call (not the visit): nothing of the patient goes to the chart until they rejoin. */
+function stopRecording() {
+  parts.chart.leg.stop();
+  parts.chart.leg = null;
 }
 
 function chartLegState(s, err) {
@@ -264,6 +280,7 @@ function teardown() {
   if (parts) {
     parts.device.stop();
     parts.appointment.stop();
+    parts.controls.stop();
     parts.view.hangUp();
     parts.chart.stop();
     parts.captions.stop();

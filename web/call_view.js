@@ -325,6 +325,8 @@ export class CallView extends EventTarget {
   showLeft(left) {
     this.youLeft.hidden = !left;
     this.youLeft.closest(".stage").dataset.left = String(left);
+    this.showOwnQuality();
+    if (left) this.showPeer(null);
     if (left) {
       this.people.replaceChildren(t("tiles.you_left"));
       this.people.dataset.what = "you_left";

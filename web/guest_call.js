@@ -48,7 +48,7 @@ export class GuestCall {
 
   /** Own camera and microphone as chosen in the device check, then the calls. */
   start() {
-    if (!this.socket.connected) this.socket.connect();
+    if (!this.socket.active) this.socket.connect(); // again after stop(); a new socket connects by itself
     const prefs = mediaPrefs();
     this.view.openLocal({
       devices: prefs,

@@ -162,3 +162,73 @@ UNLABELLED = """() => [...document.querySelectorAll('button, input, select, text
 def assert_labelled(page: Page) -> None:
     missing = page.evaluate(UNLABELLED)
     assert not missing, f"controls without a label: {missing}"
+
+
+def invite_guest(doctor: Page, name: str, *, language: str | None = "es", kind: str | None = None) -> str:
+    """The doctor invites a guest from the visit's "People in this visit" panel
+    (an interpreter of ``language`` unless ``kind`` names another option);
+    returns the guest's link."""
+    panel = doctor.locator("#guests-panel")
+    panel.get_by_role("button", name="Invite someone").click()
+    if kind:
+        panel.get_by_label("Who").select_option(label=kind)
+    panel.get_by_label("Their name").fill(name)
+    if language:
+        panel.get_by_label("Language they interpret").select_option(language)
+    panel.get_by_role("button", name="Create the link").click()
+    link: str = panel.get_by_role("textbox", name="Guest link").input_value()
+    return link
+
+
+def guest_enters(guest: Page, link: str) -> None:
+    """A guest's way in: welcome, device check, consent to the visit, the lobby."""
+    guest.goto(link)
+    guest.locator("#welcome-next").click()
+    guest.locator("#device-start").click()
+    guest.locator("#device-next").click()
+    guest.locator("#consent-visit").check()
+    guest.locator("#join").click()
+    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
+
+
+def let_in(doctor: Page, guest: Page, name: str) -> None:
+    """The doctor lets a guest in from the lobby; the guest's page shows the visit."""
+    doctor.locator("#guests-list li", has_text=name).get_by_role("button", name=f"Let {name} in").click()
+    expect(guest.locator("[data-screen=in]")).to_be_visible()
+
+
+#: Every connected call connection of the page that receives, with its inbound bytes.
+PEER_STATS = """async () => {
+  const pcs = (window.__pcs || []).filter((pc) => pc.connectionState === 'connected'
+    && pc.getTransceivers().some((t) => t.direction === 'sendrecv' || t.direction === 'recvonly'));
+  const out = [];
+  for (const pc of pcs) {
+    const row = {id: window.__pcs.indexOf(pc), audio: 0, video: 0, frames: 0};
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') { row.video += s.bytesReceived || 0; row.frames += s.framesDecoded || 0; }
+      else row.audio += s.bytesReceived || 0;
+    });
+    out.push(row);
+  }
+  return out;
+}"""
+
+
+def mesh_flows(page: Page, who: str, peers: int, timeout: float = 90) -> list[dict[str, Any]]:
+    """``peers`` call connections of the page are connected and inbound audio
+    and video grow on each of them. Returns the last figures."""
+    deadline = time.monotonic() + timeout
+    first: dict[int, dict[str, Any]] = {}
+    last: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        last = page.evaluate(PEER_STATS)
+        grown = 0
+        for row in last:
+            before = first.setdefault(row["id"], row)
+            if row["video"] > before["video"] + 20_000 and row["frames"] > before["frames"] + 10 and row["audio"] > before["audio"] + 1_000:
+                grown += 1
+        if len(last) >= peers and grown >= peers:
+            return last
+        page.wait_for_timeout(500)
+    raise AssertionError(f"{who}: inbound audio and video did not grow on {peers} connections in {timeout:.0f} s; first {first}, last {last}")

@@ -55,17 +55,63 @@ def senders(page: Page, *, leg: bool) -> dict[str, Any]:
 
 def sends_camera(page: Page, label: str, *, leg: bool) -> None:
     """The call (or the chart leg) sends the camera ``label`` and encodes more and more of its frames."""
-    first = poll(page, SENDERS, lambda rows: any(r["leg"] == leg and r["video"] == label and r["state"] == "connected" for r in rows),
-                 f"{'leg' if leg else 'call'} sends {label}")
+    first = poll(
+        page,
+        SENDERS,
+        lambda rows: any(r["leg"] == leg and r["video"] == label and r["state"] == "connected" for r in rows),
+        f"{'leg' if leg else 'call'} sends {label}",
+    )
     start = next(r for r in first if r["leg"] == leg and r["video"] == label)["frames"]
-    poll(page, SENDERS, lambda rows: any(r["leg"] == leg and r["video"] == label and r["frames"] > start + 30 for r in rows),
-         f"{'leg' if leg else 'call'} encodes frames of {label}")
+    poll(
+        page,
+        SENDERS,
+        lambda rows: any(r["leg"] == leg and r["video"] == label and r["frames"] > start + 30 for r in rows),
+        f"{'leg' if leg else 'call'} encodes frames of {label}",
+    )
 
 
-def start_visit(ui: UI, node: Node, clinic: str, launch: Any, name: str) -> tuple[Page, Page, str]:
-    """A patient (phone, two cameras) admitted by a doctor; both receive the other's video."""
+#: A phone's cameras, as far as the page can tell: fake_device_0 faces the user, fake_device_2 away
+#: (getSettings().facingMode, and getUserMedia's facingMode {exact}); and a camera the test makes
+#: refuse to open (window.__refuse = {label, name}: "NotReadableError" as when another app holds it).
+PHONE_CAMERAS = """(() => {
+  const md = navigator.mediaDevices;
+  const real = md.getUserMedia.bind(md);
+  const facing = (label) => ({fake_device_0: 'user', fake_device_2: 'environment'})[label] || '';
+  const settings = MediaStreamTrack.prototype.getSettings;
+  MediaStreamTrack.prototype.getSettings = function () {
+    const s = settings.call(this);
+    if (this.kind === 'video' && facing(this.label)) s.facingMode = facing(this.label);
+    return s;
+  };
+  md.getUserMedia = async (constraints) => {
+    const video = constraints && constraints.video;
+    if (video && typeof video === 'object') {
+      const cameras = (await md.enumerateDevices()).filter((d) => d.kind === 'videoinput');
+      const exact = video.facingMode && video.facingMode.exact;
+      if (exact) {
+        const camera = cameras.find((d) => facing(d.label) === exact);
+        if (!camera) throw new DOMException('no such camera', 'OverconstrainedError');
+        constraints = {...constraints, video: {...video, facingMode: undefined, deviceId: {exact: camera.deviceId}}};
+      }
+      const id = constraints.video.deviceId && constraints.video.deviceId.exact;
+      const refuse = window.__refuse;
+      if (refuse && id && (cameras.find((d) => d.deviceId === id) || {}).label === refuse.label) {
+        throw new DOMException('refused by the test', refuse.name);
+      }
+    }
+    return real(constraints);
+  };
+})();"""
+
+
+def start_visit(ui: UI, node: Node, clinic: str, launch: Any, name: str, *, init: str = "") -> tuple[Page, Page, str]:
+    """A patient (phone, three cameras) admitted by a doctor; both receive the other's video."""
     visit_id, link = node.create_visit(clinic, name)
-    patient = ui.page("patient", phone=True, browser=launch(drop=("--use-fake-device-for-media-stream",), add=(CAMERAS,)))
+    patient = ui.page(
+        "patient", phone=True, browser=launch(drop=("--use-fake-device-for-media-stream",), add=(CAMERAS,))
+    )
+    if init:
+        patient.context.add_init_script(init)
     doctor = ui.page("doctor")
     check_in(patient, link, "A rash on the back")
     doctor.goto(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Haddad")))
@@ -98,7 +144,12 @@ def test_timer_camera_switch_and_devices(ui: UI, node: Node, clinic: str, launch
     switch.click()
     expect(patient.locator("#controls-status")).to_have_text("Now using the camera fake_device_1.")
     expect(switch).to_be_focused()
-    poll(patient, SENDERS, lambda rows: len(rows) == 2 and all(r["video"] == "fake_device_1" for r in rows), "call and leg send fake_device_1")
+    poll(
+        patient,
+        SENDERS,
+        lambda rows: len(rows) == 2 and all(r["video"] == "fake_device_1" for r in rows),
+        "call and leg send fake_device_1",
+    )
     switch.click()
     expect(patient.locator("#controls-status")).to_have_text("Now using the camera fake_device_2.")
     sends_camera(patient, "fake_device_2", leg=False)
@@ -115,7 +166,9 @@ def test_timer_camera_switch_and_devices(ui: UI, node: Node, clinic: str, launch
     camera = panel.get_by_label("Camera", exact=True)
     expect(camera).to_be_focused()
     expect(camera.locator("option")).to_have_text(["fake_device_0", "fake_device_1", "fake_device_2"])
-    expect(camera).to_have_value(patient.evaluate("document.querySelector('#local-video').srcObject.getVideoTracks()[0].getSettings().deviceId"))
+    expect(camera).to_have_value(
+        patient.evaluate("document.querySelector('#local-video').srcObject.getVideoTracks()[0].getSettings().deviceId")
+    )
     microphone = panel.get_by_label("Microphone", exact=True)
     expect(microphone.locator("option")).to_contain_text(["Fake Audio Input 1", "Fake Audio Input 2"])
     expect(panel.get_by_label("Speaker", exact=True).locator("option")).to_contain_text(["Fake Audio Output 1"])
@@ -123,7 +176,12 @@ def test_timer_camera_switch_and_devices(ui: UI, node: Node, clinic: str, launch
     expect(patient.locator("#controls-status")).to_have_text("Now using the camera fake_device_0.")
     microphone.select_option(label="Fake Audio Input 2")
     expect(patient.locator("#controls-status")).to_have_text("Now using the microphone Fake Audio Input 2.")
-    call = poll(patient, SENDERS, lambda rows: any(not r["leg"] and r["audio"] == "Fake Audio Input 2" for r in rows), "call sends the new microphone")
+    call = poll(
+        patient,
+        SENDERS,
+        lambda rows: any(not r["leg"] and r["audio"] == "Fake Audio Input 2" for r in rows),
+        "call sends the new microphone",
+    )
     sent = next(r for r in call if not r["leg"] and r["state"] == "connected")
     assert sent["videoEnabled"] is False and sent["audioEnabled"] is False, sent  # still off and muted
     expect(patient.get_by_role("button", name="Turn camera on")).to_be_visible()
@@ -139,8 +197,12 @@ def test_timer_camera_switch_and_devices(ui: UI, node: Node, clinic: str, launch
     # -- a camera that stops by itself (unplugged): plain words, and the picker to choose another ---
     patient.get_by_role("button", name="Done").click()
     expect(patient.get_by_role("button", name="Devices")).to_be_focused()
-    patient.evaluate("document.querySelector('#local-video').srcObject.getVideoTracks()[0].dispatchEvent(new Event('ended'))")
-    expect(patient.get_by_role("alert").filter(has_text="Your camera stopped")).to_have_text("Your camera stopped. Choose another one.")
+    patient.evaluate(
+        "document.querySelector('#local-video').srcObject.getVideoTracks()[0].dispatchEvent(new Event('ended'))"
+    )
+    expect(patient.get_by_role("alert").filter(has_text="Your camera stopped")).to_have_text(
+        "Your camera stopped. Choose another one."
+    )
     expect(camera).to_be_visible()
     expect(camera).to_be_focused()
     shoot(patient, "call-controls-patient-camera-stopped")
@@ -195,4 +257,49 @@ def test_patient_leaves_and_rejoins(ui: UI, node: Node, clinic: str, launch: Any
     media_flows(doctor, "doctor after the patient rejoined")
     leg_sends(patient, "patient after rejoining")
     timer_runs(patient)
+    ui.assert_clean()
+
+
+@pytest.mark.timeout(300)
+def test_phone_front_and_back_camera_and_failures(ui: UI, node: Node, clinic: str, launch: Any) -> None:
+    """On a phone (cameras that say which way they face) the switch goes to the other side; a camera
+    another app holds, or one the browser may not use, is said in plain words and the call keeps its camera."""
+    patient, doctor, _ = start_visit(ui, node, clinic, launch, "Lena Park", init=PHONE_CAMERAS)
+    sends_camera(patient, "fake_device_0", leg=False)
+    switch = patient.get_by_role("button", name="Switch camera")
+    switch.click()
+    expect(patient.locator("#controls-status")).to_have_text("Now using the back camera.")
+    expect(patient.locator("#local-video")).to_have_attribute("data-facing", "environment")  # not mirrored
+    assert patient.evaluate("getComputedStyle(document.querySelector('#local-video')).transform") == "none"
+    sends_camera(patient, "fake_device_2", leg=False)
+    media_flows(doctor, "doctor after the switch to the back camera")
+
+    patient.evaluate("window.__refuse = {label: 'fake_device_0', name: 'NotReadableError'}")
+    switch.click()
+    problem = patient.get_by_role("alert").filter(has_text="another app")
+    expect(problem).to_have_text(
+        "Your camera is being used by another app. Close that app, then choose the camera again."
+    )
+    expect(switch).to_be_focused()
+    sends_camera(patient, "fake_device_2", leg=False)  # the back camera again, still sent
+    shoot(patient, "call-controls-patient-camera-busy", sizes=("phone",))
+
+    patient.evaluate("window.__refuse = {label: 'fake_device_0', name: 'NotAllowedError'}")
+    patient.get_by_role("button", name="Devices").click()
+    camera = patient.get_by_role("region", name="Camera, microphone and speaker").get_by_label("Camera", exact=True)
+    camera.select_option(label="fake_device_0")
+    expect(patient.get_by_role("alert").filter(has_text="not allowed")).to_contain_text(
+        "The browser is not allowed to use your camera."
+    )
+    expect(camera).to_have_value(
+        patient.evaluate("document.querySelector('#local-video').srcObject.getVideoTracks()[0].getSettings().deviceId")
+    )
+    sends_camera(patient, "fake_device_2", leg=False)
+
+    patient.evaluate("window.__refuse = null")
+    camera.select_option(label="fake_device_0")
+    expect(patient.locator("#controls-status")).to_have_text("Now using the front camera.")
+    expect(patient.locator("#controls-problem")).to_be_hidden()
+    sends_camera(patient, "fake_device_0", leg=False)
+    media_flows(doctor, "doctor after the front camera again")
     ui.assert_clean()

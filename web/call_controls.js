@@ -128,6 +128,7 @@ export class CallControls {
       h("div", { class: "actions" }, button("rejoin-call", "controls.rejoin", () => this.rejoin(), { class: "btn btn-primary" })),
     );
     this.bar.after(this.status, this.problem, this.panel, this.leftBox);
+    this.panel.addEventListener("keydown", (e) => e.key === "Escape" && this.togglePanel(false));
   }
 
   // -- the visit's call ------------------------------------------------------------

@@ -302,4 +302,7 @@ def test_phone_front_and_back_camera_and_failures(ui: UI, node: Node, clinic: st
     expect(patient.locator("#controls-problem")).to_be_hidden()
     sends_camera(patient, "fake_device_0", leg=False)
     media_flows(doctor, "doctor after the front camera again")
+    camera.press("Escape")  # the panel closes from the keyboard, back to its button
+    expect(camera).to_be_hidden()
+    expect(patient.get_by_role("button", name="Devices")).to_be_focused()
     ui.assert_clean()

@@ -4,8 +4,9 @@ waits in the visit's lobby, follows who is in the visit, and leaves.
 
 Every event names the visit; the caller must be a guest of it (a guest token
 of that visit, or a clinician invited by sub) and not removed. A guest token
-is accepted here and in ``/chat`` (once admitted) only; the queue, the call
-signaling of two and the media namespaces refuse it at connect.
+is accepted here, in ``/chat`` (once admitted) and ``/call`` (its events once
+admitted, :mod:`signaling.call_parties`) only; the queue and the media
+namespaces refuse it at connect. Leaving the visit is leaving its call too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from signaling._base import AuthedNamespace, event
+from signaling.call_parties import CallParties
 from signaling.guests_http import guest_room, participants, push, visit_room
 from signaling.hub import Hub
 from signaling.schemas import GuestCheckIn, VisitRef
@@ -29,6 +31,7 @@ class GuestNamespace(AuthedNamespace):
     def __init__(self, hub: Hub, guests: GuestList) -> None:
         super().__init__("/guest", hub)
         self.guests = guests
+        self.call = CallParties(hub, guests)
 
     async def joined(self, sid: str, claims: Claims) -> None:
         if claims.role is Role.GUEST:
@@ -71,14 +74,19 @@ class GuestNamespace(AuthedNamespace):
         )
         await self._follow(sid, p.visit_id, guest.id, guest.state)
         await push(self.hub, self.guests, p.visit_id, guest)
+        if guest.state is GuestState.ADMITTED:  # joined directly
+            await self.call.guest_in(p.visit_id, guest)
         return {"guest": guest.for_self()}
 
     @event(VisitRef, GUESTS)
     async def on_leave_visit(self, sid: str, claims: Claims, p: VisitRef) -> dict[str, Any]:
         guest = await self.guests.of(claims, p.visit_id)
+        was = guest.state
         guest = await self.guests.leave(p.visit_id, guest.id)
         await self._follow(sid, p.visit_id, guest.id, guest.state)
         await push(self.hub, self.guests, p.visit_id, guest)
+        if was is GuestState.ADMITTED:  # out of the visit is out of its call
+            await self.call.guest_out(p.visit_id, guest.id)
         return {"guest": guest.for_self()}
 
     @event(VisitRef, GUESTS)

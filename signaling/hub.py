@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 
+from signaling import rooms
 from signaling.charts import ChartKeeper
 from signaling.metrics import Metrics
 from telemed import _scripts, guests, keys
@@ -88,9 +89,19 @@ class Hub:
             logger.exception("Visit(%s) %s could not be audited", visit_id, action)
 
     async def ended(self, visit_id: str, claims: Claims | None, reason: str) -> None:
-        """A visit ended on this node: audit it and write its chart now."""
+        """A visit ended on this node: audit it, write its chart now, tell its guests' pages."""
         await self.audit_event("end", claims, visit_id, target=reason)
         self.charts.wake()
+        await self.tell_guests_ended(visit_id, reason)
+
+    async def tell_guests_ended(self, visit_id: str, reason: str) -> None:
+        """Each link guest's page hears at once that the visit ended (their link
+        died with it), in the words the sweep closing their socket would use."""
+        ended = Unauthorized(ENDED_MESSAGES.get(reason, "this visit has ended"))
+        for guest in await guests.read_all(self.redis, visit_id):
+            if guest.role == Role.GUEST.value:
+                await self.sio.emit("error", {"event": "", **ended.to_dict()},
+                                    room=rooms.guest_page(visit_id, guest.id), namespace="/guest")
 
     async def check_live(self, claims: Claims) -> None:
         """Refuse a token that expired, was revoked, or whose visit ended.

@@ -134,8 +134,21 @@ class ChatHistory(Event):
 # -- /call ------------------------------------------------------------------------
 
 
+#: A party of a visit's call: ``patient``, ``doctor`` or an admitted guest's id
+#: (signaling/call_parties.py). Absent: the patient and the doctor mean each other.
+To = Annotated[Id | None, Field(default=None, description="the party this is for; none: the patient <-> doctor pair")]
+
+
+class CallRef(Event):
+    """``ready`` and ``hangup``, to one party of the call."""
+
+    visit_id: Id
+    to: To
+
+
 class Sdp(Event):
     visit_id: Id
+    to: To
     sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_CHARS)]
     restart: bool = False
     call_id: Id | None = Field(default=None, description="the offerer's id of this peer connection")
@@ -150,6 +163,7 @@ class IceCandidate(Event):
 
 class Candidate(Event):
     visit_id: Id
+    to: To
     candidate: IceCandidate | None = Field(description="null marks the end of candidates")
     call_id: Id | None = None
 
@@ -194,10 +208,11 @@ class QualityReport(Event):
 
 
 class CallStatus(Event):
-    """How one party's side of the call is, for the other party's page: the
-    connection's level (web/call_quality.js) and whether it sends video."""
+    """How one party's side of the call is, for the other parties' pages: the
+    connection's level (web/call_quality.js), whether it sends video, whether it is muted."""
 
     visit_id: Id
+    to: Id | None = Field(default=None, description="one party; none: every other party of the call")
     call_id: Id | None = None
     level: Literal["good", "fair", "weak", "very_weak"] | None = Field(
         default=None, description="the connection's level as the page measures it; none: not measured yet"
@@ -205,6 +220,7 @@ class CallStatus(Event):
     video: Literal["on", "camera_off", "paused", "audio_only"] = Field(
         description="own video: sent, camera off, paused to keep the sound clear, or audio only by choice"
     )
+    audio: Literal["on", "muted"] | None = Field(default=None, description="own microphone; none: not said")
 
 
 # -- /media -------------------------------------------------------------------------

@@ -356,6 +356,11 @@ class GuestList:
             args=[clinic, MAX_GUESTS, sub, RECORD_TTL, repr(now), gid, *flat],
         )
         self._raise(r[0], None)
+        if kind is Kind.CLINICIAN:  # so their /call socket finds the visit (a hint: checked when read)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(keys.clinician_guest_of(clinic, sub), visit_id)
+            pipe.expire(keys.clinician_guest_of(clinic, sub), RECORD_TTL)
+            await pipe.execute()
         return await self.get(visit_id, gid)
 
     async def check_in(
@@ -445,6 +450,20 @@ async def read_all(redis: aioredis.Redis, visit_id: str) -> list[Guest]:
     for gid in ids:
         pipe.hgetall(keys.guest(visit_id, gid))
     return [Guest.from_hash(h) for h in await pipe.execute() if h]
+
+
+async def as_clinician(redis: aioredis.Redis, clinic: str, sub: str) -> list[Guest]:
+    """Where a staff member is a clinician guest now (not removed), in visits not ended."""
+    client: Any = redis  # decode_responses=True: str replies
+    visits: set[str] = await client.smembers(keys.clinician_guest_of(clinic, sub))
+    found: list[Guest] = []
+    for visit_id in sorted(visits):
+        if await client.hget(keys.visit(visit_id), "state") in (None, State.ENDED.value):
+            continue
+        found += [g for g in await read_all(redis, visit_id)
+                  if g.kind is Kind.CLINICIAN and g.sub == sub and g.clinic == clinic
+                  and g.state is not GuestState.REMOVED]
+    return found
 
 
 async def state_of(redis: aioredis.Redis, visit_id: str, guest_id: str) -> str | None:

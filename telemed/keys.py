@@ -238,6 +238,29 @@ def connections(jti: str, namespace: str) -> str:
     return f"{PREFIX}conns:{jti}:{namespace}"
 
 
+def call_sockets(room: str) -> str:
+    """Hash socket id -> token id: one party's ``/call`` sockets, by the party's
+    ``/call`` room (a patient's, a link guest's, a staff member's). A socket counts
+    while its token's connection entry is fresh (:func:`connections`, refreshed by
+    its node), so a dead node's sockets stop counting; expires with the tokens."""
+    return f"{PREFIX}callsocks:{room}"
+
+
+def call_left(visit_id: str) -> str:
+    """Set of the parties of a visit who left its call but not the visit (``leave_call``)."""
+    return f"{PREFIX}callleft:{{{visit_id}}}"
+
+
+#: A visit's "left the call" set outlives any visit in progress.
+CALL_LEFT_TTL = 24 * 3600
+
+
+def clinician_guest_of(clinic: str, sub: str) -> str:
+    """Set of visit ids a staff member was invited into as a clinician guest: a hint,
+    each entry checked against the visit's guests when read; expires with the records."""
+    return f"{PREFIX}guestof:{clinic}:{sub}"
+
+
 def auth_failures(address: str) -> str:
     """Counter of refused tokens from one address in the current window."""
     return f"{PREFIX}authfail:{address}"

@@ -11,8 +11,7 @@ import redis.asyncio as aioredis
 
 from telemed import keys
 from telemed.tokens import Role
-from tests.conftest import SECRET, create_visit, token
-from tests.test_authz import (
+from tests.authz_world import (
     CHECK_IN,
     MISSING_VISIT,
     Connect,
@@ -22,6 +21,7 @@ from tests.test_authz import (
     refusal,
     staff_token,
 )
+from tests.conftest import SECRET, create_visit, token
 
 # -- HTTP -------------------------------------------------------------------------------------
 

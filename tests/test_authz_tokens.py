@@ -17,8 +17,7 @@ import jwt
 import pytest
 
 from telemed.tokens import Role
-from tests.conftest import SECRET, create_visit, token
-from tests.test_authz import (
+from tests.authz_world import (
     MISSING_VISIT,
     Connect,
     assert_refused_by_namespace,
@@ -26,6 +25,7 @@ from tests.test_authz import (
     refusal,
     staff_token,
 )
+from tests.conftest import SECRET, create_visit, token
 
 # -- tokens -----------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from telemed import consent, keys
 from telemed.chart import visit_folder
 from telemed.settings import Settings
 from telemed.tokens import Role
+from tests.authz_world import CHECK_IN, Connect, assert_refused_by_namespace, http
 from tests.conftest import SECRET, create_visit, token
 from tests.peer import Peer, client_id
-from tests.test_authz import CHECK_IN, Connect, assert_refused_by_namespace, http
 
 GUEST_NS = ["/guest", "/chat"]
 CONSENT = {"consent_visit": True, "consent_recording": True}
@@ -159,7 +159,7 @@ async def test_a_link_of_another_visit_is_refused(node: str, connect: Connect) -
 async def test_a_guest_sees_nothing_of_the_clinic(node: str, connect: Connect) -> None:
     visit = await Visit(node, connect).start()
     _, _, tok = await visit.guest()
-    for ns in ("/queue", "/call", "/media"):
+    for ns in ("/queue", "/media"):  # /call takes guests: tests/test_call_mesh.py
         await assert_refused_by_namespace(node, {"token": tok}, [ns], "forbidden")
     for path in (f"/api/visits/{visit.id}", "/api/clinics/c1/queue", f"/api/visits/{visit.id}/guests",
                  "/api/charts", "/api/clinics/c1/expected"):

@@ -17,6 +17,7 @@ from signaling.call_ns import CallNamespace
 from signaling.chart_browse import add_chart_browser_routes
 from signaling.chart_http import add_chart_routes
 from signaling.chat_ns import ChatNamespace
+from signaling.guest_invitations import add_invitation_routes
 from signaling.guests_http import add_guest_routes
 from signaling.guests_ns import GuestNamespace
 from signaling.http import HUB, MAX_BODY, add_routes, errors
@@ -93,6 +94,7 @@ def make_app(settings: Settings) -> web.Application:
     add_routes(app, hub)
     add_invite_routes(app)
     add_guest_routes(app, guests, queue_ns.sessions)
+    add_invitation_routes(app)  # a clinician guest's own invitations (their staff page)
     add_chart_routes(app)
     add_admin_routes(app, queue_ns.sessions)
     add_chart_browser_routes(app)

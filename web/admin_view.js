@@ -1,6 +1,6 @@
 // The admin console on the staff page (role admin): the clinic's settings
-// (walk-in, captions to the patient, link lifetime, check-in window, no-show
-// time), applied at once; the staff signed in now, with "Sign out"; and the
+// (its name as patients and guests read it, walk-in, captions to the patient,
+// link lifetime, check-in window, no-show time), applied at once; the staff signed in now, with "Sign out"; and the
 // audit trail's state with its last events (ids and actions only) and the
 // retention in force. Every answer is shown beside the control that asked.
 
@@ -41,6 +41,14 @@ function refusedText(code) {
 function durationLimit(spec) {
   const [low, high] = spec.limits;
   return t(`admin.duration.${spec.name}.limit`, { low: formatSpan(low), high: formatSpan(high) });
+}
+
+/** Longest clinic name (telemed/clinic_config.py DISPLAY_NAME_MAX). */
+const NAME_MAX = 60;
+
+/** Which rule a refused clinic name broke, in words: too long, or not one line of plain text. */
+function nameRule(name) {
+  return [...name].length > NAME_MAX ? t("admin.display_name.too_long", { max: NAME_MAX }) : t("admin.display_name.one_line");
 }
 
 /** Say something beside a control: text, or nodes (a sentence with a name in it). */
@@ -101,6 +109,27 @@ export class AdminView {
     );
   }
 
+  /** The clinic's display name: "Video visit with <name>" on the patients' and guests' pages. */
+  buildName() {
+    this.nameInput = h("input", {
+      type: "text", id: "admin-display_name", autocomplete: "off", translate: "no",
+      "aria-describedby": "admin-display_name-help admin-display_name-error",
+    });
+    this.nameError = h("p", { id: "admin-display_name-error", class: "field-error", role: "alert", hidden: true });
+    this.nameSaid = h("p", { id: "admin-display_name-said", class: "admin-said small", role: "status", hidden: true });
+    return h(
+      "form",
+      { id: "admin-name", class: "admin-name", novalidate: true, on: { submit: (e) => this.saveName(e) } },
+      h("div", { class: "field" },
+        h("label", { for: this.nameInput.id, text: t("admin.display_name.label") }),
+        this.nameInput,
+        h("p", { id: "admin-display_name-help", class: "muted small admin-help", text: t("admin.display_name.help") }),
+        this.nameError),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "btn btn-primary", text: t("admin.display_name.save") })),
+      this.nameSaid,
+    );
+  }
+
   buildSettings() {
     this.toggles = {};
     const rows = TOGGLES.map((name) => {
@@ -140,6 +169,7 @@ export class AdminView {
       { class: "panel admin-panel", "aria-labelledby": "admin-settings-title" },
       h("h2", { id: "admin-settings-title", text: t("admin.settings.title") }),
       this.settingsState,
+      this.buildName(),
       rows,
       form,
     );
@@ -214,6 +244,7 @@ export class AdminView {
   showSettings(settings) {
     this.settings = settings;
     for (const name of TOGGLES) this.toggles[name].checked = Boolean(settings[name]);
+    if (document.activeElement !== this.nameInput) this.nameInput.value = settings.display_name || "";
     for (const { input, spec } of Object.values(this.durations)) {
       input.value = String(Math.round((settings[spec.name] / spec.unit) * 100) / 100);
     }
@@ -232,6 +263,25 @@ export class AdminView {
       say(said, err.message, "error");
     } finally {
       input.disabled = false;
+    }
+  }
+
+  async saveName(event) {
+    event.preventDefault();
+    const name = this.nameInput.value.trim();
+    say(this.nameError, "");
+    this.nameInput.removeAttribute("aria-invalid");
+    say(this.nameSaid, t("admin.saving"), "busy");
+    try {
+      const data = await this.api("PUT", "/settings", { display_name: name });
+      this.showSettings(data.settings);
+      const saved = data.settings.display_name;
+      say(this.nameSaid, saved ? tNodes("admin.display_name.saved", { name: untranslated(saved) }) : t("admin.display_name.cleared"));
+    } catch (err) {
+      say(this.nameError, err.field === "display_name" ? nameRule(name) : t("admin.display_name.failed", { reason: err.message }), "error");
+      this.nameInput.setAttribute("aria-invalid", "true");
+      say(this.nameSaid, "");
+      this.nameInput.focus();
     }
   }
 

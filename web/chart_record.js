@@ -11,7 +11,7 @@ import { esiName, h, stateName } from "/static/common.js";
 import { snapshotLabel, snapshotQuality, snapshotWarnings } from "/static/snapshots.js";
 import { endReasonText } from "/static/staff_labels.js";
 import { fileLink, formatDateTime, formatOffset, getChart, jsonLines } from "/static/chart_api.js";
-import { capitalise, languageLabel, listNodes, roleName } from "/static/clinic_text.js";
+import { capitalise, languageLabel, listNodes, participantRole, roleName } from "/static/clinic_text.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { intlLocale, t } from "/static/i18n.js";
 
@@ -174,7 +174,7 @@ export class ChartRecord {
     const triage = visit.triage;
     const state = visit.state ? stateName(visit.state) : "—";
     const participants = (visit.participants || []).map((p) =>
-      h("span", {}, ...tNodes("record.participant", { name: p.name ? untranslated(p.name) : t("record.no_name"), role: roleName(p.role) })));
+      h("span", {}, ...tNodes("record.participant", { name: p.name ? untranslated(p.name) : t("record.no_name"), role: participantRole(p) })));
     return section(
       "record-summary",
       "record.summary.title",

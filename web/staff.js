@@ -1,8 +1,9 @@
 // The staff page (/staff#t=<token>) for nurses, doctors and admins: signs in
 // (staff_signin.js) and wires the views the role uses: the live queue
-// (queue_view.js), triage and routing for nurses (triage_view.js), chats
-// (chat_panes.js), and the doctor's visit (doctor_visit.js, with the call and
-// the chart panels). Admins and nurses cancel visits.
+// (queue_view.js), triage, routing and inviting guests for nurses
+// (triage_view.js), chats (chat_panes.js), the doctor's visit (doctor_visit.js,
+// with the call and the chart panels), and a colleague's invitation to join a
+// visit as a clinician guest (guest_invitations.js). Admins and nurses cancel visits.
 
 import { AdminView } from "/static/admin_view.js";
 import { InactivityLock } from "/static/inactivity_lock.js";
@@ -15,6 +16,7 @@ import { ChartBrowser } from "/static/chart_browser.js";
 import { ChatPanes } from "/static/chat_panes.js";
 import { DoctorVisit } from "/static/doctor_visit.js";
 import { ExpectedView } from "/static/expected_view.js";
+import { GuestInvitations } from "/static/guest_invitations.js";
 import { InviteView } from "/static/invite_view.js";
 import { QueueView } from "/static/queue_view.js";
 import { StaffAlerts } from "/static/staff_alerts.js";
@@ -96,7 +98,8 @@ function connectStaff(token) {
   const remember = (v) => queue.remember(v);
   // Opt-in sound and notification when a patient arrives or writes (no names in them).
   const alerts = new StaffAlerts($("#alerts"), { isLocked: () => Boolean(session.lock && session.lock.locked) });
-  const triage = new TriageView({ socket: sockets["/queue"], notices, me, visits: queue.visits, remember, claims: openPatients, roster: () => queue.staff });
+  const roster = () => queue.staff;
+  const triage = new TriageView({ socket: sockets["/queue"], notices, me, visits: queue.visits, remember, claims: openPatients, roster, token });
   if (sockets["/chat"]) {
     chats = new ChatPanes({
       socket: sockets["/chat"],
@@ -111,7 +114,12 @@ function connectStaff(token) {
       onPatientMessage: (reading) => alerts.patientWrote(reading),
     });
   }
-  if (role === "doctor") visit = new DoctorVisit({ sockets, notices, me, token, remember, chats });
+  if (role === "doctor") {
+    visit = new DoctorVisit({ sockets, notices, me, token, remember, chats });
+    // The visit's people panel may invite a colleague of the roster as a clinician guest.
+    Object.assign(visit.guests, { roster, me });
+  }
+  const invitations = role === "admin" ? null : new GuestInvitations($("#guest-invitations"), { token });
   session.visit = visit;
   const charts = new ChartBrowser($("#chart-browser"), { token, back: () => showScreen("queue") });
   $("#open-charts").addEventListener("click", () => charts.show());
@@ -125,6 +133,11 @@ function connectStaff(token) {
   socket.on("connect", () => {
     showConnection($("#connection"), "online");
     notices.clear("unavailable");
+    if (invitations) invitations.refresh();
+  });
+  socket.on("guests", (message) => {
+    if (triage.guests) triage.guests.apply(message);
+    if (invitations) invitations.guestsChanged(message);
   });
   socket.on("disconnect", () => showConnection($("#connection"), "reconnecting"));
   socket.on("queue", (snapshot) => {
@@ -140,6 +153,7 @@ function connectStaff(token) {
   socket.on("visit", (v) => {
     queue.remember(v);
     expected.visitChanged(v);
+    if (invitations) invitations.visitChanged(v);
     if (v.state === "ended" && chats) chats.closeThread(v.visit_id);
     if (visit && v.doctor === me.sub) visit.visitChanged(v);
     queue.renderActive();

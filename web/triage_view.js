@@ -1,10 +1,13 @@
 // The nurse's triage panel for one waiting patient: acuity (ESI) and a note,
-// routing to a doctor picked by name from the clinic's roster, and cancelling
-// the visit (which admins do from the queue too). Opening the panel claims the
+// routing to a doctor picked by name from the clinic's roster, inviting an
+// interpreter, a family member or a colleague into the visit (guests_panel.js:
+// they wait for the doctor to let them in), and cancelling the visit (which
+// admins do from the queue too). Opening the panel claims the
 // patient (others see "with <name>"); the nurse is warned if someone else has
 // them open.
 
 import { $, esiName, formatElapsed, h, request, toggleConfirm } from "/static/common.js";
+import { GuestsPanel } from "/static/guests_panel.js";
 import { t } from "/static/i18n.js";
 import { tNodes } from "/static/i18n_nodes.js";
 import { doctorChoice, languageLabel, learnNames, nameList, person, showNotice } from "/static/staff_labels.js";
@@ -20,8 +23,9 @@ export class TriageView {
    * @param remember (visit) tells the queue of a visit a reply carried
    * @param claims the page's TriageClaims
    * @param roster () => the clinic's roster from the last queue snapshot
+   * @param token the staff token (the guest routes); none: no guests part (an admin)
    */
-  constructor({ socket, notices, me, visits, remember, claims, roster }) {
+  constructor({ socket, notices, me, visits, remember, claims, roster, token = null }) {
     this.socket = socket;
     this.claims = claims;
     this.roster = roster;
@@ -38,6 +42,11 @@ export class TriageView {
     $("#cancel-no").addEventListener("click", () => toggleConfirm("#cancel-confirm", "#cancel-visit", false));
     $("#cancel-yes").addEventListener("click", () => this.cancel(this.visitId));
     fillAcuity($("#triage-acuity"));
+    /** Who else is invited into the visit; null for an admin (who does not invite). */
+    this.guests = token && me.role === "nurse"
+      ? new GuestsPanel({ token, notices, root: $("#triage-guests"), prefix: "triage-guest", lead: "nurse", heading: "h3", roster, me })
+      : null;
+    $("#triage-guests").hidden = !this.guests;
   }
 
   open(visitId) {
@@ -58,6 +67,7 @@ export class TriageView {
     });
     toggleConfirm("#cancel-confirm", "#cancel-visit", false, { focus: false });
     this.refresh();
+    if (this.guests) this.guests.open(visitId, { language: visit.language || "" });
     $("#triage").scrollIntoView({ block: "nearest" });
     $("#triage-acuity").focus();
   }
@@ -129,6 +139,7 @@ export class TriageView {
     const id = this.visitId;
     this.visitId = null;
     if (id) this.claims.drop(id, "triage");
+    if (this.guests) this.guests.close();
     $("#triage").hidden = true;
     const back = id && document.querySelector(`[data-action="triage"][data-visit="${CSS.escape(id)}"]`);
     if (back) back.focus();

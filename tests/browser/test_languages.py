@@ -3,8 +3,9 @@
 A tour per language goes through every screen a visit shows: the landing
 page, the walk-in form, the patient's device check, consent (refused once, so
 its error shows), reason, waiting room with a nurse's chat message, the call
-and its end; the staff page's sign-in, queue, triage with a chat open, the
-invitation, the doctor's visit and summary, the chart browser's list and
+and its end; the staff page's sign-in, queue, triage with a chat open, an
+interpreter invited from triage and the guest's page (welcome, consent refused
+once, lobby), the invitation, the doctor's visit and summary, the chart browser's list and
 record, and the admin console. Each screen is photographed
 (test-artifacts/screenshots/lang-<language>-<screen>-{phone,desktop}.png) and
 audited by axe-core at both sizes through ``shoot()``, must not scroll
@@ -137,9 +138,9 @@ class Tour:
 def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     """Every screen of every page in ``lang``, at phone size (and audited at desktop size too)."""
     patient_name, reason, note = "Lin Mei", "Fever and cough", "Temp 38.2, no distress"
-    nurse_name, doctor_name, admin_name = "Ines Duarte", "Dr. Okafor", "Ada Brandt"
+    nurse_name, doctor_name, admin_name, guest_name = "Ines Duarte", "Dr. Okafor", "Ada Brandt", "Marta Ruiz"
     first, hello, answer = "Is anyone there?", "Hello Lin, any shortness of breath?", "No, just the cough"
-    seen = Tour(lang, [patient_name, reason, note, nurse_name, doctor_name, admin_name, first, hello, answer, clinic])
+    seen = Tour(lang, [patient_name, reason, note, nurse_name, doctor_name, admin_name, guest_name, first, hello, answer, clinic])
     visit_id, link = node.create_visit(clinic, patient_name)
 
     # -- the public pages ---------------------------------------------------------------------
@@ -200,6 +201,29 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     nurse.locator("#triage-form [type=submit]").click()
     expect(row).to_have_class(re.compile(r"\bacuity-2\b"))
     seen.look(nurse, "staff-triage")
+
+    # -- an interpreter the nurse invites from triage: the guest's page up to the lobby -------------
+    nurse.locator("#triage-guest-invite").click()
+    nurse.locator("#triage-guest-name").fill(guest_name)
+    nurse.locator("#triage-guest-language").select_option("es")
+    nurse.locator("#triage-guest-submit").click()
+    guest_link = nurse.locator("#triage-guest-link").input_value()
+    seen.look(nurse, "staff-triage-guest")
+    guest = ui.page("guest", phone=True)
+    guest.goto(localized(guest_link, lang))
+    expect(guest.locator("[data-screen=welcome]")).to_be_visible()
+    seen.look(guest, "guest-welcome")
+    guest.locator("#welcome-next").click()
+    guest.locator("#device-start").click()
+    guest.locator("#device-next").click()
+    guest.locator("#consent-form [type=submit]").click()
+    expect(guest.locator("#consent-error")).to_be_visible()
+    seen.look(guest, "guest-consent")
+    guest.locator("#consent-visit").check()
+    guest.locator("#consent-form [type=submit]").click()
+    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
+    seen.look(guest, "guest-lobby")
+
     nurse.locator("#open-invite").click()
     expect(nurse.locator("[data-screen=invite]")).to_be_visible()
     seen.look(nurse, "staff-invite")
@@ -245,7 +269,7 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     return seen
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("lang", [*LANGUAGES, PSEUDO])
 def test_every_screen_in_the_language(ui: UI, node: Node, clinic: str, lang: str) -> None:
     seen = tour(ui, node, clinic, lang)

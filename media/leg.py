@@ -29,7 +29,7 @@ from media.stt import PipelineConfig
 from media.stt_model import SpeechModels
 from media.tap import EncodedFrame, EncodedTap, attach
 from media.transcriber import Transcriber
-from telemed.chart import ChartIndex, Transcript, recording_name
+from telemed.chart import ChartIndex, Transcript, party_of, recording_name
 from telemed.exceptions import BadRequest, Conflict, TelemedError, Unavailable
 from telemed.media_protocol import Job
 
@@ -189,6 +189,7 @@ class ChartLeg:
             recording=lambda: self.file,
             backlog=round(self.settings.stt_backlog * 50),
             language=self.language,
+            label=self.job.label,
         )
 
     def set_language(self, language: str) -> None:
@@ -249,7 +250,7 @@ class ChartLeg:
     async def _close_stale_files(self) -> list[str]:
         """Files of this participant left ``recording`` by a dead worker: mark them interrupted."""
         doc = await asyncio.to_thread(self.index.read)
-        owners = {r.get("worker", "") for r in doc["recordings"] if r["role"] == self.job.role and r["state"] == "recording"}
+        owners = {r.get("worker", "") for r in doc["recordings"] if party_of(r) == self.job.role and r["state"] == "recording"}
         owners.discard(self.host.worker_id)
         if not owners:
             return []
@@ -265,7 +266,7 @@ class ChartLeg:
         assert self.file is not None
         entry = {
             "file": self.file,
-            "role": self.job.role,
+            **self.job.label,
             "n": self.n,
             "worker": self.host.worker_id,
             "started_at": round(started_at, 3),
@@ -328,7 +329,7 @@ class ChartLeg:
                 self._snapshot_waiters.remove(waiter)
             waiter.cancel()
         snap = await asyncio.to_thread(write_snapshot, self.folder, frame.data, frame.arrival)
-        entry = {**snap.to_dict(), "role": self.job.role, "worker": self.host.worker_id}
+        entry = {**snap.to_dict(), **self.job.label, "worker": self.host.worker_id}
         await asyncio.to_thread(self.index.add_snapshot, entry)
         logger.info("ChartLeg(%s) snapshot %s (sharpness %.0f, brightness %.0f)", self.job.id, snap.id, snap.sharpness, snap.brightness)
         return snap

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,9 @@ class Transcriber:
     :param recording: the name of the file the leg is recording to now, if any.
     :param backlog: packets that may wait for the recogniser.
     :param language: the speaker's language (``source`` is its model).
+    :param label: who speaks, as each transcript line names them (``{role,
+        party, kind, name}``, :attr:`telemed.media_protocol.Job.label`);
+        default: ``{role}``.
     """
 
     def __init__(
@@ -82,9 +85,11 @@ class Transcriber:
         recording: Callable[[], str | None] = lambda: None,
         backlog: int = 500,
         language: str = DEFAULT,
+        label: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.role = role
+        self.label = dict(label) if label is not None else {"role": role}
         self.source = source
         self.language = language
         """The language the speaker is recognised in (from the last :meth:`switch`)."""
@@ -271,7 +276,7 @@ class Transcriber:
         if not r.final or not r.text:
             return
         assert self.anchor is not None
-        entry = {"role": self.role, "language": language, "start": start, "end": end, "text": r.text,
+        entry = {**self.label, "language": language, "start": start, "end": end, "text": r.text,
                  "words": caption["words"], "at": round(self.anchor + offset + r.start, 3), "recording": self.recording()}
         try:
             self.transcript.append(entry)

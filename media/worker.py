@@ -53,6 +53,7 @@ from telemed.audit import AuditLog
 from telemed.chart import BundleError, visit_folder
 from telemed.emitter import ExternalEmitter
 from telemed.exceptions import Conflict, Forbidden, NotFound, Unavailable
+from telemed.guests import GuestState
 from telemed.media_protocol import NAMESPACE, Job, keys, room_captions, room_media
 from telemed.redis_client import redis_client
 from telemed.visits import State
@@ -234,10 +235,23 @@ class Worker:
             raise Conflict(f"no chart leg while the visit is {state}", state=state)
         if h.get("consent_recording") != "1" or job.consent is False:
             raise Forbidden("the patient has not consented to recording", reason="no_consent")
+        if job.guest:
+            await self._check_guest(job)
+            return h
         expected = h.get("patient_sub", "") if job.role == "patient" else h.get("doctor", "")
         if expected and expected != job.sub:
             raise Forbidden(f"the sender is not this visit's {job.role}")
         return h
+
+    async def _check_guest(self, job: Job) -> None:
+        """A guest's leg: they are in the visit now (admitted) and agreed to be recorded."""
+        g: dict[str, str] = await self.redis.hgetall(telemed_keys.guest(job.visit, job.role))
+        if not g or g.get("sub") != job.sub:
+            raise Forbidden("the sender is not this guest of the visit")
+        if g.get("state") != GuestState.ADMITTED.value:
+            raise Conflict("the guest is not in the visit", state=State.IN_VISIT.value, guest_state=g.get("state", ""))
+        if g.get("consent_recording") != "1":
+            raise Forbidden("this guest did not consent to recording", reason="no_consent")
 
     async def _displace_remote(self, job: Job) -> None:
         """Ask the worker holding this participant's old leg (if alive) to close it."""
@@ -266,12 +280,12 @@ class Worker:
         await self.ownership.record_file(leg)
 
     async def leg_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
-        await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room_media(leg.job.visit))
+        await self.emit(event, {"visit_id": leg.job.visit, **_speaker(leg.job), **data}, room_media(leg.job.visit))
 
     async def stt_event(self, leg: ChartLeg, event: str, data: dict[str, Any]) -> None:
         to_patient = self._captions_to_patient.get((leg.job.visit, leg.job.role), self.settings.captions_to_patient)
         room = room_media(leg.job.visit) if to_patient else room_captions(leg.job.visit)
-        await self.emit(event, {"visit_id": leg.job.visit, "role": leg.job.role, **data}, room)
+        await self.emit(event, {"visit_id": leg.job.visit, **_speaker(leg.job), **data}, room)
 
     async def _clinic_captions(self, clinic: str) -> bool:
         """Whether the clinic shows captions to the patient now (its admin's
@@ -335,23 +349,38 @@ class Worker:
                 logger.exception("Worker(%s) heartbeat", self.worker_id)
 
     async def _check_legs(self) -> None:
-        """Close the legs whose key another leg took, whose visit is over, or
-        that stopped receiving media."""
+        """Close the legs whose key another leg took, whose visit is over, whose
+        guest left or was removed, or that stopped receiving media."""
         legs = [leg for leg in self.legs.values() if leg.state is not LegState.CLOSED]
         if not legs:
             return
         pipe = self.redis.pipeline(transaction=False)
         for leg in legs:
             pipe.hget(telemed_keys.visit(leg.job.visit), "state")
-        states = await pipe.execute()
+            if leg.job.guest:  # a guest's leg lasts while they are in the visit
+                pipe.hget(telemed_keys.guest(leg.job.visit, leg.job.role), "state")
+            else:
+                pipe.echo("")
+        replies = await pipe.execute()
         now = time.time()
-        for leg, state in zip(legs, states, strict=True):
+        for leg, state, guest_state in zip(legs, replies[::2], replies[1::2], strict=True):
             if not await self.ownership.refresh(leg):
                 leg.close_soon("replaced by a new leg")
             elif state != State.IN_VISIT.value:
                 leg.close_soon(f"visit {state or 'gone'}")
+            elif leg.job.guest and guest_state != GuestState.ADMITTED.value:
+                leg.close_soon(f"guest {guest_state or 'gone'}")
             elif leg.state is LegState.LIVE and now - (leg.last_media or leg.created) > self.settings.media_timeout:
                 leg.close_soon("no media")
+
+
+def _speaker(job: Job) -> dict[str, str]:
+    """Whose leg an event is about: ``role`` the party (``patient``, ``doctor``,
+    or a guest's id, what pages key on); a guest's also say their ``kind`` and
+    ``name`` (pages know the patient and the doctor by role)."""
+    if job.guest:
+        return {"role": job.role, "kind": job.kind, "name": job.name}
+    return {"role": job.role}
 
 
 def _number(value: str | None) -> float | None:

@@ -260,9 +260,10 @@ class ChartKeeper:
         self._copied.pop(visit_id, None)
         messages = [chart.chat_line(m.to_dict()) for m in await self._chat_after(visit_id)]
         record = chart.visit_record(visit, history, messages, await call_quality.summary(self.redis, visit_id))
-        record["participants"] = participants.with_guests(record["participants"], visit,
-                                                          await guests.read_all(self.redis, visit_id))
         where = self.where(visit.clinic, visit_id)
+        record["participants"] = participants.with_guests(record["participants"], visit,
+                                                          await guests.read_all(self.redis, visit_id),
+                                                          await asyncio.to_thread(ChartIndex(where).read))
 
         open_files = await asyncio.to_thread(chart.still_recording, where)
         alive = {w for w in open_files if await self.redis.exists(media_keys.worker(w))}

@@ -253,7 +253,7 @@ async def test_captions_reach_the_patient_only_when_the_setting_says_so(
     log = await EmitLog(redis_server.url, telemed_keys.SOCKETIO_CHANNEL).start()
     worker = Worker(MediaSettings(Settings(redis_url=redis_server.url, recordings_dir=tmp_path, captions_to_patient=to_patient)))
     try:
-        leg: Any = SimpleNamespace(job=SimpleNamespace(visit="v1", role="doctor"))
+        leg: Any = SimpleNamespace(job=SimpleNamespace(visit="v1", role="doctor", guest=False))
         await worker.stt_event(leg, "caption", {"final": False, "text": "x", "start": 1.0, "end": 2.0})
         got = await log.wait_for("caption", namespace="/media")
         assert got["room"] == room

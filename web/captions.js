@@ -12,6 +12,8 @@
 
 import { h } from "/static/common.js";
 import { lang, languageNameHere, t } from "/static/i18n.js";
+import { tNodes, untranslated } from "/static/i18n_nodes.js";
+import { roleText } from "/static/people.js";
 
 /** Final lines kept on screen (the chart keeps the whole transcript). */
 const KEEP = 200;
@@ -153,7 +155,9 @@ export class CaptionsPanel {
   applyCaption(p) {
     if (!p || p.visit_id !== this.visitId || typeof p.text !== "string") return;
     const text = p.text.trim();
-    const role = SPEAKERS.includes(p.role) ? p.role : "patient";
+    // A guest's leg (issue 13): their party, with their name and kind to label the line.
+    const guest = !SPEAKERS.includes(p.role) && typeof p.role === "string" && typeof p.name === "string" && p.name !== "";
+    const role = SPEAKERS.includes(p.role) || guest ? p.role : "patient";
     if (typeof p.language === "string" && TAG.test(p.language)) this.languages.set(role, p.language);
     this.down.delete(role);
     this.all = null;
@@ -169,8 +173,10 @@ export class CaptionsPanel {
     }
     this.heard = true;
     if (!line) {
-      const who = t(role === this.me ? "captions.who.self" : `captions.who.${role}`);
-      line = h("li", { class: `caption caption-${role}` }, h("span", { class: "caption-who", text: `${who} ` }), h("span", { class: "caption-text", translate: "no" }));
+      const who = guest
+        ? tNodes("captions.who.guest", { name: untranslated(p.name), role: roleText({ type: "guest", kind: p.kind }) })
+        : [t(role === this.me ? "captions.who.self" : `captions.who.${role}`)];
+      line = h("li", { class: `caption caption-${guest ? "guest" : role}` }, h("span", { class: "caption-who" }, who, " "), h("span", { class: "caption-text", translate: "no" }));
       this.list.append(line);
       this.partials.set(role, line);
     }

@@ -40,7 +40,7 @@ from telemed.chart.layout import (
     visit_folder,
 )
 from telemed.chart.record import append_chat, chat_line, visit_record
-from telemed.chart.recordings import ChartIndex, still_recording
+from telemed.chart.recordings import ChartIndex, party_of, still_recording
 from telemed.chart.retention import MIN_RETENTION, ORPHAN_AFTER, ended_at, expired, purge, remove
 from telemed.chart.seal import Problem, Verification, digest, seal, sealed_manifest, verify
 from telemed.chart.transcript import Transcript, render_vtt
@@ -49,6 +49,6 @@ __all__ = [
     "CHAT", "FHIR", "MANIFEST", "MIN_RETENTION", "ORPHAN_AFTER", "RECORDINGS", "TRANSCRIPT", "TRANSCRIPT_VTT",
     "VISIT", "BundleError", "ChartIndex", "Problem", "Transcript", "Verification", "append_chat", "atomic_write",
     "chart_files", "chat_line", "content_type", "digest", "ended_at", "expired", "find", "locked", "purge",
-    "read_jsonl", "recording_name", "remove", "render_vtt", "safe_id", "seal", "sealed_manifest",
+    "party_of", "read_jsonl", "recording_name", "remove", "render_vtt", "safe_id", "seal", "sealed_manifest",
     "snapshot_name", "still_recording", "verify", "visit_folder", "visit_record", "write_json", "write_zip",
 ]

@@ -279,6 +279,14 @@ class _Chart:
         """The first participant with the role (and sub)."""
         return next((p for p in self.people if p.role == role and (sub is None or p.sub == sub)), None)
 
+    def by_party(self, party: str) -> _Person | None:
+        """The participant who is ``party`` in the call (``patient``, ``doctor``,
+        a guest's id: ``visit.json`` ``party``); a party unknown there, None."""
+        for (role, sub), entry in self.entries.items():
+            if entry.get("party") == party:
+                return self.person(role, sub)
+        return None
+
     def known(self, person: _Person) -> _Person:
         """``person`` as the participants list knows them (their resource, their name if unnamed)."""
         found = self.person(person.role, person.sub)

@@ -469,7 +469,9 @@ def _media_base(
         "encounter": chart.encounter_ref(),
         "content": chart.attachment(file, creation=creation),
     }
-    person = chart.person(str(role))
+    party = entry.get("party")
+    guest = isinstance(party, str) and party not in ("patient", "doctor")  # a guest's file: by their id
+    person = chart.by_party(str(party)) if guest else chart.person(str(role))
     if person:
         data["subject"] = person.ref()
     if file not in chart.files:

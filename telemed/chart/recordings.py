@@ -1,7 +1,7 @@
 """``recordings.json``: the index of a chart's recordings and snapshots.
 
-The media workers write ``recording-<role>-<n>.webm`` (``n`` counts the
-participant's legs: a leg re-established after a failure continues in the
+The media workers write ``recording-<party>-<n>.webm`` (the party: ``patient``,
+``doctor``, or a guest's id; ``n`` counts the participant's legs: a leg re-established after a failure continues in the
 next file) and ``snapshots/<id>.jpg``; this index lists both in the order they
 started, with start and end times so a gap between two files of one
 participant is visible (``gap_before``, seconds).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,15 +32,22 @@ logger = logging.getLogger(__name__)
 RECORDING, COMPLETE, INTERRUPTED = "recording", "complete", "interrupted"
 
 
+def party_of(entry: Mapping[str, Any]) -> str:
+    """Whose file (or snapshot or transcript line) an entry is: its ``party``
+    (``patient``, ``doctor``, a guest's id); entries written before guests had
+    legs name only their ``role``, which was the party then."""
+    return str(entry.get("party") or entry.get("role") or "")
+
+
 def _fill_gaps(recordings: list[dict[str, Any]]) -> None:
     """``gap_before``: seconds between the end of a participant's previous file
     and the start of this one (None for the first, or while the end is unknown)."""
     last_end: dict[str, float | None] = {}
-    for r in sorted(recordings, key=lambda r: (r["role"], r.get("n") or 0)):
-        previous = last_end.get(r["role"])
+    for r in sorted(recordings, key=lambda r: (party_of(r), r.get("n") or 0)):
+        previous = last_end.get(party_of(r))
         started = r.get("started_at")
         r["gap_before"] = round(started - previous, 3) if previous is not None and started is not None else None
-        last_end[r["role"]] = r.get("ended_at")
+        last_end[party_of(r)] = r.get("ended_at")
 
 
 class ChartIndex:
@@ -93,7 +100,7 @@ class ChartIndex:
         marked: list[str] = []
         with self._change() as doc:
             for r in doc["recordings"]:
-                if r["role"] != role or r["state"] != RECORDING or not is_gone(r.get("worker", "")):
+                if party_of(r) != role or r["state"] != RECORDING or not is_gone(r.get("worker", "")):
                     continue
                 path = self.folder / r["file"]
                 duration = probe(path) if probe is not None else _written_for(path, r.get("started_at"))
@@ -131,5 +138,5 @@ def still_recording(where: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for r in index.get("recordings", []):
         if r.get("state") == RECORDING:
-            out.setdefault(str(r.get("worker", "")), set()).add(str(r.get("role", "")))
+            out.setdefault(str(r.get("worker", "")), set()).add(party_of(r))
     return out

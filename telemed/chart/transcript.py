@@ -5,11 +5,14 @@ arrives and fsynced, so a crash loses at most the utterance in progress (and
 a line torn by the crash is skipped by readers; the next append starts a new
 line). Each line::
 
-    {"role": "patient", "language": "ko", "start": 12.34, "end": 14.1, "text": "...",
+    {"role": "patient", "party": "patient", "kind": "patient", "name": "Rosa Díaz",
+     "language": "ko", "start": 12.34, "end": 14.1, "text": "...",
      "words": [{"word", "start", "end", "conf"}], "at": 1767000000.123,
      "recording": "recording-patient-1.webm"}
 
-``language`` is the BCP 47 tag of the model that heard it (the speaker's
+``party``, ``kind`` and ``name`` say who spoke (a guest: ``role`` ``guest``,
+``party`` their guest id, ``kind`` ``interpreter``...); lines written before
+guests had legs have only ``role``. ``language`` is the BCP 47 tag of the model that heard it (the speaker's
 language); lines written before languages were recorded have none.
 
 ``start``/``end`` (and the words' times) are seconds since the visit started
@@ -18,7 +21,7 @@ leg was re-established, share one clock; ``at`` is the wall time of
 ``start``; ``recording`` the file the words are in (its ``started_at`` in
 ``recordings.json`` places them in it).
 
-``transcript.vtt`` (WebVTT, cues in order of start, the speaker as the voice,
+``transcript.vtt`` (WebVTT, cues in order of start, the speaker as the voice, ``Name (Kind)``,
 the text in a ``<lang>`` span when the line has a language)
 is derived from the lines and rewritten atomically after every append. It is
 rebuilt from the file, not from what this process wrote, because the two
@@ -64,8 +67,15 @@ def render_vtt(entries: Iterable[dict[str, Any]]) -> str:
         language = e.get("language")
         if isinstance(language, str) and _TAG.fullmatch(language):
             text = f"<lang {language}>{text}</lang>"
-        out += [f"{_clock(start)} --> {_clock(end)}", f"<v {_escape(str(e['role']).title())}>{text}", ""]
+        out += [f"{_clock(start)} --> {_clock(end)}", f"<v {_escape(_voice(e))}>{text}", ""]
     return "\n".join(out)
+
+
+def _voice(entry: dict[str, Any]) -> str:
+    """Who speaks in a cue: ``Name (Kind)`` when the line names them, else the role (``Patient``)."""
+    kind = str(entry.get("kind") or entry["role"]).title()
+    name = entry.get("name")
+    return f"{name} ({kind})" if isinstance(name, str) and name.strip() else kind
 
 
 class Transcript:

@@ -8,10 +8,10 @@ loads aiortc, PyAV, OpenCV or Vosk.
 from __future__ import annotations
 
 from telemed.media_protocol.client import MediaClient, error_from_dict
-from telemed.media_protocol.jobs import MAX_SDP, ROLES, ControlRequest, Job, error_reply, ok_reply
+from telemed.media_protocol.jobs import KINDS, MAX_SDP, ROLES, ControlRequest, Job, error_reply, ok_reply
 from telemed.media_protocol.rooms import NAMESPACE, room_captions, room_leg, room_media
 
 __all__ = [
-    "MAX_SDP", "NAMESPACE", "ROLES", "ControlRequest", "Job", "MediaClient", "error_from_dict", "error_reply",
+    "KINDS", "MAX_SDP", "NAMESPACE", "ROLES", "ControlRequest", "Job", "MediaClient", "error_from_dict", "error_reply",
     "ok_reply", "room_captions", "room_leg", "room_media",
 ]

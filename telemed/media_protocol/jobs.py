@@ -10,6 +10,7 @@ and leave nothing behind. The offer's SDP is vetted by the worker itself
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -22,8 +23,25 @@ from telemed.exceptions import BadRequest, TelemedError
 #: Largest offer accepted (the same limit as call signaling).
 MAX_SDP = 64 * 1024
 
-#: The participants who send a chart leg.
+#: The visit's two fixed parties; every other chart leg is a guest's, keyed by their guest id.
 ROLES = frozenset({"patient", "doctor"})
+
+#: What kind of participant a leg's sender is (a guest's kind, :class:`telemed.guests.Kind`).
+KINDS = frozenset({"patient", "doctor", "interpreter", "caregiver", "clinician"})
+
+#: Longest display name a job carries (a guest's name is at most 120 characters).
+MAX_NAME = 200
+
+
+#: A guest's id (:func:`telemed.tokens.new_id`: hex).
+_GUEST_ID = re.compile(r"[0-9a-f]{16,64}")
+
+
+def check_party(value: str) -> str:
+    """A leg's party: ``patient``, ``doctor``, or a guest's id."""
+    if value not in ROLES and not _GUEST_ID.fullmatch(value):
+        raise BadRequest("job: role must be patient, doctor or a guest id", fields=["role"])
+    return value
 
 _IDS = ("job", "visit", "clinic", "sub")
 
@@ -40,7 +58,14 @@ class Job(BaseModel):
     clinic: str
 
     role: str
-    """``patient`` or ``doctor``: whose camera and microphone (:data:`ROLES`)."""
+    """Whose camera and microphone: the party (``patient``, ``doctor``, or a
+    guest's id), which keys the leg, its files and its events."""
+
+    kind: str = ""
+    """``patient``, ``doctor``, or the guest's kind (:data:`KINDS`); empty: the role's."""
+
+    name: str = ""
+    """The sender's display name, for the labels of their files, transcript and captions."""
 
     sub: str
     """The sender's subject (checked against the visit's record)."""
@@ -66,9 +91,36 @@ class Job(BaseModel):
     @field_validator("role")
     @classmethod
     def _role(cls, value: str) -> str:
-        if value not in ROLES:
-            raise ValueError("job: role must be patient or doctor")
+        try:
+            return check_party(value)
+        except BadRequest:
+            raise ValueError("job: role must be patient, doctor or a guest id") from None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value and value not in KINDS:
+            raise ValueError("job: kind must be one of " + ", ".join(sorted(KINDS)))
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return value.strip()[:MAX_NAME]
+
+    @property
+    def guest(self) -> bool:
+        """The leg is a guest's (an interpreter, a caregiver, a clinician)."""
+        return self.role not in ROLES
+
+    @property
+    def label(self) -> dict[str, str]:
+        """Who the leg is, as the chart's recordings index and transcript lines
+        name them: ``{role, party, kind, name}``, ``role`` being the chart's
+        (``patient``, ``doctor``, or ``guest`` for every guest, whose party is
+        their guest id, as in ``visit.json``)."""
+        return {"role": "guest" if self.guest else self.role, "party": self.role, "kind": self.kind or self.role,
+                "name": self.name}
 
     @field_validator("sdp")
     @classmethod
@@ -84,14 +136,14 @@ class Job(BaseModel):
             value = fields.get(name)
             if not isinstance(value, str) or not value:
                 raise BadRequest(f"job: {name} is missing", fields=[name])
-        if fields["role"] not in ROLES:
-            raise BadRequest("job: role must be patient or doctor", fields=["role"])
+        check_party(str(fields["role"]))
         for name in _IDS:
             safe_id(str(fields[name]), name)
         consent = fields.get("consent")
         language = fields.get("language") or languages.DEFAULT
         try:
             return cls.model_validate({**{k: fields[k] for k in (*_IDS, "role", "sdp")}, "language": language,
+                                       "kind": fields.get("kind") or "", "name": fields.get("name") or "",
                                        "consent": None if consent in (None, "") else consent in ("1", "true", "yes")})
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -102,7 +154,7 @@ class Job(BaseModel):
         """The job's stream fields (what :meth:`from_fields` reads)."""
         return {"job": self.id, "visit": self.visit, "clinic": self.clinic, "role": self.role, "sub": self.sub,
                 "sdp": self.sdp, "consent": "" if self.consent is None else ("1" if self.consent else "0"),
-                "language": self.language}
+                "language": self.language, "kind": self.kind, "name": self.name}
 
 
 class ControlRequest(BaseModel):

@@ -78,6 +78,10 @@ class Link {
     this.away = false;
     this.lastOfferAt = 0;
     this.lastOfferRequest = 0;
+    /** A new call's offer is being made (own media still opening). */
+    this.offering = false;
+    /** Watchdog rounds in a row without a connection (the answering side asks after two). */
+    this.idleChecks = 0;
     this.reofferTimer = 0;
     this.recovery = offerer ? new CallRecovery({ restart: () => mesh.offer(this, { restart: true }), report: (f) => mesh.reportQuality(this, f) }) : null;
   }
@@ -188,11 +192,8 @@ export class Mesh extends EventTarget {
     if (!this.active() || this.leftCall) return;
     for (const link of this.links.values()) {
       if (link.left || !link.online) continue;
-      if (link.offerer) {
-        if (!link.live) this.scheduleNewCall(link, 300);
-      } else {
-        this.requestOffer(link);
-      }
+      // (The answering side waits: the offer may be on its way; check() asks later.)
+      if (link.offerer && !link.live && !link.offering) this.scheduleNewCall(link, 300);
     }
   }
 
@@ -269,7 +270,7 @@ export class Mesh extends EventTarget {
     clearInterval(this.watchdog);
     this.watchdog = setInterval(() => this.check(), 5000);
     for (const link of this.links.values()) {
-      if (link.offerer && !link.left) this.offer(link);
+      if (link.offerer && !link.left) this.offerNew(link);
     }
     this.refreshPeers();
   }
@@ -297,9 +298,20 @@ export class Mesh extends EventTarget {
     call.offer().catch((err) => this.onTrouble(err));
   }
 
+  /** A new call's offer, once at a time (own media may take a while to open). */
+  async offerNew(link) {
+    if (link.offering) return;
+    link.offering = true;
+    try {
+      await this.offer(link);
+    } finally {
+      link.offering = false;
+    }
+  }
+
   scheduleNewCall(link, delay) {
     clearTimeout(link.reofferTimer);
-    link.reofferTimer = setTimeout(() => this.offer(link), delay);
+    link.reofferTimer = setTimeout(() => this.offerNew(link), delay);
   }
 
   onAnswer(p) {
@@ -347,13 +359,16 @@ export class Mesh extends EventTarget {
     for (const link of this.links.values()) {
       if (link.left) continue;
       if (!link.offerer) {
-        if (link.online) this.requestOffer(link);
+        // Only without any connection: one that failed is the offering side's to
+        // restart (ICE restarts bring it back on the same connection).
+        link.idleChecks = link.live ? 0 : link.idleChecks + 1;
+        if (link.online && link.idleChecks >= 2) this.requestOffer(link);
         continue;
       }
       const call = link.call;
       if (call && call.state === "connected") continue;
-      if (!call && link.online) this.offer(link);
-      else if (call && (link.recovery.downFor() > NEW_CALL_AFTER_DOWN_MS || Date.now() - link.lastOfferAt > CALL_WATCHDOG_MS)) this.offer(link);
+      if (!call && link.online) this.offerNew(link);
+      else if (call && (link.recovery.downFor() > NEW_CALL_AFTER_DOWN_MS || Date.now() - link.lastOfferAt > CALL_WATCHDOG_MS)) this.offerNew(link);
     }
   }
 

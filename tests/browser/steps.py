@@ -166,12 +166,12 @@ def assert_labelled(page: Page) -> None:
 
 def invite_guest(doctor: Page, name: str, *, language: str | None = "es", kind: str | None = None) -> str:
     """The doctor invites a guest from the visit's "People in this visit" panel
-    (an interpreter of ``language`` unless ``kind`` names another option);
+    (an interpreter of ``language`` unless ``kind`` is another option's value);
     returns the guest's link."""
     panel = doctor.locator("#guests-panel")
     panel.get_by_role("button", name="Invite someone").click()
     if kind:
-        panel.get_by_label("Who").select_option(label=kind)
+        panel.get_by_label("Who", exact=True).select_option(kind)
     panel.get_by_label("Their name").fill(name)
     if language:
         panel.get_by_label("Language they interpret").select_option(language)
@@ -180,13 +180,16 @@ def invite_guest(doctor: Page, name: str, *, language: str | None = "es", kind: 
     return link
 
 
-def guest_enters(guest: Page, link: str) -> None:
-    """A guest's way in: welcome, device check, consent to the visit, the lobby."""
+def guest_enters(guest: Page, link: str, *, recording: bool = False) -> None:
+    """A guest's way in: welcome, device check, consent to the visit (and, if
+    ``recording``, to being recorded), the lobby."""
     guest.goto(link)
     guest.locator("#welcome-next").click()
     guest.locator("#device-start").click()
     guest.locator("#device-next").click()
     guest.locator("#consent-visit").check()
+    if recording:
+        guest.locator("#consent-recording").check()
     guest.locator("#join").click()
     expect(guest.locator("[data-screen=lobby]")).to_be_visible()
 

@@ -98,3 +98,45 @@ def test_three_people_in_a_call(ui: UI, node: Node, clinic: str) -> None:
     again.goto(guest_link)
     expect(again.get_by_role("heading", name="The doctor removed you from the visit")).to_be_visible()
     ui.assert_clean()
+
+
+#: The video caps of the page's connected call connections (bit/s; null: none).
+VIDEO_CAPS = """() => (window.__pcs || []).filter((pc) => pc.connectionState === 'connected'
+    && pc.getTransceivers().some((t) => t.direction === 'sendrecv'))
+  .map((pc) => { const s = pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+                 const e = s ? s.getParameters().encodings || [] : [];
+                 return e.length ? e[0].maxBitrate ?? null : null; })"""
+
+
+@pytest.mark.timeout(600)
+def test_four_people_hold_a_call(ui: UI, node: Node, clinic: str) -> None:
+    """Patient, doctor, interpreter and caregiver: six connections, video and
+    sound on every one, still flowing a minute later; each page caps the video
+    it sends on each of its three connections at 1.7 Mbit/s / 3."""
+    _, link = node.create_visit(clinic, "Rosa Díaz")
+    patient = ui.page("patient", phone=True)
+    doctor = ui.page("doctor")
+    interpreter = ui.page("interpreter", phone=True)
+    caregiver = ui.page("caregiver")
+    check_in(patient, link, "Dolor de garganta", recording=False)
+    doctor.goto(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Rivera")))
+    admit(doctor, "Rosa Díaz")
+    for guest, name, kind in ((interpreter, "Marta Ruiz", None), (caregiver, "Luis Díaz", "caregiver")):
+        guest_link = invite_guest(doctor, name, language="es" if kind is None else None, kind=kind)
+        guest_enters(guest, guest_link)
+        let_in(doctor, guest, name)
+    pages = ((doctor, "doctor"), (patient, "patient"), (interpreter, "interpreter"), (caregiver, "caregiver"))
+    connections = {}
+    for page, who in pages:
+        connections[who] = {row["id"] for row in mesh_flows(page, who, 3, timeout=120)}
+        expect(page.locator("#tiles .tile")).to_have_count(3)
+    expect(tile(doctor, "caregiver")).to_contain_text("Luis Díaz")
+    expect(tile(doctor, "caregiver")).to_contain_text("Caregiver or family")
+    for page, who in pages:
+        assert page.evaluate(VIDEO_CAPS) == [566_666] * 3, who
+    shoot(caregiver, "mesh-four-caregiver")
+
+    # A minute on: the same six connections, media still growing on each.
+    doctor.wait_for_timeout(60_000)
+    for page, who in pages:
+        assert {row["id"] for row in mesh_flows(page, who, 3, timeout=60)} == connections[who], who

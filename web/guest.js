@@ -7,12 +7,14 @@
 // patient's and the doctor's) and the visit's chat.
 // Removed, ended or invalid links end the page with plain words.
 
-import { $, Notices, forgetToken, openSockets, readClaims, readToken, request, showConnection, showScreen } from "/static/common.js";
+import { $, Notices, forgetToken, openSockets, request, showConnection, showScreen } from "/static/common.js";
 import { watchSockets } from "/static/connection.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { visitLanguage } from "/static/check_in.js";
 import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
+import { guestSession } from "/static/guest_session.js";
 import { GuestCall } from "/static/guest_call.js";
+import { GuestLeg } from "/static/guest_leg.js";
 import { t } from "/static/i18n.js";
 import { tNodes, untranslated } from "/static/i18n_nodes.js";
 import { peopleList, roleText } from "/static/people.js";
@@ -42,12 +44,14 @@ function go(screen) {
 }
 
 function start() {
-  const token = readToken(TOKEN_KEY);
-  page.claims = token ? readClaims(token) : null;
-  if (!token || !page.claims || page.claims.role !== "guest" || !page.claims.visit) {
+  // A guest link's token, or a clinician guest's own staff token with the visit (guest_session.js).
+  const session = guestSession(TOKEN_KEY);
+  if (!session) {
     showEnd("invalid");
     return;
   }
+  const { token } = session;
+  page.claims = session.claims;
   page.token = token;
   const { manager, sockets } = openSockets(token, ["/guest"]);
   page.manager = manager;
@@ -55,8 +59,9 @@ function start() {
   watchSockets(sockets, { notices, busyText: t("page.busy"), onRefused: refused, over: () => page.finished });
   page.socket.on("connect", () => {
     showConnection($("#connection"), "online", t("page.connected"));
-    // After a reconnect: where the guest is now (the first connect also sends `guest`).
-    if (page.guest) request(page.socket, "get_guest", { visit_id: page.claims.visit }).then((r) => applyGuest(r.guest), () => {});
+    // After a reconnect: where the guest is now (the first connect also sends `guest`, but
+    // not to a clinician guest, whose staff token names no visit: they ask).
+    if (page.guest || session.clinician) request(page.socket, "get_guest", { visit_id: page.claims.visit }).then((r) => applyGuest(r.guest), () => {});
   });
   page.socket.on("disconnect", () => {
     if (!page.finished) showConnection($("#connection"), "reconnecting");
@@ -83,6 +88,7 @@ function start() {
 function applyGuest(guest) {
   const first = page.guest === null;
   page.guest = { ...(page.guest || {}), ...guest };
+  if (!page.claims.guest) page.claims.guest = page.guest.guest_id; // a clinician guest: known once told
   if (first) {
     const role = roleText({ type: "guest", ...page.guest });
     const by = page.guest.invited_by_name;
@@ -190,10 +196,14 @@ function startCall() {
     page.call.view.guestCall = page.call;
   }
   page.call.start();
+  // The guest's own chart leg (guest_leg.js), with their consent to recording; the indicator either way.
+  page.leg = page.leg || new GuestLeg({ manager: page.manager, token: page.token, visitId: page.claims.visit, guestId: page.claims.guest, notices });
+  page.leg.start(page.call, Boolean(page.guest && page.guest.consent_recording));
 }
 
 function stopCall() {
   if (page.call) page.call.stop();
+  if (page.leg) page.leg.stop();
 }
 
 function closeChat() {

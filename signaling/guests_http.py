@@ -13,7 +13,8 @@ tell everyone in the visit who is there.
 
 Pushes (every node, through Redis): staff get ``guests`` on ``/queue``, the
 patient ``participants`` on ``/queue``, guests ``participants`` and their own
-``guest`` state on ``/guest``.
+``guest`` state on ``/guest``; the call's parties ``peer`` on ``/call`` when a
+guest is let in or removed (:mod:`signaling.call_parties`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from signaling import rooms, schemas
+from signaling.call_parties import CallParties
 from signaling.http import HUB, bearer, body, page
 from signaling.hub import Hub
+from signaling.media_ns import tell_not_recorded
 from signaling.sessions import SIGNED_OUT, StaffSessions
 from telemed.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from telemed.guests import LINK_TTL, Guest, GuestList, GuestState, Kind
@@ -48,14 +51,8 @@ GUESTS = web.AppKey("guests", GuestList)
 CLOSE_REVOKED: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("close_revoked")
 
 
-def visit_room(visit_id: str) -> str:
-    """The ``/guest`` sockets of a visit's guests (participant pushes)."""
-    return f"guests:{visit_id}"
-
-
-def guest_room(visit_id: str, guest_id: str) -> str:
-    """One guest's ``/guest`` sockets (their own state)."""
-    return f"guest:{visit_id}:{guest_id}"
+visit_room = rooms.guest_pages
+guest_room = rooms.guest_page
 
 
 def guest_link(hub: Hub, token: str) -> str:
@@ -88,6 +85,7 @@ async def push(hub: Hub, guests: GuestList, visit_id: str, changed: Guest | None
                        room=rooms.staff(visit.clinic), namespace=QUEUE_NAMESPACE)
     await hub.sio.emit("participants", people, room=rooms.patient(visit_id), namespace=QUEUE_NAMESPACE)
     await hub.sio.emit("participants", people, room=visit_room(visit_id), namespace=GUEST_NAMESPACE)
+    await tell_not_recorded(hub, visit_id, listed)
     if changed is not None:
         await hub.sio.emit("guest", changed.for_self(), room=guest_room(visit_id, changed.id), namespace=GUEST_NAMESPACE)
 
@@ -153,6 +151,7 @@ async def admit(request: web.Request) -> web.Response:
     guest = await guests.admit(visit.id, request.match_info["guest"], by=claims.sub)
     await hub.audit_event("admit", claims, visit.id, target=f"guest:{guest.id}")
     await push(hub, guests, visit.id, guest)
+    await CallParties(hub, guests).guest_in(visit.id, guest)
     return web.json_response({"guest": guest.for_staff()})
 
 
@@ -162,8 +161,9 @@ async def remove(request: web.Request) -> web.Response:
     guest = await guests.remove(visit.id, request.match_info["guest"], by=claims.sub)
     await hub.audit_event("revoke", claims, visit.id, target=f"guest:{guest.id}")
     await push(hub, guests, visit.id, guest)
-    if guest.jti:  # the link is revoked: close its sockets on every node now
+    if guest.jti:  # the link is revoked: close its sockets on every node now (its /call ones too)
         await request.app[CLOSE_REVOKED]()
+    await CallParties(hub, guests).guest_out(visit.id, guest.id)
     return web.json_response({"guest": guest.for_staff()})
 
 

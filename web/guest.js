@@ -9,6 +9,7 @@
 
 import { $, Notices, forgetToken, openSockets, request, showConnection, showScreen } from "/static/common.js";
 import { watchSockets } from "/static/connection.js";
+import { CallControls } from "/static/call_controls.js";
 import { ChatClient, ChatView } from "/static/chat.js";
 import { visitLanguage } from "/static/check_in.js";
 import { DeviceCheck, forgetMediaPrefs } from "/static/device_check.js";
@@ -194,14 +195,25 @@ function startCall() {
     });
     // For whoever builds on the call (its controls): the guest's call object.
     page.call.view.guestCall = page.call;
+    // Timer, full screen, camera switch, devices, and Leave call / Rejoin (call_controls.js);
+    // "Leave the visit" stays apart, below the chat. Out of the call, nothing of the guest is recorded.
+    page.controls = new CallControls({
+      view: page.call.view,
+      bar: $('[data-screen="in"] .call-controls'),
+      leaver: page.call,
+      onLeave: () => page.leg && page.leg.pause(),
+      onRejoin: () => page.leg && page.leg.start(page.call, Boolean(page.guest && page.guest.consent_recording)),
+    });
   }
   page.call.start();
+  page.controls.start();
   // The guest's own chart leg (guest_leg.js), with their consent to recording; the indicator either way.
   page.leg = page.leg || new GuestLeg({ manager: page.manager, token: page.token, visitId: page.claims.visit, guestId: page.claims.guest, notices });
   page.leg.start(page.call, Boolean(page.guest && page.guest.consent_recording));
 }
 
 function stopCall() {
+  if (page.controls) page.controls.stop();
   if (page.call) page.call.stop();
   if (page.leg) page.leg.stop();
 }

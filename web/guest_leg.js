@@ -50,6 +50,12 @@ export class GuestLeg {
     this.chart.send(this.visitId, stream, call.mesh.iceServers, { follow: call.view });
   }
 
+  /** Out of the call but still in the visit (Leave call): the leg closes, the indicator stays; start() sends again. */
+  pause() {
+    if (this.chart.leg) this.chart.leg.stop();
+    this.chart.leg = null;
+  }
+
   /** Out of the visit (left, removed, ended): the leg closes and the indicator goes. */
   stop() {
     this.watching = false;

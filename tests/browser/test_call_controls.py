@@ -1,5 +1,5 @@
 """The call's own controls (web/call_controls.js, web/local_tracks.js) with a
-patient and a doctor in a call: the timer, the camera switch and the device
+patient and a doctor in a call (and a guest's, on the guest page): the timer, the camera switch and the device
 picker on a page with several fake cameras, a camera that stops by itself,
 full screen, the doctor's "End visit" in the bar, and the patient leaving the
 call and rejoining it.
@@ -20,7 +20,19 @@ from playwright.sync_api import Page, expect
 
 from telemed.tokens import Role
 from tests.browser.conftest import SCREENSHOTS, UI, Node, shoot
-from tests.browser.steps import admit, assert_labelled, check_in, leg_sends, media_flows, poll, recording_shown
+from tests.browser.steps import (
+    admit,
+    assert_labelled,
+    check_in,
+    guest_enters,
+    invite_guest,
+    leg_sends,
+    let_in,
+    media_flows,
+    mesh_flows,
+    poll,
+    recording_shown,
+)
 
 #: Chromium with three fake cameras (and its three fake microphones and speakers).
 CAMERAS = "--use-fake-device-for-media-stream=device-count=3"
@@ -305,4 +317,38 @@ def test_phone_front_and_back_camera_and_failures(ui: UI, node: Node, clinic: st
     camera.press("Escape")  # the panel closes from the keyboard, back to its button
     expect(camera).to_be_hidden()
     expect(patient.get_by_role("button", name="Devices")).to_be_focused()
+    ui.assert_clean()
+
+
+@pytest.mark.timeout(300)
+def test_guest_leaves_the_call_and_rejoins(ui: UI, node: Node, clinic: str) -> None:
+    """A guest has the same controls: Leave call closes their connections (they stay in the visit),
+    the doctor is told; Rejoin brings media back both ways."""
+    _, link = node.create_visit(clinic, "Tomás Gil")
+    patient = ui.page("patient")
+    doctor = ui.page("doctor")
+    guest = ui.page("interpreter", phone=True)
+    check_in(patient, link, "Dolor de espalda", recording=True)
+    doctor.goto(node.staff_link(node.token(Role.DOCTOR, clinic, name="Dr. Rivera")))
+    admit(doctor, "Tomás Gil")
+    mesh_flows(patient, "patient", 1)
+    guest_enters(guest, invite_guest(doctor, "Marta Ruiz", language="es"))
+    let_in(doctor, guest, "Marta Ruiz")
+    mesh_flows(guest, "interpreter", 2)
+    timer_runs(guest)
+    expect(guest.get_by_role("button", name="Devices")).to_be_visible()
+
+    guest.get_by_role("button", name="Leave call").click()
+    expect(guest.locator("#call-left")).to_contain_text("nobody sees or hears you")
+    expect(guest.get_by_role("button", name="Rejoin the call")).to_be_focused()
+    poll(guest, SENDERS, lambda rows: rows == [], "the interpreter's connections closed")
+    expect(doctor.locator("#call-people")).to_have_text("Marta Ruiz left the call")
+    expect(guest.get_by_role("button", name="Leave the visit")).to_be_visible()  # still in the visit
+    shoot(guest, "call-controls-guest-left", sizes=("phone",))
+
+    guest.get_by_role("button", name="Rejoin the call").click()
+    expect(guest.locator("#controls-status")).to_have_text("You are back in the call.")
+    mesh_flows(guest, "interpreter after rejoining", 2)
+    mesh_flows(doctor, "doctor after the interpreter rejoined", 2)
+    shoot(guest, "call-controls-guest", sizes=("phone",))
     ui.assert_clean()

@@ -392,6 +392,7 @@ export class Mesh extends EventTarget {
 
   async onOffer(offer) {
     if (offer.visit_id !== this.visitId() || !this.acceptsOffers() || this.leftCall) return;
+    if (!this.self) await this.refreshPeers(); // a clinician guest learns its party from call_peers
     const link = this.ensure(offer.from || this.view.mainPeer);
     if (!link || link.offerer) return; // this page makes the offers to that party
     link.left = false;

@@ -192,9 +192,11 @@ async def get_audit(request: web.Request) -> web.Response:
 
 async def clinic_name(request: web.Request) -> web.Response:
     """The clinic's display name for any page of the clinic (patient, guest, staff):
-    "Video visit with <name>"; null when the admin has not set one."""
+    "Video visit with <name>"; null when the admin has not set one. A token
+    this server signed for the clinic is enough, live or not: the page of a
+    used or ended link still says whose page it is."""
     hub = request.app[HUB]
-    claims = await bearer(request, frozenset(Role))
+    claims = await bearer(request, frozenset(Role), live=False)
     if request.match_info["clinic"] != claims.clinic:
         raise Forbidden("That is not your clinic.")
     config = await clinic_config.get(hub.redis, hub.settings, claims.clinic)

@@ -80,14 +80,17 @@ async def body(request: web.Request, model: type[BaseModel]) -> Any:
         raise BadRequest(f"{where}: {first.get('msg', 'invalid')}") from None
 
 
-async def bearer(request: web.Request, roles: frozenset[Role]) -> Claims:
+async def bearer(request: web.Request, roles: frozenset[Role], *, live: bool = True) -> Claims:
+    """The request's token, verified; with ``live`` (the default) also still
+    good (not revoked, its visit not ended: ``Hub.check_live``)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
     hub = request.app[HUB]
     claims = await hub.verifier.verify(token.strip())
-    await hub.check_live(claims)
+    if live:
+        await hub.check_live(claims)
     if claims.role not in roles:
         raise Forbidden(f"a {claims.role.value} cannot do this")
     return claims

@@ -69,7 +69,11 @@ async def test_the_admin_sets_it_and_the_clinics_pages_read_it(node: str) -> Non
     _, patient = await create_visit(node, ADMIN, reason="cough")
     for who in (patient, token(Role.NURSE, "c1", sub="n1")):
         assert await http("GET", f"{node}/api/clinics/c1/name", who) == (200, {"display_name": "North Clinic"})
-    # Another clinic's pages do not read it; without a token, nobody does.
+    # A link no longer good (revoked here; used or ended alike) still says whose page it is...
+    assert (await http("POST", f"{node}/api/tokens/revoke", ADMIN, {"token": patient}))[0] == 200
+    assert (await http("GET", f"{node}/api/visits/none", patient))[0] == 401  # (it is dead)
+    assert await http("GET", f"{node}/api/clinics/c1/name", patient) == (200, {"display_name": "North Clinic"})
+    # ...but another clinic's pages do not read it; without a token, nobody does.
     status, data = await http("GET", f"{node}/api/clinics/c1/name", token(Role.NURSE, "c2", sub="n2"))
     assert status == 403, data
     assert (await http("GET", f"{node}/api/clinics/c1/name"))[0] == 401

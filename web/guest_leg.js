@@ -39,7 +39,9 @@ export class GuestLeg {
    * @param consented the guest agreed to be recorded
    */
   async start(call, consented) {
-    if (!this.socket.connected) this.socket.connect();
+    // Connecting again while the first connect is under way would send a second
+    // CONNECT, which the server refuses: the socket would then hold back every event.
+    if (!this.socket.active) this.socket.connect();
     if (!this.watching) {
       this.chart.watch(this.visitId);
       this.watching = true;

@@ -108,7 +108,7 @@ function showNotRecorded(el, people) {
   let list = document.getElementById("recording-not");
   if (!list) {
     if (!people.length) return;
-    list = document.createElement("ul");
+    list = document.createElement("div"); // role=status: a list's semantics would be lost
     list.id = "recording-not";
     list.className = "recording-not";
     list.setAttribute("role", "status");
@@ -116,10 +116,10 @@ function showNotRecorded(el, people) {
     el.after(list);
   }
   list.replaceChildren(...people.map((p) => {
-    const li = document.createElement("li");
-    li.dataset.party = p.party;
-    li.append(...tNodes("recording.not_recorded", { name: untranslated(p.name), role: roleText({ type: "guest", kind: p.kind }) }));
-    return li;
+    const line = document.createElement("p");
+    line.dataset.party = p.party;
+    line.append(...tNodes("recording.not_recorded", { name: untranslated(p.name), role: roleText({ type: "guest", kind: p.kind }) }));
+    return line;
   }));
   list.hidden = people.length === 0;
 }

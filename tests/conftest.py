@@ -155,6 +155,16 @@ async def create_visit(url: str, staff_token: str, **body: object) -> tuple[str,
     return data["visit_id"], data["patient_link"].split("#t=", 1)[1]
 
 
+async def http(method: str, url: str, tok: str | None = None, body: Any = None) -> tuple[int, Any]:
+    """One HTTP request with a bearer token (or none): (status, JSON body)."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+
 def namespaces_for(tok: str) -> list[str]:
     """The namespaces a role may open: staff other than doctors have no call."""
     import jwt

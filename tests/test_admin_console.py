@@ -16,17 +16,11 @@ import redis.asyncio as aioredis
 from telemed import keys
 from telemed.settings import Settings
 from telemed.tokens import Role
-from tests.conftest import NodeFactory, create_visit, token
+from tests.conftest import NodeFactory, create_visit, http, token
 from tests.peer import Peer
 
 ADMIN = token(Role.ADMIN, "c1", sub="a1", name="Ada Admin")
 
-
-async def http(method: str, url: str, tok: str | None = None, body: Any = None) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers=headers) as r:
-            return r.status, await r.json()
 
 
 async def walk_in(url: str) -> int:

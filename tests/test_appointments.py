@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 import socketio
@@ -19,17 +18,11 @@ import socketio
 from telemed import keys
 from telemed.settings import Settings
 from telemed.tokens import Role
-from tests.conftest import ORIGIN, NodeFactory, token
+from tests.conftest import ORIGIN, NodeFactory, http, token
 from tests.peer import Peer
 
 CHECK_IN = {"reason": "r", "consent_visit": True, "consent_recording": False}
 
-
-async def http(method: str, url: str, tok: str | None, body: Any = None) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers=headers) as r:
-            return r.status, await r.json()
 
 
 async def invite(node: str, **body: Any) -> dict[str, Any]:

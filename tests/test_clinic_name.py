@@ -4,9 +4,6 @@ page of the clinic (patients and guests too) and by no other clinic."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -14,16 +11,10 @@ from telemed import clinic_config
 from telemed.exceptions import BadRequest
 from telemed.settings import Settings
 from telemed.tokens import Role
-from tests.conftest import create_visit, token
+from tests.conftest import create_visit, http, token
 
 ADMIN = token(Role.ADMIN, "c1", sub="a1", name="Ada Admin")
 
-
-async def http(method: str, url: str, tok: str | None = None, body: Any = None) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers=headers) as r:
-            return r.status, await r.json()
 
 
 def test_a_name_is_trimmed_and_may_be_cleared() -> None:

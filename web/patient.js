@@ -116,7 +116,7 @@ function connectToClinic(token) {
     if (page.visit && p.visit_id === page.visit.visit_id) parts.waiting.applyPosition(p);
   });
   window.addEventListener("pagehide", () => {
-    if (parts.view.call) parts.view.call.close({ notify: true });
+    for (const call of parts.view.calls()) call.close({ notify: true }); // every party of the call, not only the doctor
     if (parts.chart.leg) parts.chart.leg.stop();
   });
 }

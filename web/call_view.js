@@ -327,6 +327,8 @@ export class CallView extends EventTarget {
     this.youLeft.closest(".stage").dataset.left = String(left);
     this.showOwnQuality();
     if (left) this.showPeer(null);
+    // The stage shows "You left the call"; the line only announces it (screen readers).
+    this.people.classList.toggle("visually-hidden", left);
     if (left) {
       this.people.replaceChildren(t("tiles.you_left"));
       this.people.dataset.what = "you_left";

@@ -15,7 +15,8 @@ function pageToken(key) {
 export async function showClinicBrand(el) {
   const token = pageToken(el.dataset.clinicBrand);
   const claims = token ? readClaims(token) : null;
-  if (!claims || !claims.clinic) return;
+  // An expired link is not sent (the server would refuse it): the title stays generic.
+  if (!claims || !claims.clinic || (claims.exp && claims.exp * 1000 <= Date.now())) return;
   try {
     const response = await fetch(`/api/clinics/${encodeURIComponent(claims.clinic)}/name`, {
       headers: { Authorization: `Bearer ${token}` },

@@ -2,8 +2,9 @@
 // by appointment time, with "late" past the clinic's setting; each can be
 // cancelled (inline confirmation; the patient's link then says so) or get a
 // fresh link. Below, the no-shows of the last hours ("Missed").
-// Fed by GET /api/clinics/{clinic}/expected, refreshed on `visit` events and
-// every half minute.
+// Fed by GET /api/clinics/{clinic}/expected, refreshed on `visit` events, each
+// time the page's queue socket (re)connects (what was pushed while it was away
+// or not yet in the clinic's room), and every half minute.
 
 import { h } from "/static/common.js";
 import { t } from "/static/i18n.js";
@@ -35,6 +36,7 @@ export class ExpectedView {
     /** Visits whose row asks to confirm a cancel (their buttons are hidden meanwhile). */
     this.confirming = new Set();
     this.pending = null;
+    this.again = false;
     this.root.hidden = false;
     this.list = h("ul", { id: "expected-list", class: "expected-list" });
     this.empty = h("p", { id: "expected-empty", class: "muted small", text: t("expected.empty") });
@@ -47,9 +49,17 @@ export class ExpectedView {
     setInterval(() => this.refresh(), REFRESH_EVERY_MS);
   }
 
-  /** Read the list again (coalesced: one request at a time). */
+  /**
+   * Read the list again (coalesced: one request at a time; asked again while
+   * one is under way, another follows it, as that one may have read the list
+   * before the change that asked).
+   */
   refresh() {
-    if (this.pending) return this.pending;
+    if (this.pending) {
+      this.again = true;
+      return this.pending;
+    }
+    this.again = false;
     this.pending = callApi(this.token, "GET", `/api/clinics/${encodeURIComponent(this.clinic)}/expected`)
       .then((reply) => {
         this.rows = reply.expected;
@@ -64,6 +74,7 @@ export class ExpectedView {
       })
       .finally(() => {
         this.pending = null;
+        if (this.again) this.refresh();
       });
     return this.pending;
   }

@@ -133,6 +133,7 @@ function connectStaff(token) {
   socket.on("connect", () => {
     showConnection($("#connection"), "online");
     notices.clear("unavailable");
+    expected.refresh(); // an invitation made before this socket was in the clinic's room
     if (invitations) invitations.refresh();
   });
   socket.on("guests", (message) => {

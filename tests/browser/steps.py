@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -192,6 +193,24 @@ def guest_enters(guest: Page, link: str, *, recording: bool = False) -> None:
         guest.locator("#consent-recording").check()
     guest.locator("#join").click()
     expect(guest.locator("[data-screen=lobby]")).to_be_visible()
+
+
+def guest_tour_to_lobby(guest: Page, url: str, look: Callable[[Page, str], None]) -> None:
+    """A guest's screens up to the lobby, each shown to ``look`` (a language
+    tour): welcome, device check, consent refused once (its error), the lobby."""
+    guest.goto(url)
+    expect(guest.locator("[data-screen=welcome]")).to_be_visible()
+    look(guest, "guest-welcome")
+    guest.locator("#welcome-next").click()
+    guest.locator("#device-start").click()
+    guest.locator("#device-next").click()
+    guest.locator("#join").click()
+    expect(guest.locator("#consent-error")).to_be_visible()
+    look(guest, "guest-consent")
+    guest.locator("#consent-visit").check()
+    guest.locator("#join").click()
+    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
+    look(guest, "guest-lobby")
 
 
 def let_in(doctor: Page, guest: Page, name: str) -> None:

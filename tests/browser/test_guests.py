@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from telemed.tokens import Role
 from tests.browser.conftest import UI, Node, shoot
-from tests.browser.steps import admit, assert_labelled, check_in, send_chat
+from tests.browser.steps import admit, assert_labelled, check_in, guest_tour_to_lobby, send_chat
 from tests.browser.test_languages import PSEUDO, Tour, localized
 
 
@@ -132,19 +132,7 @@ def test_the_guest_screens_in_the_language(ui: UI, node: Node, clinic: str, lang
     seen.look(doctor, "guests-link")
 
     guest = ui.page("guest", phone=True)
-    guest.goto(localized(guest_link, lang))
-    expect(guest.locator("[data-screen=welcome]")).to_be_visible()
-    seen.look(guest, "guest-welcome")
-    guest.locator("#welcome-next").click()
-    guest.locator("#device-start").click()
-    guest.locator("#device-next").click()
-    guest.locator("#join").click()
-    expect(guest.locator("#consent-error")).to_be_visible()
-    seen.look(guest, "guest-consent")
-    guest.locator("#consent-visit").check()
-    guest.locator("#join").click()
-    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
-    seen.look(guest, "guest-lobby")
+    guest_tour_to_lobby(guest, localized(guest_link, lang), seen.look)
     row = doctor.locator("#guests-list li[data-state=waiting]")
     row.locator("button.btn-primary").click()
     expect(guest.locator("[data-screen=in]")).to_be_visible()

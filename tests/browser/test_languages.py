@@ -41,6 +41,7 @@ from playwright.sync_api import Page, expect
 
 from telemed.tokens import Role
 from tests.browser.conftest import REPO, UI, Node, shoot
+from tests.browser.steps import guest_tour_to_lobby
 
 LANGUAGES = ("en", "es", "ko", "zh-CN")
 PSEUDO = "x-pseudo"
@@ -209,20 +210,7 @@ def tour(ui: UI, node: Node, clinic: str, lang: str) -> Tour:
     nurse.locator("#triage-guest-submit").click()
     guest_link = nurse.locator("#triage-guest-link").input_value()
     seen.look(nurse, "staff-triage-guest")
-    guest = ui.page("guest", phone=True)
-    guest.goto(localized(guest_link, lang))
-    expect(guest.locator("[data-screen=welcome]")).to_be_visible()
-    seen.look(guest, "guest-welcome")
-    guest.locator("#welcome-next").click()
-    guest.locator("#device-start").click()
-    guest.locator("#device-next").click()
-    guest.locator("#consent-form [type=submit]").click()
-    expect(guest.locator("#consent-error")).to_be_visible()
-    seen.look(guest, "guest-consent")
-    guest.locator("#consent-visit").check()
-    guest.locator("#consent-form [type=submit]").click()
-    expect(guest.locator("[data-screen=lobby]")).to_be_visible()
-    seen.look(guest, "guest-lobby")
+    guest_tour_to_lobby(ui.page("guest", phone=True), localized(guest_link, lang), seen.look)
 
     nurse.locator("#open-invite").click()
     expect(nurse.locator("[data-screen=invite]")).to_be_visible()
